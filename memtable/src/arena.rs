@@ -1,0 +1,252 @@
+//! The arena: memtable keys and values are copied into large blocks by bump
+//! allocation and stay where they were put until the arena is dropped.
+//!
+//! What it owns: the blocks and their bookkeeping. What it leaves to others:
+//! what the bytes mean (the memtable) and when the arena is dropped (with its
+//! memtable, once no reader holds it).
+//!
+//! Threads: allocation takes `&self`; a mutex guards the block list and the
+//! bump cursor, so concurrent allocations are safe, though the engine only
+//! ever has one inserting thread per memtable and the mutex is uncontended.
+//! Slices handed out earlier are read by any number of threads while new
+//! ones are allocated: an allocation never touches bytes handed out before,
+//! and blocks never move (each is a separate heap allocation referred to by
+//! a raw pointer, so growing the block list moves only the pointers).
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+/// Size of a regular arena block: 1 MiB.
+pub const BLOCK_SIZE_BYTES: usize = 1 << 20;
+
+/// Requests larger than this (a quarter block) get a block of their own, so a
+/// large value never wastes the tail of the current block.
+pub const DEDICATED_BLOCK_MIN_BYTES: usize = BLOCK_SIZE_BYTES / 4;
+
+/// One heap block, freed when the arena drops.
+struct Block {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Block {
+    fn new(len: usize) -> Block {
+        debug_assert!(len > 0);
+        // Zeroed so the block is initialised memory; large zeroed allocations
+        // come from fresh pages, so this costs no memset.
+        let boxed: Box<[u8]> = vec![0u8; len].into_boxed_slice();
+        let raw: *mut [u8] = Box::into_raw(boxed);
+        let ptr = NonNull::new(raw.cast::<u8>()).expect("Box::into_raw never returns null");
+        Block { ptr, len }
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` came from `Box::<[u8]>::into_raw` in
+        // `Block::new`, and this is the only place that frees it.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            )));
+        }
+    }
+}
+
+/// Guarded by `Arena::inner`.
+struct Inner {
+    /// Every block, in allocation order; never shrinks before drop.
+    blocks: Vec<Block>,
+    /// Next free byte of the current regular block.
+    cursor: *mut u8,
+    /// Free bytes after `cursor` in the current regular block.
+    remaining: usize,
+}
+
+/// Bump allocator of byte slices that live as long as the arena.
+pub struct Arena {
+    /// Lock order: a leaf; nothing else is locked while it is held.
+    inner: Mutex<Inner>,
+    /// Bytes handed out plus the unused tails of abandoned blocks.
+    allocated_bytes: AtomicUsize,
+    /// Bytes taken from the system allocator (sum of block sizes).
+    reserved_bytes: AtomicUsize,
+}
+
+// SAFETY: the raw pointers in `Inner` refer to blocks the arena owns; they are
+// only dereferenced to fill a fresh, unshared region while the mutex is held
+// (or through the exclusive `&mut [u8]` handed to the fill closure), and
+// handed-out slices are immutable. Nothing is tied to the creating thread.
+unsafe impl Send for Arena {}
+// SAFETY: see `Send`; all mutation of shared state goes through the mutex or
+// atomics.
+unsafe impl Sync for Arena {}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
+impl Arena {
+    /// An empty arena; the first block is allocated on first use.
+    pub fn new() -> Arena {
+        Arena {
+            inner: Mutex::new(Inner {
+                blocks: Vec::new(),
+                cursor: std::ptr::null_mut(),
+                remaining: 0,
+            }),
+            allocated_bytes: AtomicUsize::new(0),
+            reserved_bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// Copies `data` into the arena. The returned slice stays valid and
+    /// unchanged for as long as the arena lives.
+    pub fn copy(&self, data: &[u8]) -> &[u8] {
+        self.alloc_with(data.len(), |buf| buf.copy_from_slice(data))
+    }
+
+    /// Allocates `len` bytes, lets `fill` write them (it gets the only
+    /// reference to the region), then returns them read-only. The returned
+    /// slice stays valid and unchanged for as long as the arena lives.
+    pub fn alloc_with(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> &[u8] {
+        if len == 0 {
+            fill(&mut []);
+            return &[];
+        }
+        let ptr = self.alloc_raw(len);
+        // SAFETY: `alloc_raw` returned `len` initialised bytes inside a live
+        // block that no other slice covers (the bump cursor has moved past
+        // them), so this is the only reference to them until we return the
+        // shared one below. The block lives until `self` drops, which the
+        // borrow of `self` in the return type prevents.
+        let region = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
+        fill(region);
+        region
+    }
+
+    /// Reserves `len > 0` bytes and returns their start.
+    fn alloc_raw(&self, len: usize) -> NonNull<u8> {
+        let mut inner = self.inner.lock();
+        if len > DEDICATED_BLOCK_MIN_BYTES {
+            let block = Block::new(len);
+            let ptr = block.ptr;
+            inner.blocks.push(block);
+            self.reserved_bytes.fetch_add(len, Ordering::Relaxed);
+            self.allocated_bytes.fetch_add(len, Ordering::Relaxed);
+            return ptr;
+        }
+        if len > inner.remaining {
+            // The old tail is lost to allocation; count it so memory
+            // accounting does not undercount a fragmented arena.
+            let wasted = inner.remaining;
+            let block = Block::new(BLOCK_SIZE_BYTES);
+            inner.cursor = block.ptr.as_ptr();
+            inner.remaining = BLOCK_SIZE_BYTES;
+            inner.blocks.push(block);
+            self.reserved_bytes
+                .fetch_add(BLOCK_SIZE_BYTES, Ordering::Relaxed);
+            self.allocated_bytes.fetch_add(wasted, Ordering::Relaxed);
+        }
+        let ptr = inner.cursor;
+        // SAFETY: `len <= remaining`, so the new cursor is at most one past
+        // the end of the current block.
+        inner.cursor = unsafe { ptr.add(len) };
+        inner.remaining -= len;
+        self.allocated_bytes.fetch_add(len, Ordering::Relaxed);
+        NonNull::new(ptr).expect("cursor points into a live block once remaining > 0")
+    }
+
+    /// Bytes used so far: every allocation plus the unused tails of blocks
+    /// that were abandoned for a new one. This is what the memtable reports
+    /// against `write_buffer_size`; it grows with every insert rather than in
+    /// 1 MiB steps.
+    pub fn allocated_bytes(&self) -> usize {
+        self.allocated_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes taken from the system allocator: the sum of all block sizes
+    /// (at most one block, 1 MiB, more than [`Arena::allocated_bytes`]).
+    pub fn reserved_bytes(&self) -> usize {
+        self.reserved_bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arena")
+            .field("allocated_bytes", &self.allocated_bytes())
+            .field("reserved_bytes", &self.reserved_bytes())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_survive_later_allocations() {
+        let arena = Arena::new();
+        let mut kept = Vec::new();
+        for i in 0..10_000u32 {
+            let data = i.to_le_bytes().repeat((i % 50) as usize + 1);
+            let slice = arena.copy(&data);
+            kept.push((slice, data));
+        }
+        for (slice, data) in &kept {
+            assert_eq!(*slice, &data[..]);
+        }
+        assert!(arena.reserved_bytes() >= arena.allocated_bytes());
+    }
+
+    #[test]
+    fn empty_allocation_takes_nothing() {
+        let arena = Arena::new();
+        assert_eq!(arena.copy(b""), b"");
+        assert_eq!(arena.allocated_bytes(), 0);
+        assert_eq!(arena.reserved_bytes(), 0);
+    }
+
+    #[test]
+    fn large_request_gets_own_block_and_keeps_current() {
+        let arena = Arena::new();
+        let small = arena.copy(b"abc");
+        let reserved = arena.reserved_bytes();
+        let big = vec![7u8; DEDICATED_BLOCK_MIN_BYTES + 1];
+        let big_copy = arena.copy(&big);
+        assert_eq!(big_copy, &big[..]);
+        assert_eq!(arena.reserved_bytes(), reserved + big.len());
+        // The regular block keeps being used after the dedicated one.
+        let next = arena.copy(b"def");
+        assert_eq!(arena.reserved_bytes(), reserved + big.len());
+        assert_eq!(small, b"abc");
+        assert_eq!(next, b"def");
+        assert_eq!(arena.allocated_bytes(), 6 + big.len());
+    }
+
+    #[test]
+    fn abandoned_tail_is_counted() {
+        let arena = Arena::new();
+        let chunk = DEDICATED_BLOCK_MIN_BYTES; // fits a regular block
+        for _ in 0..4 {
+            arena.alloc_with(chunk, |b| b.fill(1));
+        }
+        assert_eq!(arena.reserved_bytes(), BLOCK_SIZE_BYTES);
+        arena.copy(b"x");
+        assert_eq!(arena.reserved_bytes(), 2 * BLOCK_SIZE_BYTES);
+        assert_eq!(arena.allocated_bytes(), BLOCK_SIZE_BYTES + 1);
+        arena.alloc_with(chunk, |b| b.fill(2));
+        arena.alloc_with(chunk, |b| b.fill(2));
+        arena.alloc_with(chunk, |b| b.fill(2));
+        // 1 + 3 * chunk leaves chunk - 1 free: the next chunk opens a block.
+        arena.alloc_with(chunk, |b| b.fill(2));
+        assert_eq!(arena.reserved_bytes(), 3 * BLOCK_SIZE_BYTES);
+        assert_eq!(arena.allocated_bytes(), 2 * BLOCK_SIZE_BYTES + chunk);
+    }
+}

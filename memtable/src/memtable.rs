@@ -1,0 +1,706 @@
+//! The memtable: recent writes, sorted by internal key, in memory.
+//!
+//! What it owns: an index (a lock-free crossbeam skiplist) whose keys and
+//! values are handles to bytes in an [`Arena`], plus counters for the engine
+//! (entry count, sequence range, memory estimate). What it leaves to others:
+//! the WAL that makes its contents durable, the decision to freeze it when
+//! [`Memtable::approximate_memory_bytes`] reaches `write_buffer_size`, and the
+//! flush that turns it into a table.
+//!
+//! Threads: one thread inserts at a time (the engine's write leader); any
+//! number of threads read concurrently through [`Memtable::get`] and
+//! [`MemtableIter`]. A reader never sees a torn entry: the bytes are written
+//! into the arena before the skiplist publishes the node that points to them,
+//! and the skiplist's publication is a release store that readers acquire.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::ops::Bound;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crossbeam_skiplist::map::Entry;
+use crossbeam_skiplist::SkipMap;
+use jkv_format::key::{compare_internal_keys, pack_trailer, parse_internal_key, TRAILER_LEN};
+use jkv_format::{InternalIterator, InternalKey, Result, SeqNo, ValueKind};
+
+use crate::arena::Arena;
+
+/// Estimated heap bytes of one skiplist node beyond the arena bytes: the
+/// key and value handles (16 bytes each), the reference count and height
+/// (8), a tower of two pointers on average (16), rounded up to the
+/// allocator's 64-byte size class.
+pub const NODE_OVERHEAD_BYTES: usize = 64;
+
+/// A read-only byte range inside the memtable's arena.
+///
+/// Only this module creates or dereferences one, and only for slices that
+/// [`Arena`] handed out for the memtable that owns the handle.
+#[derive(Clone, Copy)]
+struct ArenaSlice {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: an `ArenaSlice` points at immutable bytes in an arena; reading them
+// from any thread is fine, and nothing about it is tied to a thread.
+unsafe impl Send for ArenaSlice {}
+// SAFETY: as for `Send`: the bytes are never written after the handle exists.
+unsafe impl Sync for ArenaSlice {}
+
+impl ArenaSlice {
+    fn new(bytes: &[u8]) -> ArenaSlice {
+        ArenaSlice {
+            // A slice pointer is never null (empty slices use a dangling,
+            // non-null pointer), so this cannot fail.
+            ptr: NonNull::from(bytes).cast::<u8>(),
+            len: bytes.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the handle was made from a slice the memtable's arena
+        // handed out. Handles live only inside that memtable's skiplist (and
+        // in entries of it held by iterators that also hold an
+        // `Arc<Memtable>`), and the arena is dropped after the skiplist
+        // (field order in `Memtable`), so the block is alive; arena bytes
+        // never move and are never written after allocation.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+/// Skiplist key: an internal key in the arena, ordered by
+/// [`compare_internal_keys`].
+#[derive(Clone, Copy)]
+struct KeyHandle(ArenaSlice);
+
+/// Skiplist value: the value bytes in the arena.
+#[derive(Clone, Copy)]
+struct ValueHandle(ArenaSlice);
+
+impl PartialEq for KeyHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for KeyHandle {}
+impl PartialOrd for KeyHandle {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for KeyHandle {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        compare_internal_keys(self.0.bytes(), other.0.bytes())
+    }
+}
+
+/// An internal key borrowed from anywhere, so the skiplist can be searched
+/// with a caller's bytes. Same order as [`KeyHandle`], as `Borrow` requires.
+#[repr(transparent)]
+struct SeekKey([u8]);
+
+impl SeekKey {
+    fn new(bytes: &[u8]) -> &SeekKey {
+        // SAFETY: `SeekKey` is a `repr(transparent)` wrapper of `[u8]`, so
+        // the two references have the same layout and metadata.
+        unsafe { &*(bytes as *const [u8] as *const SeekKey) }
+    }
+}
+
+impl PartialEq for SeekKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for SeekKey {}
+impl PartialOrd for SeekKey {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SeekKey {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        compare_internal_keys(&self.0, &other.0)
+    }
+}
+
+impl std::borrow::Borrow<SeekKey> for KeyHandle {
+    fn borrow(&self) -> &SeekKey {
+        SeekKey::new(self.0.bytes())
+    }
+}
+
+/// Recent writes, sorted by internal key; see the module docs.
+pub struct Memtable {
+    // Field order matters: `map` drops before `arena`, so no node outlives
+    // the bytes its handles point to. (`KeyHandle` and `ValueHandle` have no
+    // drop glue, so even freeing a node never reads arena bytes.)
+    map: SkipMap<KeyHandle, ValueHandle>,
+    arena: Arena,
+    /// Entries inserted; bumped after the entry is visible in `map`.
+    entries: AtomicUsize,
+    /// Smallest sequence number inserted, `u64::MAX` while empty.
+    seq_min: AtomicU64,
+    /// Largest sequence number inserted, 0 while empty.
+    seq_max: AtomicU64,
+    /// Sum of user key and value lengths inserted.
+    user_bytes: AtomicU64,
+}
+
+impl Default for Memtable {
+    fn default() -> Self {
+        Memtable::new()
+    }
+}
+
+impl std::fmt::Debug for Memtable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memtable")
+            .field("entries", &self.len())
+            .field("seq_range", &self.seq_range())
+            .field("approximate_memory_bytes", &self.approximate_memory_bytes())
+            .finish()
+    }
+}
+
+impl Memtable {
+    /// An empty memtable. Takes no arena memory until the first insert.
+    pub fn new() -> Memtable {
+        Memtable {
+            map: SkipMap::new(),
+            arena: Arena::new(),
+            entries: AtomicUsize::new(0),
+            seq_min: AtomicU64::new(u64::MAX),
+            seq_max: AtomicU64::new(0),
+            user_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds the entry (`user_key`, `seq`, `kind`) → `value`.
+    ///
+    /// Only one thread may insert at a time (the engine's write leader);
+    /// readers may run concurrently on other threads. Each (`user_key`,
+    /// `seq`) is inserted at most once: the engine never reuses a sequence
+    /// number. `seq` must be at most [`SeqNo::MAX`]. A deletion's value is
+    /// normally empty.
+    pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        debug_assert!(
+            seq <= SeqNo::MAX,
+            "sequence number {seq} wider than 56 bits"
+        );
+        let key_len = user_key.len() + TRAILER_LEN;
+        // One allocation holds `user_key ++ trailer ++ value`, so an entry
+        // costs one bump of the arena cursor.
+        let bytes = self.arena.alloc_with(key_len + value.len(), |buf| {
+            let (key, val) = buf.split_at_mut(key_len);
+            key[..user_key.len()].copy_from_slice(user_key);
+            key[user_key.len()..].copy_from_slice(&pack_trailer(seq, kind as u8).to_le_bytes());
+            val.copy_from_slice(value);
+        });
+        let (key, val) = bytes.split_at(key_len);
+        // The counters move before the entry is published, so a reader that
+        // finds the entry also finds it inside `seq_range`.
+        self.seq_min.fetch_min(seq.0, Ordering::Relaxed);
+        self.seq_max.fetch_max(seq.0, Ordering::Relaxed);
+        self.user_bytes
+            .fetch_add((user_key.len() + value.len()) as u64, Ordering::Relaxed);
+        self.map.insert(
+            KeyHandle(ArenaSlice::new(key)),
+            ValueHandle(ArenaSlice::new(val)),
+        );
+        self.entries.fetch_add(1, Ordering::Release);
+    }
+
+    /// The newest entry of `user_key` with a sequence number at or below
+    /// `snapshot`: its kind, sequence number and value (copied out; empty for
+    /// a deletion). `None` when the memtable has no such entry.
+    pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, SeqNo, Bytes)> {
+        let target = InternalKey::seek(user_key, snapshot);
+        let entry = self
+            .map
+            .lower_bound(Bound::Included(SeekKey::new(target.as_bytes())))?;
+        let parsed = parse_internal_key(entry.key().0.bytes())
+            .expect("memtable keys are encoded by insert with a known kind");
+        if parsed.user_key != user_key {
+            return None;
+        }
+        Some((
+            parsed.kind,
+            parsed.seq,
+            Bytes::copy_from_slice(entry.value().0.bytes()),
+        ))
+    }
+
+    /// Estimated memory held: arena bytes used plus
+    /// [`NODE_OVERHEAD_BYTES`] per entry. The engine freezes the memtable
+    /// when this reaches `write_buffer_size`.
+    pub fn approximate_memory_bytes(&self) -> usize {
+        self.arena.allocated_bytes() + self.len() * NODE_OVERHEAD_BYTES
+    }
+
+    /// Number of entries (every version and deletion counts).
+    pub fn len(&self) -> usize {
+        self.entries.load(Ordering::Acquire)
+    }
+
+    /// True when nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Smallest and largest sequence number inserted; `None` while empty.
+    pub fn seq_range(&self) -> Option<(SeqNo, SeqNo)> {
+        let min = self.seq_min.load(Ordering::Relaxed);
+        let max = self.seq_max.load(Ordering::Relaxed);
+        (min != u64::MAX && min <= max).then_some((SeqNo(min), SeqNo(max)))
+    }
+
+    /// Sum of the user key and value lengths inserted, in bytes (for stats;
+    /// excludes trailers and overhead).
+    pub fn user_bytes(&self) -> u64 {
+        self.user_bytes.load(Ordering::Relaxed)
+    }
+
+    /// A cursor over every entry, in internal key order. It holds the
+    /// memtable alive; entries inserted while it exists may or may not be
+    /// seen, but every position it reports is a complete entry.
+    pub fn iter(self: &Arc<Self>) -> MemtableIter {
+        MemtableIter {
+            current: None,
+            memtable: Arc::clone(self),
+        }
+    }
+}
+
+/// Cursor over a [`Memtable`]; see [`InternalIterator`] for the contract.
+///
+/// `next` follows the skiplist's bottom-level link from the current node (no
+/// search); `prev` searches from the top, O(log n).
+pub struct MemtableIter {
+    // SAFETY: `current` borrows from `memtable.map`; the lifetime is erased to
+    // `'static` because the owner sits in the same struct. It is declared
+    // before `memtable` so it drops first, it is never handed out (only
+    // slices borrowed from `&self` are), and the `Arc` keeps the memtable and
+    // its arena at a fixed address while the entry lives.
+    current: Option<Entry<'static, KeyHandle, ValueHandle>>,
+    memtable: Arc<Memtable>,
+}
+
+impl MemtableIter {
+    /// The memtable this cursor walks.
+    pub fn memtable(&self) -> &Arc<Memtable> {
+        &self.memtable
+    }
+
+    fn set(&mut self, entry: Option<Entry<'_, KeyHandle, ValueHandle>>) {
+        // SAFETY: the entry borrows `self.memtable.map`, which lives as long
+        // as `self.memtable` (see the field comment); only the lifetime
+        // parameter changes.
+        let entry = entry.map(|e| unsafe {
+            std::mem::transmute::<
+                Entry<'_, KeyHandle, ValueHandle>,
+                Entry<'static, KeyHandle, ValueHandle>,
+            >(e)
+        });
+        self.current = entry;
+    }
+
+    fn entry(&self) -> &Entry<'static, KeyHandle, ValueHandle> {
+        self.current
+            .as_ref()
+            .expect("key()/value()/next()/prev() require a valid cursor")
+    }
+}
+
+impl InternalIterator for MemtableIter {
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn seek_to_first(&mut self) {
+        let memtable = Arc::clone(&self.memtable);
+        self.set(memtable.map.front());
+    }
+
+    fn seek_to_last(&mut self) {
+        let memtable = Arc::clone(&self.memtable);
+        self.set(memtable.map.back());
+    }
+
+    fn seek(&mut self, target: &[u8]) {
+        let memtable = Arc::clone(&self.memtable);
+        self.set(
+            memtable
+                .map
+                .lower_bound(Bound::Included(SeekKey::new(target))),
+        );
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) {
+        let memtable = Arc::clone(&self.memtable);
+        self.set(
+            memtable
+                .map
+                .upper_bound(Bound::Included(SeekKey::new(target))),
+        );
+    }
+
+    fn next(&mut self) {
+        let entry = self
+            .current
+            .as_mut()
+            .expect("next() requires a valid cursor");
+        if !entry.move_next() {
+            self.current = None;
+        }
+    }
+
+    fn prev(&mut self) {
+        let entry = self
+            .current
+            .as_mut()
+            .expect("prev() requires a valid cursor");
+        if !entry.move_prev() {
+            self.current = None;
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.entry().key().0.bytes()
+    }
+
+    fn value(&self) -> &[u8] {
+        self.entry().value().0.bytes()
+    }
+
+    fn status(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jkv_format::iter::VecIter;
+    use proptest::prelude::*;
+
+    fn ik(k: &[u8], s: u64, kind: ValueKind) -> Vec<u8> {
+        InternalKey::new(k, SeqNo(s), kind).into_vec()
+    }
+
+    #[test]
+    fn shareable_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Memtable>();
+        send_sync::<Arc<Memtable>>();
+        send::<MemtableIter>();
+    }
+
+    #[test]
+    fn get_respects_snapshots() {
+        let m = Memtable::new();
+        m.insert(b"k", SeqNo(1), ValueKind::Value, b"v1");
+        m.insert(b"k", SeqNo(3), ValueKind::Value, b"v3");
+        m.insert(b"k", SeqNo(5), ValueKind::Deletion, b"");
+        m.insert(b"k", SeqNo(7), ValueKind::ValuePointer, b"ptr7");
+        m.insert(b"j", SeqNo(2), ValueKind::Value, b"j2");
+        m.insert(b"ka", SeqNo(0), ValueKind::Value, b"ka0");
+
+        assert_eq!(m.get(b"k", SeqNo(0)), None);
+        let v = |kind, s, b: &'static [u8]| Some((kind, SeqNo(s), Bytes::from_static(b)));
+        assert_eq!(m.get(b"k", SeqNo(1)), v(ValueKind::Value, 1, b"v1"));
+        assert_eq!(m.get(b"k", SeqNo(2)), v(ValueKind::Value, 1, b"v1"));
+        assert_eq!(m.get(b"k", SeqNo(4)), v(ValueKind::Value, 3, b"v3"));
+        assert_eq!(m.get(b"k", SeqNo(5)), v(ValueKind::Deletion, 5, b""));
+        assert_eq!(m.get(b"k", SeqNo(6)), v(ValueKind::Deletion, 5, b""));
+        assert_eq!(
+            m.get(b"k", SeqNo::MAX),
+            v(ValueKind::ValuePointer, 7, b"ptr7")
+        );
+        assert_eq!(m.get(b"ka", SeqNo(0)), v(ValueKind::Value, 0, b"ka0"));
+        assert_eq!(m.get(b"j", SeqNo(1)), None);
+        assert_eq!(m.get(b"i", SeqNo::MAX), None);
+        assert_eq!(m.get(b"z", SeqNo::MAX), None);
+        assert_eq!(m.get(b"", SeqNo::MAX), None);
+
+        assert_eq!(m.len(), 6);
+        assert_eq!(m.seq_range(), Some((SeqNo(0), SeqNo(7))));
+        assert_eq!(
+            m.user_bytes(),
+            (1 + 2) * 2 + 1 + (1 + 4) + (1 + 2) + (2 + 3)
+        );
+    }
+
+    #[test]
+    fn empty_memtable() {
+        let m = Arc::new(Memtable::new());
+        assert!(m.is_empty());
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.seq_range(), None);
+        assert_eq!(m.approximate_memory_bytes(), 0);
+        assert_eq!(m.get(b"a", SeqNo::MAX), None);
+        let mut it = m.iter();
+        it.seek_to_first();
+        assert!(!it.valid());
+        it.seek_to_last();
+        assert!(!it.valid());
+        it.seek(b"anything");
+        assert!(!it.valid());
+        it.seek_for_prev(b"anything");
+        assert!(!it.valid());
+        assert!(it.status().is_ok());
+    }
+
+    #[test]
+    fn empty_key_and_value() {
+        let m = Arc::new(Memtable::new());
+        m.insert(b"", SeqNo(4), ValueKind::Value, b"");
+        m.insert(b"", SeqNo(9), ValueKind::Value, b"x");
+        assert_eq!(
+            m.get(b"", SeqNo(5)),
+            Some((ValueKind::Value, SeqNo(4), Bytes::new()))
+        );
+        assert_eq!(
+            m.get(b"", SeqNo(9)),
+            Some((ValueKind::Value, SeqNo(9), Bytes::from_static(b"x")))
+        );
+        let mut it = m.iter();
+        it.seek_to_first();
+        assert_eq!(it.key(), &ik(b"", 9, ValueKind::Value)[..]);
+        it.next();
+        assert_eq!(it.key(), &ik(b"", 4, ValueKind::Value)[..]);
+        assert_eq!(it.value(), b"");
+        it.next();
+        assert!(!it.valid());
+    }
+
+    #[test]
+    fn one_mib_value() {
+        let m = Memtable::new();
+        let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
+        m.insert(b"small", SeqNo(1), ValueKind::Value, b"s");
+        m.insert(b"big", SeqNo(2), ValueKind::Value, &big);
+        m.insert(b"small2", SeqNo(3), ValueKind::Value, b"t");
+        let (kind, seq, value) = m.get(b"big", SeqNo::MAX).expect("big value present");
+        assert_eq!((kind, seq), (ValueKind::Value, SeqNo(2)));
+        assert_eq!(&value[..], &big[..]);
+        assert_eq!(
+            m.get(b"small", SeqNo::MAX).map(|e| e.2),
+            Some(Bytes::from_static(b"s"))
+        );
+        assert!(m.approximate_memory_bytes() >= big.len());
+    }
+
+    #[test]
+    fn memory_accounting_grows_with_inserts() {
+        let m = Memtable::new();
+        let mut last = m.approximate_memory_bytes();
+        for i in 0..5_000u64 {
+            let key = format!("key{i:08}");
+            m.insert(key.as_bytes(), SeqNo(i), ValueKind::Value, &[b'v'; 100]);
+            let now = m.approximate_memory_bytes();
+            assert!(now > last, "memory estimate did not grow at insert {i}");
+            last = now;
+        }
+        // Every entry's bytes are accounted, plus node overhead.
+        assert!(last >= 5_000 * (11 + TRAILER_LEN + 100 + NODE_OVERHEAD_BYTES));
+        assert_eq!(m.user_bytes(), 5_000 * 111);
+    }
+
+    #[test]
+    fn iterator_walks_both_ways() {
+        let m = Arc::new(Memtable::new());
+        for (i, k) in ["c", "a", "b"].iter().enumerate() {
+            m.insert(
+                k.as_bytes(),
+                SeqNo(i as u64 + 1),
+                ValueKind::Value,
+                k.as_bytes(),
+            );
+        }
+        let mut it = m.iter();
+        it.seek_to_last();
+        let mut seen = Vec::new();
+        while it.valid() {
+            seen.push(it.value().to_vec());
+            it.prev();
+        }
+        assert_eq!(seen, vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]);
+        it.seek(&InternalKey::seek(b"b", SeqNo::MAX).into_vec());
+        assert_eq!(it.value(), b"b");
+        it.next();
+        assert_eq!(it.value(), b"c");
+        it.prev();
+        it.prev();
+        assert_eq!(it.value(), b"a");
+        // The cursor keeps the memtable alive after the caller drops it.
+        drop(m);
+        it.next();
+        assert_eq!(it.value(), b"b");
+    }
+
+    #[test]
+    fn readers_never_see_torn_entries() {
+        // Each value is derived from its key and sequence number, so a
+        // reader can check every entry it meets without sharing state with
+        // the writer.
+        fn value_for(key: &[u8], seq: u64) -> Vec<u8> {
+            let mut v = key.to_vec();
+            v.extend_from_slice(&seq.to_le_bytes());
+            v.resize(key.len() + 8 + (seq % 300) as usize, (seq % 256) as u8);
+            v
+        }
+        const ENTRIES: u64 = 20_000;
+        let m = Arc::new(Memtable::new());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for r in 0..3u64 {
+            let m = Arc::clone(&m);
+            let done = Arc::clone(&done);
+            readers.push(std::thread::spawn(move || {
+                let mut rounds = 0u64;
+                while !done.load(Ordering::Acquire) || rounds < 2 {
+                    rounds += 1;
+                    let mut it = m.iter();
+                    it.seek_to_first();
+                    let mut prev: Option<Vec<u8>> = None;
+                    let mut count = 0;
+                    while it.valid() {
+                        let key = it.key().to_vec();
+                        let p = parse_internal_key(&key).expect("complete internal key");
+                        assert_eq!(it.value(), &value_for(p.user_key, p.seq.0)[..]);
+                        if let Some(prev) = &prev {
+                            assert_eq!(compare_internal_keys(prev, &key), CmpOrdering::Less);
+                        }
+                        prev = Some(key);
+                        count += 1;
+                        it.next();
+                    }
+                    assert!(count <= ENTRIES);
+                    let probe = format!("k{:05}", (rounds * 7919 + r) % 5_000);
+                    if let Some((kind, seq, value)) = m.get(probe.as_bytes(), SeqNo::MAX) {
+                        assert_eq!(kind, ValueKind::Value);
+                        assert_eq!(&value[..], &value_for(probe.as_bytes(), seq.0)[..]);
+                    }
+                }
+            }));
+        }
+        for seq in 0..ENTRIES {
+            let key = format!("k{:05}", (seq * 104_729) % 5_000);
+            m.insert(
+                key.as_bytes(),
+                SeqNo(seq),
+                ValueKind::Value,
+                &value_for(key.as_bytes(), seq),
+            );
+        }
+        done.store(true, Ordering::Release);
+        for r in readers {
+            r.join().expect("reader thread panicked");
+        }
+        assert_eq!(m.len(), ENTRIES as usize);
+        assert_eq!(m.seq_range(), Some((SeqNo(0), SeqNo(ENTRIES - 1))));
+    }
+
+    /// One step of the iterator model test.
+    #[derive(Clone, Debug)]
+    enum Op {
+        SeekToFirst,
+        SeekToLast,
+        Seek(Vec<u8>, u64),
+        SeekForPrev(Vec<u8>, u64),
+        Next,
+        Prev,
+    }
+
+    fn user_key_strategy() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c')], 0..4)
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::SeekToFirst),
+            Just(Op::SeekToLast),
+            (user_key_strategy(), 0u64..60).prop_map(|(k, s)| Op::Seek(k, s)),
+            (user_key_strategy(), 0u64..60).prop_map(|(k, s)| Op::SeekForPrev(k, s)),
+            Just(Op::Next),
+            Just(Op::Next),
+            Just(Op::Prev),
+            Just(Op::Prev),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn iterator_matches_vec_iter(
+            entries in proptest::collection::vec(
+                (user_key_strategy(), 0u8..3, proptest::collection::vec(any::<u8>(), 0..8)),
+                0..50,
+            ),
+            ops in proptest::collection::vec(op_strategy(), 1..60),
+        ) {
+            let m = Arc::new(Memtable::new());
+            let mut model = Vec::new();
+            for (seq, (key, kind, value)) in entries.iter().enumerate() {
+                let kind = ValueKind::from_u8(*kind).expect("kind strategy yields 0..3");
+                m.insert(key, SeqNo(seq as u64), kind, value);
+                model.push((ik(key, seq as u64, kind), value.clone()));
+            }
+            let mut expected = VecIter::new(model);
+            let mut actual = m.iter();
+            for op in ops {
+                match &op {
+                    Op::SeekToFirst => { expected.seek_to_first(); actual.seek_to_first(); }
+                    Op::SeekToLast => { expected.seek_to_last(); actual.seek_to_last(); }
+                    Op::Seek(k, s) => {
+                        let t = InternalKey::seek(k, SeqNo(*s)).into_vec();
+                        expected.seek(&t);
+                        actual.seek(&t);
+                    }
+                    Op::SeekForPrev(k, s) => {
+                        let t = InternalKey::seek(k, SeqNo(*s)).into_vec();
+                        expected.seek_for_prev(&t);
+                        actual.seek_for_prev(&t);
+                    }
+                    Op::Next => if expected.valid() { expected.next(); actual.next(); },
+                    Op::Prev => if expected.valid() { expected.prev(); actual.prev(); },
+                }
+                prop_assert_eq!(actual.valid(), expected.valid(), "after {:?}", op);
+                if expected.valid() {
+                    prop_assert_eq!(actual.key(), expected.key(), "after {:?}", op);
+                    prop_assert_eq!(actual.value(), expected.value(), "after {:?}", op);
+                }
+            }
+        }
+
+        #[test]
+        fn get_matches_model(
+            entries in proptest::collection::vec(
+                (user_key_strategy(), 0u8..3, proptest::collection::vec(any::<u8>(), 0..8)),
+                0..50,
+            ),
+            probes in proptest::collection::vec((user_key_strategy(), 0u64..60), 1..30),
+        ) {
+            let m = Memtable::new();
+            for (seq, (key, kind, value)) in entries.iter().enumerate() {
+                let kind = ValueKind::from_u8(*kind).expect("kind strategy yields 0..3");
+                m.insert(key, SeqNo(seq as u64), kind, value);
+            }
+            for (key, snapshot) in probes {
+                let expected = entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(seq, (k, _, _))| *k == key && *seq as u64 <= snapshot)
+                    .max_by_key(|(seq, _)| *seq)
+                    .map(|(seq, (_, kind, value))| {
+                        let kind = ValueKind::from_u8(*kind).expect("kind strategy yields 0..3");
+                        (kind, SeqNo(seq as u64), Bytes::copy_from_slice(value))
+                    });
+                prop_assert_eq!(m.get(&key, SeqNo(snapshot)), expected);
+            }
+        }
+    }
+}
