@@ -1,0 +1,527 @@
+//! The manifest state: which tables make up each level, which WALs still
+//! hold unflushed writes, and the file and sequence counters
+//! (docs/manifest-format.md, "Snapshot record").
+//!
+//! Plain data; no I/O, no threads. The engine builds its in-memory version
+//! from it; the writer ([`crate::Manifest`]) keeps one and moves it forward
+//! with [`ManifestState::apply`].
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use jkv_format::key::compare_internal_keys;
+use serde::{Deserialize, Serialize};
+
+use crate::edit::{TableMeta, VersionEdit};
+
+/// The manifest format this build writes, and the newest it reads.
+///
+/// Version history (docs/manifest-format.md, "Version history"):
+/// - 1: edit and snapshot records with tables, WALs and counters.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything the manifest records, as of one point in its log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestState {
+    /// Format of the manifest file this state was read from or will be
+    /// written to; an older reader refuses a file whose first snapshot has a
+    /// larger version. Snapshots are always written with [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Tables per level (index = level). Level 0 newest first: higher
+    /// `max_seq` first, ties by higher id; levels 1 and up sorted by
+    /// smallest key ([`compare_internal_keys`]) and non-overlapping.
+    #[serde(default)]
+    pub levels: Vec<Vec<TableMeta>>,
+    /// WALs whose memtables are not flushed yet, replayed in ascending order
+    /// at open.
+    #[serde(default)]
+    pub live_wals: BTreeSet<u64>,
+    /// Next file number to allocate; above every live file's number.
+    #[serde(default)]
+    pub next_file: u64,
+    /// Largest sequence number known to be written.
+    #[serde(default)]
+    pub last_seq: u64,
+}
+
+impl ManifestState {
+    /// An empty state with `num_levels` empty levels, file numbers starting
+    /// at 1 and no sequence numbers used.
+    pub fn new(num_levels: usize) -> Self {
+        ManifestState {
+            format_version: FORMAT_VERSION,
+            levels: vec![Vec::new(); num_levels],
+            live_wals: BTreeSet::new(),
+            next_file: 1,
+            last_seq: 0,
+        }
+    }
+
+    /// Number of levels.
+    pub fn num_levels(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Tables of `level` in the level's order; empty for a level out of
+    /// range.
+    pub fn tables(&self, level: usize) -> &[TableMeta] {
+        self.levels
+            .get(level)
+            .map_or(&[], |tables| tables.as_slice())
+    }
+
+    /// Every table, level by level, each level in its order.
+    pub fn all_tables(&self) -> impl Iterator<Item = &TableMeta> + '_ {
+        self.levels.iter().flatten()
+    }
+
+    /// The table with file number `id`, if it is live.
+    pub fn table(&self, id: u64) -> Option<&TableMeta> {
+        self.all_tables().find(|t| t.id == id)
+    }
+
+    /// Sum of the sizes of the tables in `level`, in bytes.
+    pub fn level_size_bytes(&self, level: usize) -> u64 {
+        self.tables(level).iter().map(|t| t.size_bytes).sum()
+    }
+
+    /// File numbers the state refers to (tables and live WALs): any other
+    /// numbered file below `next_file` in the directory is an orphan.
+    pub fn live_file_numbers(&self) -> BTreeSet<u64> {
+        let mut live: BTreeSet<u64> = self.all_tables().map(|t| t.id).collect();
+        live.extend(self.live_wals.iter().copied());
+        live
+    }
+
+    /// Applies `edit`, or leaves the state unchanged and says why not.
+    ///
+    /// Rejected: a level out of range; removing a table that is not at the
+    /// named level; adding a table whose id is live (after this edit's
+    /// removals, so a table can move between levels) or is a live WAL, or
+    /// whose smallest key is above its largest; tables that would overlap in
+    /// a level above 0; retiring a WAL that is not live; adding a WAL that is
+    /// live or is a live table. Counters only move forward (the larger value
+    /// wins), and `next_file` is raised above every file number the edit
+    /// adds.
+    pub fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
+        let num_levels = self.levels.len();
+        let level_index = |level: u32| -> Result<usize, String> {
+            let index = level as usize;
+            if index < num_levels {
+                Ok(index)
+            } else {
+                Err(format!(
+                    "level {level} out of range: the manifest has {num_levels} levels"
+                ))
+            }
+        };
+
+        // New contents of each level the edit touches, built aside so a
+        // rejected edit leaves `self` as it was.
+        let mut touched: BTreeMap<usize, Vec<TableMeta>> = BTreeMap::new();
+        let mut removed_ids = BTreeSet::new();
+        for removed in &edit.removed_tables {
+            let index = level_index(removed.level)?;
+            let tables = touched
+                .entry(index)
+                .or_insert_with(|| self.levels[index].clone());
+            let pos = tables
+                .iter()
+                .position(|t| t.id == removed.id)
+                .ok_or_else(|| {
+                    format!(
+                        "cannot remove table {} from level {}: not there",
+                        removed.id, removed.level
+                    )
+                })?;
+            tables.remove(pos);
+            removed_ids.insert(removed.id);
+        }
+
+        let mut live_ids: BTreeSet<u64> = self
+            .all_tables()
+            .map(|t| t.id)
+            .filter(|id| !removed_ids.contains(id))
+            .collect();
+        for added in &edit.added_tables {
+            let index = level_index(added.level)?;
+            if !live_ids.insert(added.id) {
+                return Err(format!("cannot add table {}: already live", added.id));
+            }
+            if self.live_wals.contains(&added.id) {
+                return Err(format!(
+                    "cannot add table {}: file number is a live WAL",
+                    added.id
+                ));
+            }
+            check_key_range(added)?;
+            touched
+                .entry(index)
+                .or_insert_with(|| self.levels[index].clone())
+                .push(added.clone());
+        }
+        for (&index, tables) in touched.iter_mut() {
+            sort_level(index, tables);
+            check_level(index, tables)?;
+        }
+
+        let mut live_wals = self.live_wals.clone();
+        for wal in &edit.retired_wals {
+            if !live_wals.remove(wal) {
+                return Err(format!("cannot retire WAL {wal}: not live"));
+            }
+        }
+        for &wal in &edit.new_wals {
+            if live_ids.contains(&wal) {
+                return Err(format!("cannot add WAL {wal}: file number is a live table"));
+            }
+            if !live_wals.insert(wal) {
+                return Err(format!("cannot add WAL {wal}: already live"));
+            }
+        }
+
+        let highest_added = edit
+            .added_tables
+            .iter()
+            .map(|t| t.id)
+            .chain(edit.new_wals.iter().copied())
+            .max();
+
+        // Checks passed: commit.
+        for (index, tables) in touched {
+            self.levels[index] = tables;
+        }
+        self.live_wals = live_wals;
+        if let Some(next_file) = edit.next_file {
+            self.next_file = self.next_file.max(next_file);
+        }
+        if let Some(id) = highest_added {
+            self.next_file = self.next_file.max(id.saturating_add(1));
+        }
+        if let Some(last_seq) = edit.last_seq {
+            self.last_seq = self.last_seq.max(last_seq);
+        }
+        Ok(())
+    }
+
+    /// Checks a whole state (a snapshot being written or read) and puts each
+    /// level in its order. Errors: a table in the wrong level's list, a file
+    /// number used twice, a key range upside down, or overlap above level 0.
+    /// `next_file` is raised above every live file number.
+    pub fn normalize(&mut self) -> Result<(), String> {
+        let mut ids = BTreeSet::new();
+        for (index, tables) in self.levels.iter_mut().enumerate() {
+            for t in tables.iter() {
+                if t.level as usize != index {
+                    return Err(format!(
+                        "table {} says level {} but is listed in level {index}",
+                        t.id, t.level
+                    ));
+                }
+                if !ids.insert(t.id) {
+                    return Err(format!("table {} listed twice", t.id));
+                }
+                check_key_range(t)?;
+            }
+            sort_level(index, tables);
+            check_level(index, tables)?;
+        }
+        if let Some(wal) = self.live_wals.iter().find(|w| ids.contains(w)) {
+            return Err(format!("file number {wal} is both a table and a live WAL"));
+        }
+        // A counter behind a live file would hand its number out again.
+        let highest = ids.last().into_iter().chain(self.live_wals.last()).max();
+        if let Some(&highest) = highest {
+            self.next_file = self.next_file.max(highest.saturating_add(1));
+        }
+        Ok(())
+    }
+}
+
+fn check_key_range(t: &TableMeta) -> Result<(), String> {
+    if compare_internal_keys(&t.smallest, &t.largest) == Ordering::Greater {
+        return Err(format!("table {}: smallest key is above largest key", t.id));
+    }
+    Ok(())
+}
+
+/// Puts a level in its order: level 0 newest first, others by smallest key.
+fn sort_level(level: usize, tables: &mut [TableMeta]) {
+    if level == 0 {
+        tables.sort_by(|a, b| b.max_seq.cmp(&a.max_seq).then(b.id.cmp(&a.id)));
+    } else {
+        tables
+            .sort_by(|a, b| compare_internal_keys(&a.smallest, &b.smallest).then(a.id.cmp(&b.id)));
+    }
+}
+
+/// Levels above 0 hold disjoint key ranges; `tables` must be sorted.
+fn check_level(level: usize, tables: &[TableMeta]) -> Result<(), String> {
+    if level == 0 {
+        return Ok(());
+    }
+    for pair in tables.windows(2) {
+        if compare_internal_keys(&pair[0].largest, &pair[1].smallest) != Ordering::Less {
+            return Err(format!(
+                "tables {} and {} overlap in level {level}",
+                pair[0].id, pair[1].id
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edit::TableId;
+    use jkv_format::{InternalKey, SeqNo, ValueKind};
+
+    fn ik(k: &str, s: u64) -> Vec<u8> {
+        InternalKey::new(k.as_bytes(), SeqNo(s), ValueKind::Value).into_vec()
+    }
+
+    pub(crate) fn table(id: u64, level: u32, lo: &str, hi: &str, seq: u64) -> TableMeta {
+        TableMeta {
+            id,
+            level,
+            size_bytes: 1000 * id,
+            entries: 10,
+            smallest: ik(lo, seq),
+            largest: ik(hi, seq),
+            min_seq: seq,
+            max_seq: seq,
+        }
+    }
+
+    #[test]
+    fn flush_then_compaction() {
+        let mut s = ManifestState::new(3);
+        s.apply(&VersionEdit {
+            new_wals: vec![1],
+            next_file: Some(2),
+            ..VersionEdit::default()
+        })
+        .expect("new wal");
+        s.apply(&VersionEdit {
+            new_wals: vec![2],
+            next_file: Some(3),
+            ..VersionEdit::default()
+        })
+        .expect("second wal");
+        s.apply(&VersionEdit {
+            added_tables: vec![table(3, 0, "a", "m", 10)],
+            retired_wals: vec![1],
+            last_seq: Some(10),
+            ..VersionEdit::default()
+        })
+        .expect("flush");
+        s.apply(&VersionEdit {
+            added_tables: vec![table(4, 0, "b", "z", 20)],
+            retired_wals: vec![2],
+            last_seq: Some(20),
+            ..VersionEdit::default()
+        })
+        .expect("flush");
+        // Newest first in level 0.
+        let ids: Vec<u64> = s.tables(0).iter().map(|t| t.id).collect();
+        assert_eq!(ids, vec![4, 3]);
+        assert_eq!(s.next_file, 5, "raised past added table 4");
+        assert_eq!(s.last_seq, 20);
+        assert!(s.live_wals.is_empty());
+
+        s.apply(&VersionEdit {
+            removed_tables: vec![TableId { level: 0, id: 3 }, TableId { level: 0, id: 4 }],
+            added_tables: vec![table(6, 1, "n", "z", 20), table(5, 1, "a", "m", 20)],
+            next_file: Some(7),
+            ..VersionEdit::default()
+        })
+        .expect("compaction");
+        assert!(s.tables(0).is_empty());
+        let ids: Vec<u64> = s.tables(1).iter().map(|t| t.id).collect();
+        assert_eq!(ids, vec![5, 6], "level 1 sorted by smallest key");
+        assert_eq!(s.level_size_bytes(1), 11_000);
+        assert_eq!(s.live_file_numbers(), BTreeSet::from([5, 6]));
+        assert_eq!(s.table(6).map(|t| t.level), Some(1));
+        assert_eq!(s.all_tables().count(), 2);
+        assert!(s.tables(9).is_empty());
+        assert_eq!(s.level_size_bytes(9), 0);
+
+        // Counters never move back.
+        s.apply(&VersionEdit {
+            next_file: Some(2),
+            last_seq: Some(1),
+            ..VersionEdit::default()
+        })
+        .expect("counters");
+        assert_eq!((s.next_file, s.last_seq), (7, 20));
+    }
+
+    #[test]
+    fn l0_ties_broken_by_higher_id() {
+        let mut s = ManifestState::new(2);
+        s.apply(&VersionEdit {
+            added_tables: vec![
+                table(7, 0, "a", "b", 5),
+                table(9, 0, "a", "b", 5),
+                table(8, 0, "a", "b", 6),
+            ],
+            ..VersionEdit::default()
+        })
+        .expect("add");
+        let ids: Vec<u64> = s.tables(0).iter().map(|t| t.id).collect();
+        assert_eq!(ids, vec![8, 9, 7]);
+    }
+
+    #[test]
+    fn table_can_move_between_levels() {
+        let mut s = ManifestState::new(3);
+        s.apply(&VersionEdit {
+            added_tables: vec![table(4, 1, "a", "c", 1)],
+            ..VersionEdit::default()
+        })
+        .expect("add");
+        s.apply(&VersionEdit {
+            removed_tables: vec![TableId { level: 1, id: 4 }],
+            added_tables: vec![table(4, 2, "a", "c", 1)],
+            ..VersionEdit::default()
+        })
+        .expect("move");
+        assert!(s.tables(1).is_empty());
+        assert_eq!(s.tables(2).len(), 1);
+    }
+
+    #[test]
+    fn rejected_edits_change_nothing() {
+        let mut s = ManifestState::new(2);
+        s.apply(&VersionEdit {
+            new_wals: vec![1],
+            added_tables: vec![table(2, 1, "a", "c", 1)],
+            ..VersionEdit::default()
+        })
+        .expect("setup");
+        let before = s.clone();
+        let bad = [
+            (
+                VersionEdit {
+                    added_tables: vec![table(2, 0, "a", "c", 1)],
+                    ..VersionEdit::default()
+                },
+                "already live",
+            ),
+            (
+                VersionEdit {
+                    removed_tables: vec![TableId { level: 0, id: 2 }],
+                    ..VersionEdit::default()
+                },
+                "not there",
+            ),
+            (
+                VersionEdit {
+                    retired_wals: vec![5],
+                    ..VersionEdit::default()
+                },
+                "not live",
+            ),
+            (
+                VersionEdit {
+                    new_wals: vec![1],
+                    ..VersionEdit::default()
+                },
+                "already live",
+            ),
+            (
+                VersionEdit {
+                    new_wals: vec![2],
+                    ..VersionEdit::default()
+                },
+                "live table",
+            ),
+            (
+                VersionEdit {
+                    added_tables: vec![table(1, 0, "a", "c", 1)],
+                    ..VersionEdit::default()
+                },
+                "live WAL",
+            ),
+            (
+                VersionEdit {
+                    added_tables: vec![table(3, 2, "a", "c", 1)],
+                    ..VersionEdit::default()
+                },
+                "out of range",
+            ),
+            (
+                VersionEdit {
+                    removed_tables: vec![TableId { level: 7, id: 2 }],
+                    ..VersionEdit::default()
+                },
+                "out of range",
+            ),
+            (
+                VersionEdit {
+                    added_tables: vec![table(3, 1, "b", "d", 1)],
+                    ..VersionEdit::default()
+                },
+                "overlap",
+            ),
+            (
+                VersionEdit {
+                    added_tables: vec![table(3, 0, "z", "a", 1)],
+                    ..VersionEdit::default()
+                },
+                "smallest key is above",
+            ),
+            (
+                // A valid part first, then a bad one: nothing may stick.
+                VersionEdit {
+                    retired_wals: vec![1],
+                    added_tables: vec![table(3, 0, "x", "y", 1), table(3, 0, "x", "y", 1)],
+                    next_file: Some(100),
+                    ..VersionEdit::default()
+                },
+                "already live",
+            ),
+        ];
+        for (edit, expected) in bad {
+            let err = s.apply(&edit).expect_err("edit must be rejected");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
+            assert_eq!(s, before, "rejected edit changed the state: {edit:?}");
+        }
+    }
+
+    #[test]
+    fn normalize_sorts_and_checks() {
+        let mut s = ManifestState::new(2);
+        s.levels[1] = vec![table(5, 1, "m", "z", 1), table(4, 1, "a", "c", 1)];
+        s.levels[0] = vec![table(2, 0, "a", "z", 1), table(3, 0, "a", "z", 2)];
+        s.next_file = 6;
+        s.normalize().expect("valid state");
+        assert_eq!(s.tables(1)[0].id, 4);
+        assert_eq!(s.tables(0)[0].id, 3);
+
+        let mut wrong_level = s.clone();
+        wrong_level.levels[0].push(table(9, 1, "a", "b", 1));
+        wrong_level.next_file = 10;
+        assert!(wrong_level.normalize().is_err());
+
+        let mut counter_behind = s.clone();
+        counter_behind.next_file = 5;
+        counter_behind.live_wals.insert(7);
+        counter_behind
+            .normalize()
+            .expect("a lagging counter is raised");
+        assert_eq!(counter_behind.next_file, 8);
+
+        let mut wal_is_table = s.clone();
+        wal_is_table.live_wals.insert(4);
+        assert!(wal_is_table.normalize().is_err());
+
+        let mut overlap = s.clone();
+        overlap.levels[1].push(table(1, 1, "b", "e", 1));
+        assert!(overlap.normalize().is_err());
+    }
+}
