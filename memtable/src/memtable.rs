@@ -294,24 +294,31 @@ impl MemtableIter {
         &self.memtable
     }
 
-    fn set(&mut self, entry: Option<Entry<'_, KeyHandle, ValueHandle>>) {
-        // SAFETY: the entry borrows `self.memtable.map`, which lives as long
-        // as `self.memtable` (see the field comment); only the lifetime
-        // parameter changes.
-        let entry = entry.map(|e| unsafe {
-            std::mem::transmute::<
-                Entry<'_, KeyHandle, ValueHandle>,
-                Entry<'static, KeyHandle, ValueHandle>,
-            >(e)
-        });
-        self.current = entry;
-    }
-
     fn entry(&self) -> &Entry<'static, KeyHandle, ValueHandle> {
         self.current
             .as_ref()
             .expect("key()/value()/next()/prev() require a valid cursor")
     }
+}
+
+/// Erases the lifetime of an entry so a cursor can keep it next to the
+/// `Arc<Memtable>` that owns its map.
+///
+/// # Safety
+/// The entry must belong to the map of a memtable that outlives the
+/// returned entry: in practice, it comes from `self.memtable.map` and goes
+/// into `self.current` of the same [`MemtableIter`].
+unsafe fn erase(
+    entry: Option<Entry<'_, KeyHandle, ValueHandle>>,
+) -> Option<Entry<'static, KeyHandle, ValueHandle>> {
+    // SAFETY: the caller guarantees the map outlives the entry; only the
+    // lifetime parameter changes, not the layout.
+    entry.map(|e| unsafe {
+        std::mem::transmute::<
+            Entry<'_, KeyHandle, ValueHandle>,
+            Entry<'static, KeyHandle, ValueHandle>,
+        >(e)
+    })
 }
 
 impl InternalIterator for MemtableIter {
@@ -320,31 +327,25 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek_to_first(&mut self) {
-        let memtable = Arc::clone(&self.memtable);
-        self.set(memtable.map.front());
+        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
+        self.current = unsafe { erase(self.memtable.map.front()) };
     }
 
     fn seek_to_last(&mut self) {
-        let memtable = Arc::clone(&self.memtable);
-        self.set(memtable.map.back());
+        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
+        self.current = unsafe { erase(self.memtable.map.back()) };
     }
 
     fn seek(&mut self, target: &[u8]) {
-        let memtable = Arc::clone(&self.memtable);
-        self.set(
-            memtable
-                .map
-                .lower_bound(Bound::Included(SeekKey::new(target))),
-        );
+        let bound = Bound::Included(SeekKey::new(target));
+        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
+        self.current = unsafe { erase(self.memtable.map.lower_bound(bound)) };
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) {
-        let memtable = Arc::clone(&self.memtable);
-        self.set(
-            memtable
-                .map
-                .upper_bound(Bound::Included(SeekKey::new(target))),
-        );
+        let bound = Bound::Included(SeekKey::new(target));
+        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
+        self.current = unsafe { erase(self.memtable.map.upper_bound(bound)) };
     }
 
     fn next(&mut self) {
