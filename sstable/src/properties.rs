@@ -1,0 +1,209 @@
+//! The properties block: what a table holds, readable without scanning it
+//! (docs/sst-format.md, "Properties block").
+//!
+//! Self-describing: a block in the ordinary block format whose keys are
+//! property names (ASCII, sorted) and whose values are varint64 numbers or
+//! raw bytes. A reader ignores names it does not know, so later versions can
+//! add properties; every property listed here is required in version 1.
+//! Pure data, `Send + Sync`.
+
+use std::path::Path;
+
+use jkv_format::coding::{get_varint64, put_varint64};
+use jkv_format::{Error, Result, SeqNo};
+
+use crate::block::iter::EntryCursor;
+use crate::block::{BlockBuilder, BlockView};
+
+const BLOOM_BITS_PER_KEY: &str = "jkv.bloom.bits_per_key";
+const DATA_BLOCKS: &str = "jkv.data.blocks";
+const DATA_BYTES: &str = "jkv.data.bytes";
+const ENTRIES: &str = "jkv.entries";
+const DELETIONS: &str = "jkv.entries.deletions";
+const FILTER_BYTES: &str = "jkv.filter.bytes";
+const INDEX_BYTES: &str = "jkv.index.bytes";
+const KEY_LARGEST: &str = "jkv.key.largest";
+const KEY_SMALLEST: &str = "jkv.key.smallest";
+const RAW_KEY_BYTES: &str = "jkv.raw.key_bytes";
+const RAW_VALUE_BYTES: &str = "jkv.raw.value_bytes";
+const SEQ_MAX: &str = "jkv.seq.max";
+const SEQ_MIN: &str = "jkv.seq.min";
+
+/// Facts about one table, written by the builder and read at open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableProperties {
+    /// Number of entries (every version and tombstone counts).
+    pub entry_count: u64,
+    /// Entries of kind `Deletion`.
+    pub deletion_count: u64,
+    /// Number of data blocks.
+    pub data_block_count: u64,
+    /// Smallest internal key; empty for an empty table.
+    pub smallest: Vec<u8>,
+    /// Largest internal key; empty for an empty table.
+    pub largest: Vec<u8>,
+    /// Smallest sequence number of any entry (0 for an empty table).
+    pub min_seq: SeqNo,
+    /// Largest sequence number of any entry (0 for an empty table).
+    pub max_seq: SeqNo,
+    /// Bytes of data blocks, trailers included.
+    pub data_size_bytes: u64,
+    /// Bytes of the index block, trailer included.
+    pub index_size_bytes: u64,
+    /// Bytes of the filter block, trailer included (0 without a filter).
+    pub filter_size_bytes: u64,
+    /// Filter bits per key the table was built with (0: no filter).
+    pub bloom_bits_per_key: u64,
+    /// Sum of the internal key lengths of all entries.
+    pub raw_key_bytes: u64,
+    /// Sum of the value lengths of all entries.
+    pub raw_value_bytes: u64,
+}
+
+/// Accessor of one numeric property.
+type NumberField = fn(&mut TableProperties) -> &mut u64;
+
+/// The numeric properties, by name.
+const NUMBERS: [(&str, NumberField); 11] = [
+    (BLOOM_BITS_PER_KEY, |p| &mut p.bloom_bits_per_key),
+    (DATA_BLOCKS, |p| &mut p.data_block_count),
+    (DATA_BYTES, |p| &mut p.data_size_bytes),
+    (ENTRIES, |p| &mut p.entry_count),
+    (DELETIONS, |p| &mut p.deletion_count),
+    (FILTER_BYTES, |p| &mut p.filter_size_bytes),
+    (INDEX_BYTES, |p| &mut p.index_size_bytes),
+    (RAW_KEY_BYTES, |p| &mut p.raw_key_bytes),
+    (RAW_VALUE_BYTES, |p| &mut p.raw_value_bytes),
+    (SEQ_MAX, |p| &mut p.max_seq.0),
+    (SEQ_MIN, |p| &mut p.min_seq.0),
+];
+
+/// Bit of `seen` for the two key properties (numbers use their index).
+const SEEN_LARGEST: u32 = 1 << NUMBERS.len();
+const SEEN_SMALLEST: u32 = SEEN_LARGEST << 1;
+const SEEN_ALL: u32 = (SEEN_SMALLEST << 1) - 1;
+
+impl TableProperties {
+    /// The block contents (no trailer) holding these properties.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut copy = self.clone();
+        let mut entries: Vec<(&str, Vec<u8>)> = NUMBERS
+            .iter()
+            .map(|(name, field)| {
+                let mut b = Vec::with_capacity(10);
+                put_varint64(&mut b, *field(&mut copy));
+                (*name, b)
+            })
+            .collect();
+        entries.push((KEY_LARGEST, self.largest.clone()));
+        entries.push((KEY_SMALLEST, self.smallest.clone()));
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut b = BlockBuilder::new(1);
+        for (name, value) in &entries {
+            b.add(name.as_bytes(), value);
+        }
+        b.finish().to_vec()
+    }
+
+    /// Decodes the contents of the properties block that starts at
+    /// `block_offset` of `path` (used in error reports).
+    pub fn decode(contents: &[u8], path: &Path, block_offset: u64) -> Result<TableProperties> {
+        let corrupt = |what: String| Error::corruption(path, block_offset, what);
+        let view = BlockView::parse(contents).map_err(|c| c.into_error(path, block_offset))?;
+        let mut p = TableProperties::default();
+        let mut seen = 0u32;
+        let mut cursor = EntryCursor::default();
+        let mut r = cursor.seek_to_first(view);
+        while r.is_ok() && cursor.valid() {
+            let (at, len) = cursor.value_range();
+            let value = view.slice(at, len);
+            let name = cursor.key();
+            if name == KEY_LARGEST.as_bytes() {
+                p.largest = value.to_vec();
+                seen |= SEEN_LARGEST;
+            } else if name == KEY_SMALLEST.as_bytes() {
+                p.smallest = value.to_vec();
+                seen |= SEEN_SMALLEST;
+            } else if let Some(i) = NUMBERS.iter().position(|(n, _)| n.as_bytes() == name) {
+                let v = match get_varint64(value) {
+                    Some((v, n)) if n == value.len() => v,
+                    _ => {
+                        return Err(corrupt(format!(
+                            "property {} is not a varint",
+                            NUMBERS[i].0
+                        )))
+                    }
+                };
+                *NUMBERS[i].1(&mut p) = v;
+                seen |= 1 << i;
+            }
+            // Any other name is a property of a later version: ignored.
+            r = cursor.next(view);
+        }
+        r.map_err(|c| c.into_error(path, block_offset))?;
+        if seen != SEEN_ALL {
+            return Err(corrupt(format!(
+                "properties block lacks required properties (found mask {seen:#06x})"
+            )));
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jkv_format::key::InternalKey;
+    use jkv_format::ValueKind;
+
+    fn sample() -> TableProperties {
+        TableProperties {
+            entry_count: 1000,
+            deletion_count: 3,
+            data_block_count: 12,
+            smallest: InternalKey::new(b"a", SeqNo(5), ValueKind::Value).into_vec(),
+            largest: InternalKey::new(b"z", SeqNo(9), ValueKind::Deletion).into_vec(),
+            min_seq: SeqNo(1),
+            max_seq: SeqNo(u64::from(u32::MAX) + 7),
+            data_size_bytes: 49_000,
+            index_size_bytes: 300,
+            filter_size_bytes: 1256,
+            bloom_bits_per_key: 10,
+            raw_key_bytes: 12_000,
+            raw_value_bytes: 34_000,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let p = sample();
+        let enc = p.encode();
+        assert_eq!(TableProperties::decode(&enc, Path::new("t"), 0).unwrap(), p);
+        let empty = TableProperties::default();
+        assert_eq!(
+            TableProperties::decode(&empty.encode(), Path::new("t"), 0).unwrap(),
+            empty
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_ignored_and_missing_ones_refused() {
+        let mut b = BlockBuilder::new(1);
+        b.add(b"jkv.aaa.future", b"\x01");
+        let contents = b.finish().to_vec();
+        let e = TableProperties::decode(&contents, Path::new("t"), 77).unwrap_err();
+        assert!(matches!(e, Error::Corruption { offset: 77, .. }), "{e}");
+    }
+
+    #[test]
+    fn damaged_bytes_never_panic() {
+        let enc = sample().encode();
+        for i in 0..enc.len() {
+            for bit in 0..8 {
+                let mut bad = enc.clone();
+                bad[i] ^= 1 << bit;
+                let _ = TableProperties::decode(&bad, Path::new("t"), 0);
+            }
+        }
+    }
+}
