@@ -342,3 +342,358 @@ impl Table {
         self.index.memory_bytes() + std::mem::size_of::<Table>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::{TableBuilder, TableOptions};
+    use crate::test_support::build_table;
+    use jkv_format::key::InternalKey;
+    use jkv_format::{InternalIterator, StdFs};
+
+    fn ikv(k: &[u8], s: u64, kind: ValueKind) -> Vec<u8> {
+        InternalKey::new(k, SeqNo(s), kind).into_vec()
+    }
+
+    fn small_blocks() -> TableOptions {
+        TableOptions {
+            block_size_bytes: 256,
+            restart_interval: 4,
+            bloom_bits_per_key: 10,
+        }
+    }
+
+    fn sample_entries(n: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let kind = if i % 17 == 0 {
+                    ValueKind::Deletion
+                } else {
+                    ValueKind::Value
+                };
+                let v = if kind == ValueKind::Deletion {
+                    Vec::new()
+                } else {
+                    format!("value-{i}-{}", "x".repeat((i % 50) as usize)).into_bytes()
+                };
+                (
+                    ikv(format!("key{i:06}").as_bytes(), u64::from(i) + 1, kind),
+                    v,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_through_std_fs() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = sample_entries(3000);
+        for cache in [None, Some(BlockCache::new(1 << 20))] {
+            let (path, summary) = build_table(dir.path(), 3, &entries, small_blocks());
+            assert_eq!(summary.entry_count, 3000);
+            assert_eq!(summary.smallest, entries[0].0);
+            assert_eq!(summary.largest, entries[2999].0);
+            assert_eq!((summary.min_seq, summary.max_seq), (SeqNo(1), SeqNo(3000)));
+            assert_eq!(summary.file_size, std::fs::metadata(&path).unwrap().len());
+
+            let t = Table::open(&StdFs, &path, FileNumber(3), cache.clone()).unwrap();
+            let p = t.properties();
+            assert_eq!(p.entry_count, 3000);
+            assert_eq!(p.deletion_count, 3000u64.div_ceil(17));
+            assert!(p.data_block_count > 100, "{p:?}");
+            assert_eq!(p.bloom_bits_per_key, 10);
+            assert_eq!(t.file_size(), summary.file_size);
+            assert_eq!(t.file_number(), FileNumber(3));
+            assert_eq!(t.path(), path);
+
+            for (i, (k, v)) in entries.iter().enumerate() {
+                let pk = jkv_format::key::parse_internal_key(k).unwrap();
+                let got = t.get(pk.user_key, SeqNo::MAX).unwrap().unwrap();
+                assert_eq!(
+                    (got.0, got.1, &got.2[..]),
+                    (pk.kind, pk.seq, &v[..]),
+                    "entry {i}"
+                );
+                // Older snapshots do not see it.
+                assert_eq!(t.get(pk.user_key, SeqNo(pk.seq.0 - 1)).unwrap(), None);
+            }
+            assert_eq!(t.get(b"key", SeqNo::MAX).unwrap(), None);
+            assert_eq!(t.get(b"zzz", SeqNo::MAX).unwrap(), None);
+            assert_eq!(t.get(b"", SeqNo::MAX).unwrap(), None);
+
+            let mut it = t.iter();
+            let mut got = Vec::new();
+            it.seek_to_first();
+            while it.valid() {
+                got.push((it.key().to_vec(), it.value().to_vec()));
+                it.next();
+            }
+            it.status().unwrap();
+            assert_eq!(got, entries);
+            let mut back = Vec::new();
+            it.seek_to_last();
+            while it.valid() {
+                back.push((it.key().to_vec(), it.value().to_vec()));
+                it.prev();
+            }
+            back.reverse();
+            assert_eq!(back, entries);
+
+            let report = t.verify().unwrap();
+            assert_eq!(report.entries, 3000);
+            assert_eq!(report.data_blocks, p.data_block_count);
+            let mut text = Vec::new();
+            t.dump(&mut text).unwrap();
+            let text = String::from_utf8(text).unwrap();
+            assert!(text.contains("key000017@18:Deletion"), "{}", &text[..500]);
+            assert!(text.contains("data block 1 at"));
+        }
+    }
+
+    #[test]
+    fn get_with_snapshots_across_block_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        // Forty versions of "k" with 30-byte values span several 128-byte
+        // blocks; a deletion sits at seq 20.
+        let mut entries = vec![(ikv(b"j", 50, ValueKind::Value), b"j".to_vec())];
+        for s in (1..=40u64).rev() {
+            let kind = if s == 20 {
+                ValueKind::Deletion
+            } else {
+                ValueKind::Value
+            };
+            let v = if s == 20 {
+                Vec::new()
+            } else {
+                format!("v{s:02}-{}", "p".repeat(26)).into_bytes()
+            };
+            entries.push((ikv(b"k", s, kind), v));
+        }
+        entries.push((ikv(b"l", 3, ValueKind::Value), b"l".to_vec()));
+        let opts = TableOptions {
+            block_size_bytes: 128,
+            restart_interval: 2,
+            bloom_bits_per_key: 10,
+        };
+        let (path, _) = build_table(dir.path(), 1, &entries, opts);
+        for cache in [None, Some(BlockCache::new(1 << 20))] {
+            let t = Table::open(&StdFs, &path, FileNumber(1), cache).unwrap();
+            assert!(t.properties().data_block_count >= 8);
+            assert_eq!(t.get(b"k", SeqNo(0)).unwrap(), None);
+            for snap in 1..=45u64 {
+                let (kind, seq, v) = t.get(b"k", SeqNo(snap)).unwrap().unwrap();
+                let want = snap.min(40);
+                assert_eq!(seq, SeqNo(want), "snapshot {snap}");
+                if want == 20 {
+                    assert_eq!(kind, ValueKind::Deletion);
+                    assert!(v.is_empty());
+                } else {
+                    assert_eq!(kind, ValueKind::Value);
+                    assert!(v.starts_with(format!("v{want:02}-").as_bytes()));
+                }
+            }
+            assert_eq!(t.get(b"l", SeqNo(2)).unwrap(), None);
+            assert_eq!(t.get(b"l", SeqNo(3)).unwrap().unwrap().1, SeqNo(3));
+            assert_eq!(t.get(b"j", SeqNo(49)).unwrap(), None);
+            assert_eq!(t.get(b"j", SeqNo::MAX).unwrap().unwrap().1, SeqNo(50));
+        }
+    }
+
+    #[test]
+    fn separator_equal_to_the_lookup_key_moves_on_to_the_next_block() {
+        // Blocks end at "a…" and the next starts at "c…", so the separator is
+        // the shortened "b" with the largest trailer; a lookup of "b" at
+        // SeqNo::MAX builds exactly that key and must still answer None, and
+        // "c" must be found in the next block.
+        let dir = tempfile::tempdir().unwrap();
+        let entries = vec![
+            (ikv(b"aaaa", 1, ValueKind::Value), vec![1u8; 40]),
+            (ikv(b"cccc", 1, ValueKind::Value), vec![2u8; 40]),
+        ];
+        let opts = TableOptions {
+            block_size_bytes: 1,
+            restart_interval: 1,
+            bloom_bits_per_key: 0,
+        };
+        let (path, _) = build_table(dir.path(), 1, &entries, opts);
+        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        assert_eq!(t.index_entries().len(), 2);
+        let first_separator = t.index_entries().next().unwrap().0.to_vec();
+        assert_eq!(jkv_format::key::user_key(&first_separator), b"b");
+        assert_eq!(t.get(b"b", SeqNo::MAX).unwrap(), None);
+        assert_eq!(
+            &t.get(b"cccc", SeqNo::MAX).unwrap().unwrap().2[..],
+            &[2u8; 40]
+        );
+        t.verify().unwrap();
+    }
+
+    #[test]
+    fn empty_table_and_table_without_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, summary) = build_table(dir.path(), 1, &[], TableOptions::default());
+        assert_eq!(summary.entry_count, 0);
+        assert!(summary.smallest.is_empty());
+        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        assert_eq!(t.get(b"a", SeqNo::MAX).unwrap(), None);
+        let mut it = t.iter();
+        it.seek_to_first();
+        assert!(!it.valid());
+        it.seek_to_last();
+        assert!(!it.valid());
+        it.seek_for_prev(&ikv(b"a", 1, ValueKind::Value));
+        assert!(!it.valid());
+        it.status().unwrap();
+        t.verify().unwrap();
+
+        let no_filter = TableOptions {
+            bloom_bits_per_key: 0,
+            ..TableOptions::default()
+        };
+        let entries = sample_entries(100);
+        let (path, _) = build_table(dir.path(), 2, &entries, no_filter);
+        let t = Table::open(&StdFs, &path, FileNumber(2), None).unwrap();
+        assert!(t.filter().is_none());
+        assert_eq!(t.properties().filter_size_bytes, 0);
+        assert!(t.may_contain(b"anything"));
+        assert_eq!(
+            &t.get(b"key000001", SeqNo::MAX).unwrap().unwrap().2[..],
+            b"value-1-x"
+        );
+        t.verify().unwrap();
+    }
+
+    #[test]
+    fn builder_rejects_bad_keys_and_writes_a_good_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.sst");
+        let mut b = TableBuilder::new(StdFs.create(&path).unwrap(), small_blocks());
+        b.add(&ikv(b"b", 5, ValueKind::Value), b"b5").unwrap();
+        let refused = [
+            ikv(b"a", 9, ValueKind::Value), // smaller user key
+            ikv(b"b", 5, ValueKind::Value), // equal
+            ikv(b"b", 6, ValueKind::Value), // newer version after older
+            b"short".to_vec(),              // no trailer
+            {
+                let mut k = ikv(b"c", 1, ValueKind::Value);
+                let kind_at = k.len() - 8; // low byte of the LE trailer
+                k[kind_at] = 9; // unknown kind
+                k
+            },
+        ];
+        for k in &refused {
+            let e = b.add(k, b"x").unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        }
+        let long = vec![b'x'; jkv_format::key::USER_KEY_LEN_MAX + 1];
+        assert!(matches!(
+            b.add(&ikv(&long, 1, ValueKind::Value), b""),
+            Err(Error::InvalidArgument(_))
+        ));
+        b.add(&ikv(b"b", 4, ValueKind::Value), b"b4").unwrap();
+        b.add(&ikv(b"c", 1, ValueKind::Value), b"c1").unwrap();
+        assert_eq!(b.entry_count(), 3);
+        assert!(b.estimated_size_bytes() > 0);
+        let s = b.finish().unwrap();
+        assert_eq!(s.entry_count, 3);
+        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        t.verify().unwrap();
+        assert_eq!(&t.get(b"b", SeqNo(4)).unwrap().unwrap().2[..], b"b4");
+
+        let bad_options = TableOptions {
+            restart_interval: 0,
+            ..TableOptions::default()
+        };
+        let mut b = TableBuilder::new(StdFs.create(&dir.path().join("x")).unwrap(), bad_options);
+        assert!(matches!(
+            b.add(&ikv(b"a", 1, ValueKind::Value), b""),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(b.finish(), Err(Error::InvalidArgument(_))));
+    }
+
+    fn expect_corruption(path: &Path, want_offset: u64) -> String {
+        match Table::open(&StdFs, path, FileNumber(1), None) {
+            Err(Error::Corruption { file, offset, what }) => {
+                assert_eq!(file, path);
+                assert_eq!(offset, want_offset, "{what}");
+                what
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn damaged_footer_magic_and_version_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, s) = build_table(dir.path(), 1, &sample_entries(50), small_blocks());
+        let good = std::fs::read(&path).unwrap();
+        let len = good.len() as u64;
+        let footer_at = len - FOOTER_LEN as u64;
+
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(expect_corruption(&path, len - 8).contains("magic"));
+
+        // A newer version with a valid checksum is refused as newer.
+        let mut footer = Footer::decode(&good, &path).unwrap();
+        footer.version = 2;
+        let mut bad = good.clone();
+        bad[footer_at as usize..].copy_from_slice(&footer.encode());
+        std::fs::write(&path, &bad).unwrap();
+        assert!(expect_corruption(&path, len - 16).contains("newer"));
+
+        let mut bad = good.clone();
+        bad[footer_at as usize + 3] ^= 0x04;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(expect_corruption(&path, footer_at).contains("footer checksum"));
+
+        std::fs::write(&path, &good[..40]).unwrap();
+        expect_corruption(&path, 0);
+
+        // A damaged index block is found at open, at the index's offset.
+        let mut bad = good.clone();
+        let index = Footer::decode(&good, &path).unwrap().index;
+        bad[index.offset as usize + 2] ^= 0x80;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(expect_corruption(&path, index.offset).contains("checksum"));
+
+        // A damaged data block is found by get, iteration and verify.
+        std::fs::write(&path, &good).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let (_, h) = t.index_entries().nth(1).unwrap();
+        drop(t);
+        let mut bad = good.clone();
+        bad[h.offset as usize + 5] ^= 0x20;
+        std::fs::write(&path, &bad).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let e = t.verify().unwrap_err();
+        assert!(
+            matches!(e, Error::Corruption { offset, .. } if offset == h.offset),
+            "{e}"
+        );
+        let mut it = t.iter();
+        it.seek_to_first();
+        while it.valid() {
+            it.next();
+        }
+        assert!(it.status().unwrap_err().is_corruption());
+        assert_eq!(s.entry_count, 50);
+    }
+
+    #[test]
+    fn block_cache_serves_repeated_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = build_table(dir.path(), 4, &sample_entries(500), small_blocks());
+        let cache = BlockCache::new(1 << 20);
+        let t = Table::open(&StdFs, &path, FileNumber(4), Some(cache.clone())).unwrap();
+        t.get(b"key000100", SeqNo::MAX).unwrap().unwrap();
+        let misses = cache.misses();
+        assert!(misses >= 1);
+        let (_, _, v) = t.get(b"key000100", SeqNo::MAX).unwrap().unwrap();
+        assert_eq!(cache.misses(), misses);
+        assert!(cache.hits() >= 1);
+        assert!(v.starts_with(b"value-100-"));
+    }
+}

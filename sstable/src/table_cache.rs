@@ -95,3 +95,71 @@ impl TableCache {
         self.tables.entry_count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{build_table, ik};
+    use crate::TableOptions;
+    use jkv_format::{SeqNo, StdFs};
+
+    #[test]
+    fn opens_on_miss_shares_and_evicts() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 1..=3u64 {
+            let entries = vec![(ik(format!("t{n}").as_bytes(), n), b"v".to_vec())];
+            build_table(dir.path(), n, &entries, TableOptions::default());
+        }
+        let blocks = BlockCache::new(1 << 20);
+        let tc = TableCache::new(
+            Arc::new(StdFs),
+            dir.path().to_path_buf(),
+            2,
+            Some(blocks.clone()),
+        );
+        let a = tc.get(FileNumber(1)).unwrap();
+        let b = tc.get(FileNumber(1)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "second get shares the open table");
+        assert!(a.get(b"t1", SeqNo::MAX).unwrap().is_some());
+        for n in 1..=3u64 {
+            assert_eq!(tc.get(FileNumber(n)).unwrap().file_number(), FileNumber(n));
+        }
+        tc.evict(FileNumber(1));
+        let c = tc.get(FileNumber(1)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "evicted table is opened again");
+        // A missing file is an error, and is not cached.
+        assert!(tc.get(FileNumber(9)).is_err());
+        build_table(dir.path(), 9, &[], TableOptions::default());
+        assert!(tc.get(FileNumber(9)).is_ok());
+    }
+
+    #[test]
+    fn concurrent_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries: Vec<_> = (0..200u32)
+            .map(|i| (ik(format!("k{i:04}").as_bytes(), 1), vec![b'v'; 100]))
+            .collect();
+        for n in 1..=4u64 {
+            build_table(dir.path(), n, &entries, TableOptions::default());
+        }
+        let tc = TableCache::new(
+            Arc::new(StdFs),
+            dir.path().to_path_buf(),
+            2,
+            Some(BlockCache::new(64 << 10)),
+        );
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let tc = &tc;
+                s.spawn(move || {
+                    for i in 0..400u64 {
+                        let n = FileNumber(1 + (i + t) % 4);
+                        let table = tc.get(n).unwrap();
+                        let key = format!("k{:04}", (i * 7) % 200);
+                        assert!(table.get(key.as_bytes(), SeqNo::MAX).unwrap().is_some());
+                    }
+                });
+            }
+        });
+    }
+}

@@ -220,3 +220,34 @@ impl InternalIterator for TableIter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{apply_and_compare, arb_entries, arb_op, build_table};
+    use crate::{BlockCache, TableOptions};
+    use jkv_format::iter::VecIter;
+    use jkv_format::{FileNumber, StdFs};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Many tiny blocks, so every move crosses block boundaries often.
+        #[test]
+        fn matches_vec_iter(entries in arb_entries(), block_size in 16usize..200,
+                            restart_interval in 1usize..5, cached in any::<bool>(),
+                            ops in proptest::collection::vec(arb_op(), 1..80)) {
+            let dir = tempfile::tempdir().unwrap();
+            let options = TableOptions { block_size_bytes: block_size, restart_interval, bloom_bits_per_key: 10 };
+            let (path, _) = build_table(dir.path(), 1, &entries, options);
+            let cache = cached.then(|| BlockCache::new(1 << 20));
+            let table = Table::open(&StdFs, &path, FileNumber(1), cache).unwrap();
+            let mut it = table.iter();
+            let mut model = VecIter::new(entries);
+            for op in &ops {
+                apply_and_compare(&mut it, &mut model, op)?;
+            }
+        }
+    }
+}

@@ -93,3 +93,21 @@ pub(crate) fn apply_and_compare(
     }
     Ok(())
 }
+
+/// Writes `entries` (sorted) as table `n` in `dir` through the real file
+/// system; returns its path and summary.
+pub(crate) fn build_table(
+    dir: &std::path::Path,
+    n: u64,
+    entries: &[(Vec<u8>, Vec<u8>)],
+    options: crate::TableOptions,
+) -> (std::path::PathBuf, crate::TableSummary) {
+    use jkv_format::FileSystem;
+    let path = jkv_format::names::table_path(dir, jkv_format::FileNumber(n));
+    let file = jkv_format::StdFs.create(&path).expect("create table file");
+    let mut b = crate::TableBuilder::new(file, options);
+    for (k, v) in entries {
+        b.add(k, v).expect("sorted entries are accepted");
+    }
+    (path, b.finish().expect("finish table"))
+}
