@@ -113,3 +113,47 @@ impl BlockBuilder {
         self.finished = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jkv_format::key::InternalKey;
+    use jkv_format::{SeqNo, ValueKind};
+
+    /// The worked example of docs/sst-format.md, "Block".
+    #[test]
+    fn matches_the_documented_example() {
+        let mut b = BlockBuilder::new(16);
+        b.add(
+            &InternalKey::new(b"apple", SeqNo(17), ValueKind::Value).into_vec(),
+            b"red",
+        );
+        b.add(
+            &InternalKey::new(b"apricot", SeqNo(9), ValueKind::Value).into_vec(),
+            b"",
+        );
+        assert_eq!(b.entry_count(), 2);
+        assert_eq!(b.estimated_size_bytes(), 43);
+        let expected: Vec<u8> = [
+            &[0x00, 0x0d, 0x03][..],
+            b"apple",
+            &[0x01, 0x11, 0, 0, 0, 0, 0, 0],
+            b"red",
+            &[0x02, 0x0d, 0x00],
+            b"ricot",
+            &[0x01, 0x09, 0, 0, 0, 0, 0, 0],
+            &[0, 0, 0, 0],
+            &[1, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(b.finish(), &expected[..]);
+        b.reset();
+        assert!(b.is_empty());
+        assert_eq!(b.finish(), &[0, 0, 0, 0, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn magic_matches_the_documented_value() {
+        assert_eq!(crate::footer::TABLE_MAGIC, 0x0a54_5353_766b_6a89);
+    }
+}
