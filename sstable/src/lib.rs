@@ -16,6 +16,8 @@
 //! Tables, caches and filters are `Send + Sync`; builders and cursors belong
 //! to one thread at a time.
 
+#![warn(missing_docs)]
+
 pub mod block;
 pub mod builder;
 pub mod cache;
