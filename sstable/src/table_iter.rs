@@ -24,16 +24,34 @@ pub struct TableIter {
     /// Index entry of the block loaded in `data`; `None` when no block is.
     block_index: Option<usize>,
     data: BlockIter,
+    /// Read blocks through the table's block cache (else straight from the
+    /// map, verifying each block's checksum).
+    use_cache: bool,
     err: Option<Error>,
 }
 
 impl Table {
-    /// A cursor over the table's entries, initially invalid.
+    /// A cursor over the table's entries, initially invalid. Blocks are
+    /// read through the block cache (and added to it) when the table has
+    /// one.
     pub fn iter(self: &Arc<Self>) -> TableIter {
+        self.new_iter(true)
+    }
+
+    /// Like [`iter`](Self::iter), but neither looks blocks up in the block
+    /// cache nor adds them: for scans that read each block once (compaction),
+    /// so they do not evict what point lookups need and do not pay for
+    /// cache inserts.
+    pub fn iter_bypassing_cache(self: &Arc<Self>) -> TableIter {
+        self.new_iter(false)
+    }
+
+    fn new_iter(self: &Arc<Self>, use_cache: bool) -> TableIter {
         TableIter {
             table: Arc::clone(self),
             block_index: None,
             data: BlockIter::new(Block::empty(), self.shared_path(), 0),
+            use_cache,
             err: None,
         }
     }
@@ -52,7 +70,12 @@ impl TableIter {
         }
         self.block_index = None;
         let handle = self.table.index().handle(i);
-        match self.table.data_block_owned(handle) {
+        let block = if self.use_cache {
+            self.table.data_block_owned(handle)
+        } else {
+            self.table.read_data_block(handle)
+        };
+        match block {
             Ok(block) => {
                 self.data.reset(block, handle.offset);
                 self.block_index = Some(i);
@@ -244,9 +267,12 @@ mod tests {
             let cache = cached.then(|| BlockCache::new(1 << 20));
             let table = Table::open(&StdFs, &path, FileNumber(1), cache).unwrap();
             let mut it = table.iter();
+            let mut bypass = table.iter_bypassing_cache();
             let mut model = VecIter::new(entries);
+            let mut bypass_model = model.clone();
             for op in &ops {
                 apply_and_compare(&mut it, &mut model, op)?;
+                apply_and_compare(&mut bypass, &mut bypass_model, op)?;
             }
         }
     }
