@@ -1,1 +1,44 @@
-//! placeholder
+//! jkv: an embedded LSM-tree key-value storage engine.
+//!
+//! ```no_run
+//! use jkv::{Db, Options, WriteBatch, WriteOptions};
+//! # fn main() -> jkv::Result<()> {
+//! let db = Db::open("/tmp/jkv-example", Options::default())?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"k1", b"v1");
+//! batch.delete(b"k0");
+//! db.write(batch, WriteOptions { sync: true })?;
+//! let snapshot = db.snapshot();
+//! for item in db.scan(b"k".as_slice().., &snapshot) {
+//!     let (key, value) = item?;
+//!     println!("{key:?} = {value:?}");
+//! }
+//! db.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Writes go to a write-ahead log and an in-memory table, which is flushed
+//! to sorted tables on disk in the background. See docs/architecture.md.
+
+mod batch;
+mod check;
+mod db;
+mod flush;
+mod iter;
+mod options;
+mod read;
+mod recovery;
+mod snapshot;
+mod stats;
+mod version;
+mod wal;
+mod write;
+
+pub use batch::{WriteBatch, VALUE_LEN_MAX};
+pub use check::{check, check_with, CheckReport, Problem};
+pub use db::Db;
+pub use iter::DbIterator;
+pub use jkv_format::{Error, Result, SeqNo};
+pub use options::{Options, WriteOptions};
+pub use snapshot::Snapshot;
+pub use stats::{LevelStats, Stats};

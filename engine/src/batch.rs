@@ -1,0 +1,293 @@
+//! `WriteBatch`: a set of puts and deletes applied atomically, in the exact
+//! byte form it takes inside a WAL record (docs/wal-format.md, "Write batch"),
+//! so the write path frames it without re-encoding.
+//!
+//! ```text
+//! first_seq u64 LE | count u32 LE | entry*
+//! entry = kind u8 | key_len varint | key | (value_len varint | value)  -- no value for deletions
+//! ```
+
+use jkv_format::coding::{put_varint64, Cursor};
+use jkv_format::key::USER_KEY_LEN_MAX;
+use jkv_format::{Error, Result, SeqNo, ValueKind};
+
+/// Layout: docs/wal-format.md, "Write batch".
+const SEQ_AT: usize = 0;
+const COUNT_AT: usize = SEQ_AT + 8;
+pub(crate) const BATCH_HEADER_LEN: usize = COUNT_AT + 4;
+const _: () = assert!(BATCH_HEADER_LEN == 12);
+
+/// Largest value accepted (256 MiB): values are held in one memtable arena
+/// block and framed in one WAL record.
+pub const VALUE_LEN_MAX: usize = 256 << 20;
+
+/// Puts and deletes that become visible together, or not at all.
+///
+/// Later operations on the same key win over earlier ones in the same batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteBatch {
+    rep: Vec<u8>,
+    count: u32,
+    /// Bytes of keys and values, for write-amplification figures.
+    user_bytes: u64,
+    /// First invalid argument met by `put`/`delete`; reported by `Db::write`.
+    invalid: Option<String>,
+}
+
+impl Default for WriteBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch {
+            rep: vec![0; BATCH_HEADER_LEN],
+            count: 0,
+            user_bytes: 0,
+            invalid: None,
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        if self.check(key, value.len()) {
+            self.rep.push(ValueKind::Value as u8);
+            put_varint64(&mut self.rep, key.len() as u64);
+            self.rep.extend_from_slice(key);
+            put_varint64(&mut self.rep, value.len() as u64);
+            self.rep.extend_from_slice(value);
+            self.count += 1;
+            self.user_bytes += (key.len() + value.len()) as u64;
+        }
+        self
+    }
+
+    /// Deletes `key` (a no-op if it does not exist).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        let key = key.as_ref();
+        if self.check(key, 0) {
+            self.rep.push(ValueKind::Deletion as u8);
+            put_varint64(&mut self.rep, key.len() as u64);
+            self.rep.extend_from_slice(key);
+            self.count += 1;
+            self.user_bytes += key.len() as u64;
+        }
+        self
+    }
+
+    fn check(&mut self, key: &[u8], value_len: usize) -> bool {
+        if self.invalid.is_some() {
+            return false;
+        }
+        if key.len() > USER_KEY_LEN_MAX {
+            self.invalid = Some(format!(
+                "key of {} bytes exceeds the maximum of {USER_KEY_LEN_MAX}",
+                key.len()
+            ));
+        } else if value_len > VALUE_LEN_MAX {
+            self.invalid = Some(format!(
+                "value of {value_len} bytes exceeds the maximum of {VALUE_LEN_MAX}"
+            ));
+        } else if self.count == u32::MAX {
+            self.invalid = Some("batch holds too many operations".to_string());
+        }
+        self.invalid.is_none()
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Removes every operation.
+    pub fn clear(&mut self) {
+        *self = WriteBatch::new();
+    }
+
+    /// Encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.rep.len()
+    }
+
+    /// The encoded batch (the WAL record payload once sealed).
+    pub(crate) fn encoded(&self) -> &[u8] {
+        &self.rep
+    }
+
+    pub(crate) fn user_bytes(&self) -> u64 {
+        self.user_bytes
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        match &self.invalid {
+            Some(why) => Err(Error::InvalidArgument(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Stamps the batch with its first sequence number and count; the bytes
+    /// are then the WAL record payload.
+    pub(crate) fn seal(&mut self, first_seq: SeqNo) -> &[u8] {
+        self.rep[SEQ_AT..COUNT_AT].copy_from_slice(&first_seq.0.to_le_bytes());
+        self.rep[COUNT_AT..BATCH_HEADER_LEN].copy_from_slice(&self.count.to_le_bytes());
+        &self.rep
+    }
+
+    /// The operations, with the sequence number each gets when the batch
+    /// starts at `first_seq`.
+    pub(crate) fn entries(&self) -> BatchEntries<'_> {
+        BatchEntries {
+            cursor: Cursor::new(&self.rep[BATCH_HEADER_LEN..]),
+            left: self.count,
+            done: false,
+        }
+    }
+}
+
+/// One decoded operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchEntry<'a> {
+    pub kind: ValueKind,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// Iterates a batch's operations in order.
+pub(crate) struct BatchEntries<'a> {
+    cursor: Cursor<'a>,
+    left: u32,
+    done: bool,
+}
+
+impl<'a> Iterator for BatchEntries<'a> {
+    type Item = std::result::Result<BatchEntry<'a>, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.left == 0 {
+            self.done = true;
+            return (!self.cursor.is_empty()).then_some(Err("bytes after the last batch entry"));
+        }
+        self.left -= 1;
+        match decode_entry(&mut self.cursor) {
+            Some(entry) => Some(Ok(entry)),
+            None => {
+                self.done = true;
+                Some(Err("truncated or malformed batch entry"))
+            }
+        }
+    }
+}
+
+fn decode_entry<'a>(c: &mut Cursor<'a>) -> Option<BatchEntry<'a>> {
+    let kind = ValueKind::from_u8(c.u8()?)?;
+    let key = c.length_prefixed()?;
+    if key.len() > USER_KEY_LEN_MAX {
+        return None;
+    }
+    let value = match kind {
+        ValueKind::Deletion => &[][..],
+        ValueKind::Value | ValueKind::ValuePointer => c.length_prefixed()?,
+    };
+    Some(BatchEntry { kind, key, value })
+}
+
+/// A batch decoded from a WAL record payload.
+pub(crate) struct DecodedBatch<'a> {
+    pub first_seq: SeqNo,
+    pub count: u32,
+    pub body: &'a [u8],
+}
+
+impl<'a> DecodedBatch<'a> {
+    /// Parses the header; `Err(what)` if the payload is malformed.
+    pub fn parse(payload: &'a [u8]) -> std::result::Result<Self, &'static str> {
+        let mut c = Cursor::new(payload);
+        let first_seq = c.u64_le().ok_or("batch header truncated")?;
+        let count = c.u32_le().ok_or("batch header truncated")?;
+        if first_seq == 0 || SeqNo(first_seq).plus(u64::from(count)) > SeqNo::MAX {
+            return Err("batch sequence number out of range");
+        }
+        Ok(DecodedBatch {
+            first_seq: SeqNo(first_seq),
+            count,
+            body: &payload[BATCH_HEADER_LEN..],
+        })
+    }
+
+    /// The operations; the i-th gets sequence `first_seq + i`.
+    pub fn entries(&self) -> BatchEntries<'a> {
+        BatchEntries {
+            cursor: Cursor::new(self.body),
+            left: self.count,
+            done: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut b = WriteBatch::new();
+        b.put(b"k1", b"v1").delete(b"k0").put(b"", b"");
+        assert_eq!(b.len(), 3);
+        let payload = b.seal(SeqNo(7)).to_vec();
+        let d = DecodedBatch::parse(&payload).unwrap();
+        assert_eq!(d.first_seq, SeqNo(7));
+        let entries: Vec<_> = d.entries().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            entries,
+            vec![
+                BatchEntry {
+                    kind: ValueKind::Value,
+                    key: b"k1",
+                    value: b"v1"
+                },
+                BatchEntry {
+                    kind: ValueKind::Deletion,
+                    key: b"k0",
+                    value: b""
+                },
+                BatchEntry {
+                    kind: ValueKind::Value,
+                    key: b"",
+                    value: b""
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn oversized_key_is_invalid_argument() {
+        let mut b = WriteBatch::new();
+        b.put(vec![0u8; USER_KEY_LEN_MAX + 1], b"v");
+        assert!(matches!(b.validate(), Err(Error::InvalidArgument(_))));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn truncated_payload_is_an_error_not_a_panic() {
+        let mut b = WriteBatch::new();
+        b.put(b"key", b"value");
+        let payload = b.seal(SeqNo(1)).to_vec();
+        for cut in 0..payload.len() {
+            if let Ok(d) = DecodedBatch::parse(&payload[..cut]) {
+                assert!(d.entries().any(|e| e.is_err()), "cut {cut}");
+            }
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Range scans: a merge of every source (memtables and tables) under one
+//! `SuperVersion`, filtered to the newest version of each key visible at
+//! the snapshot, with tombstones hidden.
+//!
+//! A `DbIterator` owns an `Arc` of the `SuperVersion` and of each table it
+//! reads, so flushes and new writes never change what it returns. It runs in
+//! one direction, chosen when it is made.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use jkv_format::key::{compare_internal_keys, parse_internal_key, user_key, InternalKey};
+use jkv_format::{Error, FileNumber, InternalIterator, Result, SeqNo, ValueKind};
+use jkv_manifest::TableMeta;
+use jkv_sstable::Table;
+
+use crate::db::DbInner;
+use crate::version::SuperVersion;
+
+/// Merges sorted children, in one direction.
+struct MergingIterator {
+    children: Vec<Box<dyn InternalIterator>>,
+    current: Option<usize>,
+    reverse: bool,
+}
+
+impl MergingIterator {
+    fn new(children: Vec<Box<dyn InternalIterator>>, reverse: bool) -> Self {
+        MergingIterator {
+            children,
+            current: None,
+            reverse,
+        }
+    }
+
+    /// Picks the child with the smallest key (largest when reverse).
+    fn pick(&mut self) {
+        let mut best: Option<usize> = None;
+        for (i, child) in self.children.iter().enumerate() {
+            if !child.valid() {
+                continue;
+            }
+            best = match best {
+                None => Some(i),
+                Some(b) => {
+                    let ord = compare_internal_keys(child.key(), self.children[b].key());
+                    let better = if self.reverse {
+                        ord == Ordering::Greater
+                    } else {
+                        ord == Ordering::Less
+                    };
+                    if better {
+                        Some(i)
+                    } else {
+                        Some(b)
+                    }
+                }
+            };
+        }
+        self.current = best;
+    }
+
+    fn seek(&mut self, target: &[u8]) {
+        for child in &mut self.children {
+            if self.reverse {
+                child.seek_for_prev(target);
+            } else {
+                child.seek(target);
+            }
+        }
+        self.pick();
+    }
+
+    fn seek_to_edge(&mut self) {
+        for child in &mut self.children {
+            if self.reverse {
+                child.seek_to_last();
+            } else {
+                child.seek_to_first();
+            }
+        }
+        self.pick();
+    }
+
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn advance(&mut self) {
+        if let Some(i) = self.current {
+            if self.reverse {
+                self.children[i].prev();
+            } else {
+                self.children[i].next();
+            }
+            self.pick();
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.children[self.current.expect("key() requires a valid merge")].key()
+    }
+
+    fn value(&self) -> &[u8] {
+        self.children[self.current.expect("value() requires a valid merge")].value()
+    }
+
+    fn status(&self) -> Result<()> {
+        for child in &self.children {
+            child.status()?;
+        }
+        Ok(())
+    }
+}
+
+/// Concatenates the non-overlapping, sorted tables of one level (L1+).
+struct LevelIter {
+    tables: Vec<(TableMeta, Arc<Table>)>,
+    index: usize,
+    current: Option<Box<dyn InternalIterator>>,
+}
+
+impl LevelIter {
+    fn new(tables: Vec<(TableMeta, Arc<Table>)>) -> Self {
+        LevelIter {
+            tables,
+            index: 0,
+            current: None,
+        }
+    }
+
+    fn open(&mut self, index: usize) -> bool {
+        if index >= self.tables.len() {
+            self.current = None;
+            return false;
+        }
+        self.index = index;
+        self.current = Some(Box::new(self.tables[index].1.iter()));
+        true
+    }
+
+    /// Moves forward over exhausted tables (stops on an error).
+    fn skip_forward(&mut self) {
+        while let Some(cur) = &self.current {
+            if cur.valid() || cur.status().is_err() {
+                return;
+            }
+            if !self.open(self.index + 1) {
+                return;
+            }
+            if let Some(cur) = self.current.as_mut() {
+                cur.seek_to_first();
+            }
+        }
+    }
+
+    fn skip_backward(&mut self) {
+        while let Some(cur) = &self.current {
+            if cur.valid() || cur.status().is_err() {
+                return;
+            }
+            if self.index == 0 {
+                self.current = None;
+                return;
+            }
+            self.open(self.index - 1);
+            if let Some(cur) = self.current.as_mut() {
+                cur.seek_to_last();
+            }
+        }
+    }
+}
+
+impl InternalIterator for LevelIter {
+    fn valid(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.valid())
+    }
+    fn seek_to_first(&mut self) {
+        if self.open(0) {
+            if let Some(c) = self.current.as_mut() {
+                c.seek_to_first();
+            }
+            self.skip_forward();
+        }
+    }
+    fn seek_to_last(&mut self) {
+        if let Some(last) = self.tables.len().checked_sub(1) {
+            self.open(last);
+            if let Some(c) = self.current.as_mut() {
+                c.seek_to_last();
+            }
+            self.skip_backward();
+        } else {
+            self.current = None;
+        }
+    }
+    fn seek(&mut self, target: &[u8]) {
+        let i = self
+            .tables
+            .partition_point(|(m, _)| compare_internal_keys(&m.largest, target) == Ordering::Less);
+        if self.open(i) {
+            if let Some(c) = self.current.as_mut() {
+                c.seek(target);
+            }
+            self.skip_forward();
+        }
+    }
+    fn seek_for_prev(&mut self, target: &[u8]) {
+        // Last table whose smallest key is <= target.
+        let i = self.tables.partition_point(|(m, _)| {
+            compare_internal_keys(&m.smallest, target) != Ordering::Greater
+        });
+        match i.checked_sub(1) {
+            Some(i) => {
+                self.open(i);
+                if let Some(c) = self.current.as_mut() {
+                    c.seek_for_prev(target);
+                }
+                self.skip_backward();
+            }
+            None => self.current = None,
+        }
+    }
+    fn next(&mut self) {
+        if let Some(c) = self.current.as_mut() {
+            c.next();
+        }
+        self.skip_forward();
+    }
+    fn prev(&mut self) {
+        if let Some(c) = self.current.as_mut() {
+            c.prev();
+        }
+        self.skip_backward();
+    }
+    fn key(&self) -> &[u8] {
+        self.current
+            .as_ref()
+            .expect("key() requires a valid cursor")
+            .key()
+    }
+    fn value(&self) -> &[u8] {
+        self.current
+            .as_ref()
+            .expect("value() requires a valid cursor")
+            .value()
+    }
+    fn status(&self) -> Result<()> {
+        match &self.current {
+            Some(c) => c.status(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether a table's user-key range meets `[start, end]` as bounded.
+fn overlaps(meta: &TableMeta, start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> bool {
+    let (lo, hi) = (user_key(&meta.smallest), user_key(&meta.largest));
+    let after_start = match start {
+        Bound::Included(s) | Bound::Excluded(s) => hi >= s.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let before_end = match end {
+        Bound::Included(e) => lo <= e.as_slice(),
+        Bound::Excluded(e) => lo < e.as_slice(),
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
+}
+
+/// An iterator over a key range as of a snapshot. Yields
+/// `Result<(key, value)>`; after an error it yields nothing more.
+pub struct DbIterator {
+    merge: MergingIterator,
+    snapshot: SeqNo,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    reverse: bool,
+    positioned: bool,
+    done: bool,
+    /// An error met while building the iterator, yielded first.
+    pending_error: Option<Error>,
+    /// Keeps memtables and the table set alive for the iterator's life.
+    _super_version: Arc<SuperVersion>,
+}
+
+impl std::fmt::Debug for DbIterator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbIterator")
+            .field("snapshot", &self.snapshot)
+            .field("reverse", &self.reverse)
+            .finish()
+    }
+}
+
+impl DbIterator {
+    pub(crate) fn new(
+        db: &DbInner,
+        snapshot: SeqNo,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Self {
+        let sv = db.super_version();
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        children.push(Box::new(sv.mem.iter()));
+        for frozen in &sv.imms {
+            children.push(Box::new(frozen.mem.iter()));
+        }
+        let mut pending_error = None;
+        for (level, tables) in sv.version.levels.iter().enumerate() {
+            let mut opened = Vec::new();
+            for meta in tables.iter().filter(|m| overlaps(m, &start, &end)) {
+                match db.table_cache.get(FileNumber(meta.id)) {
+                    Ok(table) => opened.push((meta.clone(), table)),
+                    Err(e) => {
+                        pending_error.get_or_insert(e);
+                    }
+                }
+            }
+            if level == 0 {
+                for (_, table) in opened {
+                    children.push(Box::new(table.iter()));
+                }
+            } else if !opened.is_empty() {
+                children.push(Box::new(LevelIter::new(opened)));
+            }
+        }
+        DbIterator {
+            merge: MergingIterator::new(children, reverse),
+            snapshot,
+            start,
+            end,
+            reverse,
+            positioned: false,
+            done: false,
+            pending_error,
+            _super_version: sv,
+        }
+    }
+
+    fn position(&mut self) {
+        self.positioned = true;
+        if self.reverse {
+            match &self.end {
+                // The last entry before every version of `e`.
+                Bound::Excluded(e) => self.merge.seek(InternalKey::seek(e, SeqNo::MAX).as_bytes()),
+                // The last entry at or before the oldest version of `e`.
+                Bound::Included(e) => self
+                    .merge
+                    .seek(InternalKey::new(e, SeqNo(0), ValueKind::Deletion).as_bytes()),
+                Bound::Unbounded => self.merge.seek_to_edge(),
+            }
+        } else {
+            match &self.start {
+                Bound::Included(s) | Bound::Excluded(s) => {
+                    self.merge.seek(InternalKey::seek(s, SeqNo::MAX).as_bytes())
+                }
+                Bound::Unbounded => self.merge.seek_to_edge(),
+            }
+        }
+    }
+
+    fn before_start(&self, key: &[u8]) -> bool {
+        match &self.start {
+            Bound::Included(s) => key < s.as_slice(),
+            Bound::Excluded(s) => key <= s.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+
+    fn after_end(&self, key: &[u8]) -> bool {
+        match &self.end {
+            Bound::Included(e) => key > e.as_slice(),
+            Bound::Excluded(e) => key >= e.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+
+    /// The next visible entry going forward.
+    fn next_forward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        while self.merge.valid() {
+            let ikey = self.merge.key();
+            let parsed = parse_internal_key(ikey).ok_or_else(|| {
+                Error::InvalidArgument("malformed internal key in a source".into())
+            })?;
+            if self.after_end(parsed.user_key) {
+                return Ok(None);
+            }
+            if parsed.seq > self.snapshot || self.before_start(parsed.user_key) {
+                self.merge.advance();
+                continue;
+            }
+            // The newest visible version of this key: take it, skip the rest.
+            let key = Bytes::copy_from_slice(parsed.user_key);
+            let found = match parsed.kind {
+                ValueKind::Deletion => None,
+                kind => crate::read::visible(kind, Bytes::copy_from_slice(self.merge.value()))?,
+            };
+            self.merge.advance();
+            while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
+                self.merge.advance();
+            }
+            if let Some(value) = found {
+                return Ok(Some((key, value)));
+            }
+        }
+        self.merge.status()?;
+        Ok(None)
+    }
+
+    /// The next visible entry going backward: versions of a key arrive oldest
+    /// first, so the last visible one seen wins.
+    fn next_backward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        while self.merge.valid() {
+            let key = Bytes::copy_from_slice(user_key(self.merge.key()));
+            if self.before_start(&key) {
+                return Ok(None);
+            }
+            let mut newest: Option<(ValueKind, Bytes)> = None;
+            while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
+                let parsed = parse_internal_key(self.merge.key()).ok_or_else(|| {
+                    Error::InvalidArgument("malformed internal key in a source".into())
+                })?;
+                if parsed.seq <= self.snapshot {
+                    newest = Some((parsed.kind, Bytes::copy_from_slice(self.merge.value())));
+                }
+                self.merge.advance();
+            }
+            if self.after_end(&key) {
+                continue;
+            }
+            if let Some((kind, value)) = newest {
+                if let Some(value) = crate::read::visible(kind, value)? {
+                    return Ok(Some((key, value)));
+                }
+            }
+        }
+        self.merge.status()?;
+        Ok(None)
+    }
+}
+
+impl Iterator for DbIterator {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if let Some(e) = self.pending_error.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        if !self.positioned {
+            self.position();
+        }
+        let step = if self.reverse {
+            self.next_backward()
+        } else {
+            self.next_forward()
+        };
+        match step {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

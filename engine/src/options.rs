@@ -1,0 +1,217 @@
+//! `Options` (how a database is opened) and `WriteOptions` (how one write is
+//! made durable). Every setting has a documented default and a chainable
+//! setter; `Options::validate` checks them once, in `Db::open`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jkv_format::{Error, FileSystem, Result, StdFs};
+
+/// How to open a database. `Options::default()` gives the documented defaults.
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) create_if_missing: bool,
+    pub(crate) error_if_exists: bool,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) max_immutable_memtables: usize,
+    pub(crate) wal: bool,
+    pub(crate) block_size: usize,
+    pub(crate) bloom_bits_per_key: usize,
+    pub(crate) block_cache_bytes: usize,
+    pub(crate) max_open_tables: usize,
+    pub(crate) num_levels: usize,
+    pub(crate) manifest_rewrite_threshold_bytes: u64,
+    pub(crate) fs: Arc<dyn FileSystem>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: true,
+            error_if_exists: false,
+            write_buffer_size: 64 << 20,
+            max_immutable_memtables: 2,
+            wal: true,
+            block_size: 4096,
+            bloom_bits_per_key: 10,
+            block_cache_bytes: 64 << 20,
+            max_open_tables: 1000,
+            num_levels: 7,
+            manifest_rewrite_threshold_bytes: 4 << 20,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("create_if_missing", &self.create_if_missing)
+            .field("error_if_exists", &self.error_if_exists)
+            .field("write_buffer_size", &self.write_buffer_size)
+            .field("max_immutable_memtables", &self.max_immutable_memtables)
+            .field("wal", &self.wal)
+            .field("block_size", &self.block_size)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("max_open_tables", &self.max_open_tables)
+            .field("num_levels", &self.num_levels)
+            .field(
+                "manifest_rewrite_threshold_bytes",
+                &self.manifest_rewrite_threshold_bytes,
+            )
+            .field("fs", &self.fs)
+            .finish()
+    }
+}
+
+impl Options {
+    /// Create the database when the directory holds none. Default: true.
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+
+    /// Fail when a database already exists. Default: false.
+    pub fn error_if_exists(mut self, yes: bool) -> Self {
+        self.error_if_exists = yes;
+        self
+    }
+
+    /// Memtable size in bytes (approximate memory, keys + values + index)
+    /// at which it is frozen and flushed to a table. Default: 64 MiB.
+    /// Minimum 4 KiB.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// Frozen memtables waiting for flush before writers wait. Default: 2.
+    pub fn max_immutable_memtables(mut self, n: usize) -> Self {
+        self.max_immutable_memtables = n;
+        self
+    }
+
+    /// Write a write-ahead log. Default: true. Without it, writes since the
+    /// last flush are lost if the process dies; `close` still flushes them.
+    pub fn wal(mut self, yes: bool) -> Self {
+        self.wal = yes;
+        self
+    }
+
+    /// Target size of a table's data blocks in bytes. Default: 4096.
+    pub fn block_size(mut self, bytes: usize) -> Self {
+        self.block_size = bytes;
+        self
+    }
+
+    /// Bloom filter bits per key in each table; 0 disables filters.
+    /// Default: 10 (about 1% false positives).
+    pub fn bloom_bits_per_key(mut self, bits: usize) -> Self {
+        self.bloom_bits_per_key = bits;
+        self
+    }
+
+    /// Byte budget of the shared block cache; 0 disables it. Default: 64 MiB.
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.block_cache_bytes = bytes;
+        self
+    }
+
+    /// Tables kept open (mapped) at once. Default: 1000.
+    pub fn max_open_tables(mut self, n: usize) -> Self {
+        self.max_open_tables = n;
+        self
+    }
+
+    /// Number of levels, L0 included. Default: 7. Range 2..=16.
+    pub fn num_levels(mut self, n: usize) -> Self {
+        self.num_levels = n;
+        self
+    }
+
+    /// Manifest size in bytes past which it is rewritten as one snapshot
+    /// record. Default: 4 MiB.
+    pub fn manifest_rewrite_threshold_bytes(mut self, bytes: u64) -> Self {
+        self.manifest_rewrite_threshold_bytes = bytes;
+        self
+    }
+
+    /// The file system every file goes through. Default: the real one
+    /// ([`StdFs`]); tests pass a simulated one.
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidArgument(what));
+        if self.write_buffer_size < 4096 {
+            return bad(format!(
+                "write_buffer_size {} is below the minimum of 4096 bytes",
+                self.write_buffer_size
+            ));
+        }
+        if self.max_immutable_memtables == 0 {
+            return bad("max_immutable_memtables must be at least 1".into());
+        }
+        if !(256..=(1 << 24)).contains(&self.block_size) {
+            return bad(format!(
+                "block_size {} must be between 256 bytes and 16 MiB",
+                self.block_size
+            ));
+        }
+        if self.bloom_bits_per_key > 64 {
+            return bad(format!(
+                "bloom_bits_per_key {} is above the maximum of 64",
+                self.bloom_bits_per_key
+            ));
+        }
+        if self.max_open_tables < 16 {
+            return bad("max_open_tables must be at least 16".into());
+        }
+        if !(2..=16).contains(&self.num_levels) {
+            return bad(format!(
+                "num_levels {} must be between 2 and 16",
+                self.num_levels
+            ));
+        }
+        if self.manifest_rewrite_threshold_bytes < 1024 {
+            return bad("manifest_rewrite_threshold_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+}
+
+/// How one write is made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Acknowledge only after the WAL is fsynced (the write then survives a
+    /// machine crash). Writes grouped with a synced write share its fsync.
+    /// Without it, an acknowledged write survives a crash of this process
+    /// but may be lost, together with every later write, if the machine
+    /// crashes. Default: false.
+    pub sync: bool,
+}
+
+impl WriteOptions {
+    /// Synced writes.
+    pub const SYNC: WriteOptions = WriteOptions { sync: true };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_refused() {
+        Options::default().validate().unwrap();
+        assert!(Options::default().write_buffer_size(10).validate().is_err());
+        assert!(Options::default().num_levels(1).validate().is_err());
+        assert!(Options::default().block_size(1).validate().is_err());
+        assert!(Options::default()
+            .max_immutable_memtables(0)
+            .validate()
+            .is_err());
+    }
+}

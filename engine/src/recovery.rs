@@ -1,0 +1,250 @@
+//! Opening a database: lock, manifest, WAL replay, orphan cleanup, fresh WAL.
+//!
+//! Recovery replays every WAL the manifest names as live, in order, into
+//! memtables and writes them out as L0 tables; one manifest edit then adds
+//! those tables, retires the replayed WALs and names a new WAL. Only after
+//! that edit is durable are the old WALs (and any file the manifest does not
+//! name: leftovers of a crash) deleted. A crash anywhere in between reopens
+//! to the same data: the edit either happened or not.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use jkv_format::names::{self, parse_file_name, FileKind};
+use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
+use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
+use jkv_memtable::Memtable;
+use jkv_sstable::{BlockCache, TableCache};
+
+use crate::db::{Db, DbInner, DbState, WriterState};
+use crate::options::Options;
+use crate::snapshot::SnapshotRegistry;
+use crate::stats::Counters;
+use crate::version::{SuperVersion, Version};
+use crate::wal::reader::replay;
+use crate::wal::writer::WalWriter;
+use crate::write::WriteQueue;
+
+pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
+    options.validate()?;
+    let fs = options.fs.clone();
+    fs.create_dir_all(dir)?;
+    let lock = fs.lock(&dir.join(names::LOCK))?;
+    let manifest_options =
+        ManifestOptions::new().rewrite_threshold_bytes(options.manifest_rewrite_threshold_bytes);
+    let (manifest, state) = if fs.exists(&dir.join(names::MANIFEST))? {
+        if options.error_if_exists {
+            return Err(Error::InvalidArgument(format!(
+                "a database already exists in {}",
+                dir.display()
+            )));
+        }
+        Manifest::open(fs.clone(), dir, manifest_options)?
+    } else {
+        if !options.create_if_missing {
+            return Err(Error::InvalidArgument(format!(
+                "no database in {} and create_if_missing is off",
+                dir.display()
+            )));
+        }
+        refuse_data_without_manifest(&*fs, dir)?;
+        let manifest = Manifest::create(
+            fs.clone(),
+            dir,
+            ManifestState::new(options.num_levels),
+            manifest_options,
+        )?;
+        let state = manifest.state().clone();
+        (manifest, state)
+    };
+    if state.levels.len() > options.num_levels {
+        return Err(Error::InvalidArgument(format!(
+            "the database has {} levels but num_levels is {}",
+            state.levels.len(),
+            options.num_levels
+        )));
+    }
+    check_files_present(&*fs, dir, &state)?;
+
+    let block_cache =
+        (options.block_cache_bytes > 0).then(|| BlockCache::new(options.block_cache_bytes as u64));
+    let table_cache = TableCache::new(
+        fs.clone(),
+        dir.to_path_buf(),
+        options.max_open_tables,
+        block_cache.clone(),
+    );
+    let inner = Arc::new(DbInner {
+        dir: dir.to_path_buf(),
+        fs: fs.clone(),
+        writer: Mutex::new(WriterState {
+            wal: None,
+            mem: Arc::new(Memtable::new()),
+            last_seq: SeqNo(state.last_seq),
+        }),
+        manifest: Mutex::new(manifest),
+        state: Mutex::new(DbState {
+            imms: Vec::new(),
+            version: Arc::new(Version::from_state(&state)),
+            shutting_down: false,
+        }),
+        state_changed: Condvar::new(),
+        current: RwLock::new(Arc::new(SuperVersion {
+            mem: Arc::new(Memtable::new()),
+            imms: Vec::new(),
+            version: Arc::new(Version::default()),
+        })),
+        queue: Mutex::new(WriteQueue::default()),
+        queue_changed: Condvar::new(),
+        visible_seq: AtomicU64::new(0),
+        next_file: AtomicU64::new(state.next_file.max(1)),
+        snapshots: Arc::new(SnapshotRegistry::default()),
+        table_cache,
+        block_cache,
+        bg_error: Mutex::new(None),
+        closed: AtomicBool::new(false),
+        counters: Counters::default(),
+        options,
+        _lock: lock,
+    });
+    recover_wals(&inner, &state)?;
+    remove_orphans(&inner)?;
+    let flush_thread = {
+        let inner = inner.clone();
+        std::thread::Builder::new()
+            .name("jkv-flush".into())
+            .spawn(move || inner.run_flush_thread())
+            .map_err(|e| Error::io("spawning the flush thread for", dir, e))?
+    };
+    Ok(Db {
+        inner,
+        flush_thread: Mutex::new(Some(flush_thread)),
+    })
+}
+
+/// A directory with tables or logs but no manifest lost its manifest:
+/// creating a fresh database there would hide (and later delete) that data.
+fn refuse_data_without_manifest(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    for name in fs.list(dir)? {
+        if matches!(
+            parse_file_name(&name),
+            Some(FileKind::Table(_) | FileKind::Wal(_) | FileKind::ValueLog(_))
+        ) {
+            return Err(Error::corruption(
+                dir.join(names::MANIFEST),
+                0,
+                format!("MANIFEST is missing but data file {name} is present"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every table and WAL the manifest names must exist.
+fn check_files_present(fs: &dyn FileSystem, dir: &Path, state: &ManifestState) -> Result<()> {
+    let present: HashSet<String> = fs.list(dir)?.into_iter().collect();
+    let tables = state
+        .levels
+        .iter()
+        .flatten()
+        .map(|t| names::table_name(FileNumber(t.id)));
+    let wals = state
+        .live_wals
+        .iter()
+        .map(|&n| names::wal_name(FileNumber(n)));
+    for name in tables.chain(wals) {
+        if !present.contains(&name) {
+            return Err(Error::corruption(
+                dir.join(names::MANIFEST),
+                0,
+                format!("the manifest names {name}, which is missing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replays live WALs into L0 tables and starts a new WAL, in one manifest
+/// edit; then publishes the recovered state.
+fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
+    let mut last_seq = SeqNo(state.last_seq);
+    for t in state.levels.iter().flatten() {
+        last_seq = last_seq.max(SeqNo(t.max_seq));
+    }
+    let mut tables: Vec<TableMeta> = Vec::new();
+    let mut mem = Arc::new(Memtable::new());
+    for &wal in &state.live_wals {
+        let path = names::wal_path(&inner.dir, FileNumber(wal));
+        let summary = replay(&*inner.fs, &path, |batch| {
+            let mut seq = batch.first_seq;
+            for entry in batch.entries() {
+                let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
+                mem.insert(entry.key, seq, entry.kind, entry.value);
+                seq = seq.plus(1);
+            }
+            Ok(())
+        })?;
+        last_seq = last_seq.max(summary.max_seq);
+        if mem.approximate_memory_bytes() >= inner.options.write_buffer_size {
+            tables.extend(inner.write_level0_table(&mem)?);
+            mem = Arc::new(Memtable::new());
+        }
+    }
+    tables.extend(inner.write_level0_table(&mem)?);
+
+    let mut writer = inner.writer.lock();
+    writer.last_seq = last_seq;
+    let mut edit = VersionEdit {
+        added_tables: tables,
+        retired_wals: state.live_wals.iter().copied().collect(),
+        last_seq: Some(last_seq.0),
+        ..VersionEdit::default()
+    };
+    if inner.options.wal {
+        let number = inner.allocate_file_number();
+        writer.wal = Some(WalWriter::create(&*inner.fs, &inner.dir, number)?);
+        inner.fs.sync_dir(&inner.dir)?;
+        edit.new_wals.push(number.0);
+    }
+    edit.next_file = Some(inner.next_file.load(std::sync::atomic::Ordering::SeqCst));
+    let mut manifest = inner.manifest.lock();
+    manifest.apply(edit)?;
+    let version = Arc::new(Version::from_state(manifest.state()));
+    drop(manifest);
+    inner
+        .visible_seq
+        .store(last_seq.0, std::sync::atomic::Ordering::Release);
+    let mut db_state = inner.state.lock();
+    db_state.version = version;
+    inner.install(&db_state, writer.mem.clone());
+    Ok(())
+}
+
+/// Removes files the manifest does not name: replayed WALs, tables and WALs
+/// of an interrupted flush or recovery, unfinished temporary files.
+fn remove_orphans(inner: &DbInner) -> Result<()> {
+    let manifest = inner.manifest.lock();
+    let state = manifest.state();
+    let live_tables: HashSet<u64> = state.levels.iter().flatten().map(|t| t.id).collect();
+    let mut removed = false;
+    for name in inner.fs.list(&inner.dir)? {
+        let orphan = match parse_file_name(&name) {
+            Some(FileKind::Table(n)) => !live_tables.contains(&n.0),
+            Some(FileKind::Wal(n)) => !state.live_wals.contains(&n.0),
+            Some(FileKind::Temp) | Some(FileKind::ManifestTmp) => true,
+            _ => false,
+        };
+        if orphan {
+            inner.fs.remove(&inner.dir.join(&name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        inner.fs.sync_dir(&inner.dir)?;
+    }
+    Ok(())
+}

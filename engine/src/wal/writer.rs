@@ -1,0 +1,58 @@
+//! Appending to a WAL. Owned by the write path; one thread at a time (the
+//! group-commit leader) holds it.
+
+use std::path::Path;
+
+use jkv_format::names::wal_path;
+use jkv_format::record::append_record;
+use jkv_format::{FileNumber, FileSystem, Result, WritableFile};
+
+use super::RECORD_BATCH;
+
+/// An open WAL being appended to.
+pub(crate) struct WalWriter {
+    file: Box<dyn WritableFile>,
+    number: FileNumber,
+    /// Reused frame buffer: a whole commit group becomes one `append`.
+    buf: Vec<u8>,
+}
+
+impl WalWriter {
+    /// Creates `dir/NNNNNN.wal`. The caller syncs the directory before the
+    /// manifest names the file.
+    pub fn create(fs: &dyn FileSystem, dir: &Path, number: FileNumber) -> Result<Self> {
+        let file = fs.create(&wal_path(dir, number))?;
+        Ok(WalWriter {
+            file,
+            number,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The log's file number.
+    pub fn number(&self) -> FileNumber {
+        self.number
+    }
+
+    /// Appends one record per payload with a single write, then hands the
+    /// bytes to the OS. Returns the bytes written.
+    pub fn append_batches<'a>(&mut self, payloads: impl Iterator<Item = &'a [u8]>) -> Result<u64> {
+        self.buf.clear();
+        for payload in payloads {
+            append_record(&mut self.buf, RECORD_BATCH, payload);
+        }
+        self.file.append(&self.buf)?;
+        self.file.flush()?;
+        let written = self.buf.len() as u64;
+        if self.buf.capacity() > (4 << 20) {
+            // Do not keep a huge buffer alive after one large batch.
+            self.buf = Vec::new();
+        }
+        Ok(written)
+    }
+
+    /// Makes every appended record durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync()
+    }
+}

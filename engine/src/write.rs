@@ -1,0 +1,260 @@
+//! The write path: group commit, sequence numbers, WAL, memtable, and
+//! freezing a full memtable.
+//!
+//! Writers queue up; the first to find no leader becomes one, takes every
+//! queued write (up to a size cap), appends them to the WAL with one write
+//! and at most one fsync, inserts them into the memtable, publishes the new
+//! sequence number and wakes the followers with the group's result. Only the
+//! leader touches the WAL and inserts into the memtable.
+
+use std::collections::VecDeque;
+use std::mem;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use jkv_format::{Error, Result};
+use jkv_manifest::VersionEdit;
+use jkv_memtable::Memtable;
+
+use crate::batch::WriteBatch;
+use crate::db::{DbInner, WriterState};
+use crate::options::WriteOptions;
+use crate::version::Frozen;
+use crate::wal::writer::WalWriter;
+
+/// Bytes of batches one leader commits at most; a larger queue is split
+/// over several groups so that one fsync does not wait on a huge append.
+const GROUP_BYTES_MAX: usize = 4 << 20;
+
+/// One queued write.
+struct PendingWrite {
+    batch: Mutex<WriteBatch>,
+    sync: bool,
+    result: Mutex<Option<Result<()>>>,
+}
+
+/// Writes waiting for a leader (leaf lock, `DbInner::queue`).
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    pending: VecDeque<Arc<PendingWrite>>,
+    leader_active: bool,
+}
+
+impl DbInner {
+    pub(crate) fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        batch.validate()?;
+        self.check_writable()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let me = Arc::new(PendingWrite {
+            batch: Mutex::new(batch),
+            sync: options.sync,
+            result: Mutex::new(None),
+        });
+        let mut queue = self.queue.lock();
+        queue.pending.push_back(me.clone());
+        loop {
+            if let Some(result) = me.result.lock().take() {
+                return result;
+            }
+            if queue.leader_active {
+                self.queue_changed.wait(&mut queue);
+                continue;
+            }
+            // Lead one group: everything queued, up to the size cap.
+            queue.leader_active = true;
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            while let Some(next) = queue.pending.front() {
+                let len = next.batch.lock().encoded_len();
+                if !group.is_empty() && bytes + len > GROUP_BYTES_MAX {
+                    break;
+                }
+                bytes += len;
+                group.extend(queue.pending.pop_front());
+            }
+            drop(queue);
+            let result = {
+                let mut writer = self.writer.lock();
+                self.commit_group(&mut writer, &group)
+            };
+            for w in &group {
+                *w.result.lock() = Some(result.clone());
+            }
+            queue = self.queue.lock();
+            queue.leader_active = false;
+            self.queue_changed.notify_all();
+        }
+    }
+
+    /// Writes one group: WAL, then memtable, then publish.
+    fn commit_group(&self, writer: &mut WriterState, group: &[Arc<PendingWrite>]) -> Result<()> {
+        self.check_writable()?;
+        self.make_room(writer)?;
+        let mut batches: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
+        let sync = group.iter().any(|w| w.sync);
+        let mut seq = writer.last_seq;
+        let mut user_bytes = 0;
+        for batch in batches.iter_mut() {
+            batch.seal(seq.plus(1));
+            seq = seq.plus(batch.len() as u64);
+            user_bytes += batch.user_bytes();
+        }
+        if let Some(wal) = writer.wal.as_mut() {
+            let written = wal
+                .append_batches(batches.iter().map(|b| b.encoded()))
+                .map_err(|e| self.poison(e))?;
+            if sync {
+                wal.sync().map_err(|e| self.poison(e))?;
+            }
+            self.counters
+                .wal_bytes
+                .fetch_add(written, Ordering::Relaxed);
+        }
+        let mut entry_seq = writer.last_seq;
+        for batch in &batches {
+            for entry in batch.entries() {
+                let entry = entry.expect("a batch built by WriteBatch decodes");
+                entry_seq = entry_seq.plus(1);
+                writer
+                    .mem
+                    .insert(entry.key, entry_seq, entry.kind, entry.value);
+            }
+        }
+        debug_assert_eq!(entry_seq, seq);
+        writer.last_seq = seq;
+        self.visible_seq.store(seq.0, Ordering::Release);
+        self.counters
+            .user_bytes
+            .fetch_add(user_bytes, Ordering::Relaxed);
+        self.counters
+            .writes
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        self.counters.write_groups.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Freezes the memtable when it is full.
+    fn make_room(&self, writer: &mut WriterState) -> Result<()> {
+        if writer.mem.approximate_memory_bytes() < self.options.write_buffer_size {
+            return Ok(());
+        }
+        self.freeze(writer)
+    }
+
+    /// Freezes the active memtable and starts a new one (and a new WAL).
+    /// Waits, without spinning, while the frozen memtables are at their
+    /// limit.
+    pub(crate) fn freeze(&self, writer: &mut WriterState) -> Result<()> {
+        {
+            let mut state = self.state.lock();
+            let mut stalled_since = None;
+            while state.imms.len() >= self.options.max_immutable_memtables {
+                self.check_healthy()?;
+                stalled_since.get_or_insert_with(Instant::now);
+                self.state_changed.wait(&mut state);
+            }
+            if let Some(since) = stalled_since {
+                self.counters
+                    .stall_micros
+                    .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+        }
+        self.check_healthy()?;
+        let new_wal = if self.options.wal {
+            Some(self.start_wal(writer).map_err(|e| self.poison(e))?)
+        } else {
+            None
+        };
+        let old_wal = mem::replace(&mut writer.wal, new_wal).map(|w| w.number());
+        let old_mem = mem::replace(&mut writer.mem, Arc::new(Memtable::new()));
+        let mut state = self.state.lock();
+        state.imms.insert(
+            0,
+            Arc::new(Frozen {
+                mem: old_mem,
+                wal: old_wal,
+            }),
+        );
+        self.install(&state, writer.mem.clone());
+        drop(state);
+        self.state_changed.notify_all();
+        Ok(())
+    }
+
+    /// Syncs the active WAL (so a later synced write never lands before an
+    /// earlier unsynced one), then creates the next WAL, makes its directory
+    /// entry durable and records it in the manifest.
+    fn start_wal(&self, writer: &mut WriterState) -> Result<WalWriter> {
+        if let Some(old) = writer.wal.as_mut() {
+            old.sync()?;
+        }
+        let number = self.allocate_file_number();
+        let wal = WalWriter::create(&*self.fs, &self.dir, number)?;
+        self.fs.sync_dir(&self.dir)?;
+        let edit = VersionEdit {
+            new_wals: vec![number.0],
+            next_file: Some(self.next_file.load(Ordering::SeqCst)),
+            ..VersionEdit::default()
+        };
+        self.manifest.lock().apply(edit)?;
+        Ok(wal)
+    }
+
+    /// Freezes a non-empty memtable and waits until all frozen memtables
+    /// are flushed.
+    pub(crate) fn flush_all(&self) -> Result<()> {
+        self.check_writable()?;
+        {
+            let mut writer = self.writer.lock();
+            if !writer.mem.is_empty() {
+                self.freeze(&mut writer)?;
+            }
+        }
+        self.wait_for_flushes()
+    }
+
+    fn wait_for_flushes(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(cause) = &*self.bg_error.lock() {
+                return Err(Error::ReadOnly(cause.clone()));
+            }
+            if state.imms.is_empty() {
+                return Ok(());
+            }
+            self.state_changed.wait(&mut state);
+        }
+    }
+
+    /// Stops accepting writes and makes what was acknowledged durable:
+    /// syncs the WAL, or flushes the memtables when there is no WAL. Tells
+    /// the flush thread to exit. Returns the first error met.
+    pub(crate) fn shut_down(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        {
+            let mut writer = self.writer.lock();
+            if let Some(wal) = writer.wal.as_mut() {
+                if self.bg_error.lock().is_none() {
+                    result = wal.sync().map_err(|e| self.poison(e));
+                }
+            } else if !writer.mem.is_empty() && self.bg_error.lock().is_none() {
+                // No WAL: the memtable is the only copy of its writes.
+                result = self.freeze(&mut writer);
+            }
+        }
+        if result.is_ok() && !self.options.wal {
+            result = self.wait_for_flushes();
+        }
+        self.state.lock().shutting_down = true;
+        self.state_changed.notify_all();
+        result
+    }
+}

@@ -1,0 +1,174 @@
+//! Model test: thousands of random puts, deletes, batches, gets, scans
+//! (both directions, prefix) and snapshot reads against a `BTreeMap`, with
+//! flushes and reopenings interleaved; every read is compared.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use jkv::{Db, WriteBatch, WriteOptions};
+use jkv_tests::small_options;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn random_key(rng: &mut StdRng) -> Vec<u8> {
+    // A small key space so overwrites and deletes hit existing keys; some
+    // keys are prefixes of others.
+    let n = rng.gen_range(0..300u32);
+    if n % 7 == 0 {
+        format!("k{}", n / 7).into_bytes()
+    } else {
+        format!("k{n:03}").into_bytes()
+    }
+}
+
+fn random_value(rng: &mut StdRng) -> Vec<u8> {
+    let len = match rng.gen_range(0..10) {
+        0 => 0,
+        1 => rng.gen_range(500..3000),
+        _ => rng.gen_range(1..40),
+    };
+    (0..len).map(|_| rng.gen()).collect()
+}
+
+fn collect(iter: jkv::DbIterator) -> Vec<(Vec<u8>, Vec<u8>)> {
+    iter.map(|r| {
+        let (k, v) = r.expect("scan item");
+        (k.to_vec(), v.to_vec())
+    })
+    .collect()
+}
+
+fn model_range(model: &Model, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    model
+        .range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn run(seed: u64, steps: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut db = Db::open(dir.path(), small_options()).unwrap();
+    let mut model = Model::new();
+    // (snapshot, model at that time)
+    let mut snapshots: Vec<(jkv::Snapshot, Model)> = Vec::new();
+    for step in 0..steps {
+        match rng.gen_range(0..100) {
+            0..=34 => {
+                let (k, v) = (random_key(&mut rng), random_value(&mut rng));
+                db.put(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+            35..=44 => {
+                let k = random_key(&mut rng);
+                db.delete(&k).unwrap();
+                model.remove(&k);
+            }
+            45..=52 => {
+                let mut batch = WriteBatch::new();
+                for _ in 0..rng.gen_range(1..20) {
+                    let k = random_key(&mut rng);
+                    if rng.gen_bool(0.3) {
+                        batch.delete(&k);
+                        model.remove(&k);
+                    } else {
+                        let v = random_value(&mut rng);
+                        batch.put(&k, &v);
+                        model.insert(k, v);
+                    }
+                }
+                let sync = rng.gen_bool(0.2);
+                db.write(batch, WriteOptions { sync }).unwrap();
+            }
+            53..=72 => {
+                let k = random_key(&mut rng);
+                let got = db.get(&k).unwrap().map(|b| b.to_vec());
+                assert_eq!(
+                    got,
+                    model.get(&k).cloned(),
+                    "seed {seed} step {step} get {k:?}"
+                );
+            }
+            73..=78 => {
+                let (a, b) = (random_key(&mut rng), random_key(&mut rng));
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let snap = db.snapshot();
+                let expected = model_range(&model, &lo, &hi);
+                let got = collect(db.scan(lo.as_slice()..hi.as_slice(), &snap));
+                assert_eq!(got, expected, "seed {seed} step {step} scan");
+                let mut rev = collect(db.scan_rev(lo.as_slice()..hi.as_slice(), &snap));
+                rev.reverse();
+                assert_eq!(rev, expected, "seed {seed} step {step} scan_rev");
+            }
+            79..=80 => {
+                let snap = db.snapshot();
+                let all: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(
+                    collect(db.scan::<&[u8]>(.., &snap)),
+                    all,
+                    "seed {seed} full scan"
+                );
+                let prefix = format!("k{}", rng.gen_range(0..10)).into_bytes();
+                let expected: Vec<_> = all
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                assert_eq!(collect(db.scan_prefix(&prefix, &snap)), expected, "prefix");
+            }
+            81..=85 => {
+                if snapshots.len() < 4 {
+                    snapshots.push((db.snapshot(), model.clone()));
+                } else {
+                    snapshots.remove(rng.gen_range(0..snapshots.len()));
+                }
+            }
+            86..=90 => {
+                if let Some((snap, old)) = snapshots.first() {
+                    let k = random_key(&mut rng);
+                    let got = db.get_at(&k, snap).unwrap().map(|b| b.to_vec());
+                    assert_eq!(
+                        got,
+                        old.get(&k).cloned(),
+                        "seed {seed} step {step} snapshot get"
+                    );
+                    let all: Vec<_> = old.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    assert_eq!(collect(db.scan::<&[u8]>(.., snap)), all, "snapshot scan");
+                }
+            }
+            91..=95 => db.flush().unwrap(),
+            _ => {
+                // Snapshots do not survive a reopen.
+                snapshots.clear();
+                if rng.gen_bool(0.5) {
+                    db.close().unwrap();
+                }
+                drop(db);
+                db = Db::open(dir.path(), small_options()).unwrap();
+            }
+        }
+    }
+    // Everything, one last time, after a reopen.
+    drop(snapshots);
+    drop(db);
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    let all: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(collect(db.scan::<&[u8]>(.., &db.snapshot())), all);
+}
+
+#[test]
+fn model_seed_1() {
+    run(1, 3000);
+}
+
+#[test]
+fn model_seed_2() {
+    run(2, 3000);
+}
+
+#[test]
+fn model_seed_3() {
+    run(3, 3000);
+}
