@@ -37,3 +37,5 @@ pub fn flip_byte(path: &Path, offset: usize, mask: u8) {
 pub fn key(n: u64) -> Vec<u8> {
     format!("key{n:08}").into_bytes()
 }
+
+pub mod simfs;
