@@ -1,0 +1,67 @@
+//! Compaction settings (the engine's `Options` fills them; defaults here
+//! are the documented ones).
+
+/// How the tree is shaped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// Levels, L0 included. Default 7.
+    pub num_levels: usize,
+    /// L0 table count that makes L0 worth compacting (score 1.0). Default 4.
+    pub l0_trigger: usize,
+    /// L0 table count at which writes are slowed down. Default 8.
+    pub l0_slowdown: usize,
+    /// L0 table count at which writes wait for compaction. Default 12.
+    pub l0_stop: usize,
+    /// Target size of the base level (the level L0 compacts into) in bytes.
+    /// Default 256 MiB.
+    pub base_level_bytes: u64,
+    /// Each level's target is this many times the one above. Default 10.
+    pub level_multiplier: u64,
+    /// Output tables are cut at about this size (at a user-key boundary).
+    /// Default 64 MiB.
+    pub target_table_bytes: u64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            num_levels: 7,
+            l0_trigger: 4,
+            l0_slowdown: 8,
+            l0_stop: 12,
+            base_level_bytes: 256 << 20,
+            level_multiplier: 10,
+            target_table_bytes: 64 << 20,
+        }
+    }
+}
+
+impl CompactionConfig {
+    /// Index of the last level.
+    pub fn last_level(&self) -> usize {
+        self.num_levels - 1
+    }
+
+    /// Checks the settings; `Err` says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num_levels < 2 {
+            return Err(format!("num_levels {} must be at least 2", self.num_levels));
+        }
+        if self.l0_trigger == 0 {
+            return Err("l0_compaction_trigger must be at least 1".into());
+        }
+        if !(self.l0_trigger <= self.l0_slowdown && self.l0_slowdown <= self.l0_stop) {
+            return Err(format!(
+                "L0 triggers must satisfy compaction {} <= slowdown {} <= stop {}",
+                self.l0_trigger, self.l0_slowdown, self.l0_stop
+            ));
+        }
+        if self.level_multiplier < 2 {
+            return Err("level_size_multiplier must be at least 2".into());
+        }
+        if self.base_level_bytes < 1024 || self.target_table_bytes < 1024 {
+            return Err("base_level_size and target_table_size must be at least 1 KiB".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! Running one merge task: stream the inputs through the merge and the
+//! filter into new tables, cut at the target size on user-key boundaries.
+//!
+//! Every output is synced by its builder before this returns; the caller
+//! syncs the directory and then records the result in the manifest.
+
+use std::sync::Arc;
+
+use jkv_format::key::user_key;
+use jkv_format::{Error, FileNumber, InternalIterator, Result, SeqNo, WritableFile};
+use jkv_manifest::TableMeta;
+use jkv_sstable::{Table, TableBuilder, TableOptions};
+
+use crate::merge::{CompactionFilter, MergingIterator};
+use crate::picker::CompactionTask;
+
+/// What a job produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobOutput {
+    /// The new tables, at the task's output level, in key order.
+    pub tables: Vec<TableMeta>,
+    /// Bytes of the input tables.
+    pub bytes_read: u64,
+    /// Bytes of the output tables.
+    pub bytes_written: u64,
+    /// Versions and tombstones the filter dropped.
+    pub entries_dropped: u64,
+}
+
+/// Merges `inputs` (the opened tables of `task.inputs`, same order) into
+/// new tables from `new_table`, keeping what `snapshots` may still read.
+/// `cancelled` is polled between entries; when it says so the job stops
+/// with an error and its outputs are left for the caller to remove.
+pub fn run_job(
+    task: &CompactionTask,
+    inputs: &[Arc<Table>],
+    snapshots: Vec<SeqNo>,
+    table_options: &TableOptions,
+    target_table_bytes: u64,
+    new_table: &mut dyn FnMut() -> Result<(FileNumber, Box<dyn WritableFile>)>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<JobOutput> {
+    let children: Vec<Box<dyn InternalIterator>> = inputs
+        .iter()
+        .map(|t| Box::new(t.iter_bypassing_cache()) as Box<dyn InternalIterator>)
+        .collect();
+    let mut merge = MergingIterator::new(children, false);
+    merge.seek_to_start();
+    let mut filter = CompactionFilter::new(snapshots, task.drop_tombstones);
+    let mut output = JobOutput {
+        bytes_read: task.input_bytes(),
+        ..JobOutput::default()
+    };
+    let mut current: Option<(FileNumber, TableBuilder)> = None;
+    let mut last_user_key: Vec<u8> = Vec::new();
+    let mut entries = 0u64;
+    while merge.valid() {
+        if entries % 1024 == 0 && cancelled() {
+            return Err(Error::InvalidArgument(
+                "compaction cancelled: the database is closing".into(),
+            ));
+        }
+        entries += 1;
+        let key = merge.key();
+        if !filter.keep(key) {
+            merge.advance();
+            continue;
+        }
+        let full = current
+            .as_ref()
+            .is_some_and(|(_, b)| b.estimated_size_bytes() >= target_table_bytes);
+        if full && user_key(key) != last_user_key.as_slice() {
+            if let Some((number, builder)) = current.take() {
+                output
+                    .tables
+                    .push(finish(number, builder, task.output_level)?);
+            }
+        }
+        if current.is_none() {
+            let (number, file) = new_table()?;
+            current = Some((number, TableBuilder::new(file, table_options.clone())));
+        }
+        if let Some((_, builder)) = current.as_mut() {
+            builder.add(key, merge.value())?;
+        }
+        last_user_key.clear();
+        last_user_key.extend_from_slice(user_key(key));
+        merge.advance();
+    }
+    merge.status()?;
+    if let Some((number, builder)) = current.take() {
+        output
+            .tables
+            .push(finish(number, builder, task.output_level)?);
+    }
+    output.entries_dropped = filter.dropped;
+    output.bytes_written = output.tables.iter().map(|t| t.size_bytes).sum();
+    Ok(output)
+}
+
+fn finish(number: FileNumber, builder: TableBuilder, level: usize) -> Result<TableMeta> {
+    let summary = builder.finish()?;
+    Ok(TableMeta {
+        id: number.0,
+        level: level as u32,
+        size_bytes: summary.file_size,
+        entries: summary.entry_count,
+        smallest: summary.smallest,
+        largest: summary.largest,
+        min_seq: summary.min_seq.0,
+        max_seq: summary.max_seq.0,
+    })
+}

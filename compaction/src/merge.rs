@@ -1,0 +1,275 @@
+//! The merge: a k-way merging cursor over sorted sources, and the filter
+//! that decides which versions a compaction keeps.
+//!
+//! Memory is bounded by the sources' own cursors (one block each for
+//! tables): nothing is loaded whole.
+
+use std::cmp::Ordering;
+
+use jkv_format::key::{compare_internal_keys, parse_internal_key};
+use jkv_format::{InternalIterator, Result, SeqNo, ValueKind};
+
+/// Merges sorted children in one direction (chosen at creation). Used by
+/// compactions (forward) and by the engine's scans (either way).
+pub struct MergingIterator {
+    children: Vec<Box<dyn InternalIterator>>,
+    current: Option<usize>,
+    reverse: bool,
+}
+
+impl MergingIterator {
+    /// A merge of `children`; `reverse` walks from the largest key down.
+    pub fn new(children: Vec<Box<dyn InternalIterator>>, reverse: bool) -> Self {
+        MergingIterator {
+            children,
+            current: None,
+            reverse,
+        }
+    }
+
+    /// Picks the child with the smallest key (largest when reverse). Ties
+    /// cannot happen between sources of one database: every entry has its
+    /// own sequence number.
+    fn pick(&mut self) {
+        let mut best: Option<usize> = None;
+        for (i, child) in self.children.iter().enumerate() {
+            if !child.valid() {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some(b) => {
+                    let ord = compare_internal_keys(child.key(), self.children[b].key());
+                    if self.reverse {
+                        ord == Ordering::Greater
+                    } else {
+                        ord == Ordering::Less
+                    }
+                }
+            };
+            if better {
+                best = Some(i);
+            }
+        }
+        self.current = best;
+    }
+
+    /// Positions every child at `target` (at or after it going forward, at
+    /// or before it going backward).
+    pub fn seek(&mut self, target: &[u8]) {
+        for child in &mut self.children {
+            if self.reverse {
+                child.seek_for_prev(target);
+            } else {
+                child.seek(target);
+            }
+        }
+        self.pick();
+    }
+
+    /// Positions at the first entry in the merge's direction.
+    pub fn seek_to_start(&mut self) {
+        for child in &mut self.children {
+            if self.reverse {
+                child.seek_to_last();
+            } else {
+                child.seek_to_first();
+            }
+        }
+        self.pick();
+    }
+
+    /// True when positioned on an entry.
+    pub fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Moves one entry in the merge's direction.
+    pub fn advance(&mut self) {
+        if let Some(i) = self.current {
+            if self.reverse {
+                self.children[i].prev();
+            } else {
+                self.children[i].next();
+            }
+            self.pick();
+        }
+    }
+
+    /// The current internal key. Requires `valid()`.
+    pub fn key(&self) -> &[u8] {
+        self.children[self.current.expect("key() requires a valid merge")].key()
+    }
+
+    /// The current value. Requires `valid()`.
+    pub fn value(&self) -> &[u8] {
+        self.children[self.current.expect("value() requires a valid merge")].value()
+    }
+
+    /// The first error any child met.
+    pub fn status(&self) -> Result<()> {
+        for child in &self.children {
+            child.status()?;
+        }
+        Ok(())
+    }
+}
+
+/// Decides, entry by entry in internal-key order, which versions survive a
+/// compaction.
+///
+/// Snapshots cut each key's history into stripes: a version is visible to
+/// the snapshots at or above its sequence number. Within one stripe only
+/// the newest version can ever be read, so older ones in the same stripe
+/// are dropped. Readers without a snapshot read the newest version (the top
+/// stripe). A tombstone that every snapshot sees (lowest stripe) hides all
+/// older versions from everyone; when no deeper level can hold the key it
+/// has nothing left to hide and is dropped too.
+#[derive(Clone, Debug)]
+pub struct CompactionFilter {
+    /// Live snapshots, ascending.
+    snapshots: Vec<SeqNo>,
+    drop_tombstones: bool,
+    current_key: Vec<u8>,
+    has_current: bool,
+    current_stripe: usize,
+    /// Entries dropped so far.
+    pub dropped: u64,
+}
+
+impl CompactionFilter {
+    /// A filter for live `snapshots` (any order).
+    pub fn new(mut snapshots: Vec<SeqNo>, drop_tombstones: bool) -> Self {
+        snapshots.sort();
+        snapshots.dedup();
+        CompactionFilter {
+            snapshots,
+            drop_tombstones,
+            current_key: Vec::new(),
+            has_current: false,
+            current_stripe: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Index of the lowest snapshot that sees `seq` (snapshots.len() for
+    /// versions newer than every snapshot).
+    fn stripe(&self, seq: SeqNo) -> usize {
+        self.snapshots.partition_point(|&s| s < seq)
+    }
+
+    /// Whether the entry with internal key `ikey` is kept. Must be called on
+    /// every entry, in order. Malformed keys are kept (the table writer will
+    /// refuse them with a clear error).
+    pub fn keep(&mut self, ikey: &[u8]) -> bool {
+        let Some(parsed) = parse_internal_key(ikey) else {
+            return true;
+        };
+        let stripe = self.stripe(parsed.seq);
+        let same_key = self.has_current && self.current_key.as_slice() == parsed.user_key;
+        if same_key && stripe == self.current_stripe {
+            self.dropped += 1;
+            return false;
+        }
+        if !same_key {
+            self.current_key.clear();
+            self.current_key.extend_from_slice(parsed.user_key);
+            self.has_current = true;
+        }
+        self.current_stripe = stripe;
+        if parsed.kind == ValueKind::Deletion && self.drop_tombstones && stripe == 0 {
+            self.dropped += 1;
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jkv_format::iter::VecIter;
+    use jkv_format::InternalKey;
+
+    fn ik(k: &str, s: u64, kind: ValueKind) -> Vec<u8> {
+        InternalKey::new(k.as_bytes(), SeqNo(s), kind).into_vec()
+    }
+
+    fn survivors(
+        entries: &[(&str, u64, ValueKind)],
+        snapshots: &[u64],
+        drop: bool,
+    ) -> Vec<(String, u64)> {
+        let mut f = CompactionFilter::new(snapshots.iter().map(|&s| SeqNo(s)).collect(), drop);
+        let mut keys: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|(k, s, kind)| ik(k, *s, *kind))
+            .collect();
+        keys.sort_by(|a, b| compare_internal_keys(a, b));
+        keys.into_iter()
+            .filter(|k| f.keep(k))
+            .map(|k| {
+                let p = parse_internal_key(&k).unwrap();
+                (String::from_utf8(p.user_key.to_vec()).unwrap(), p.seq.0)
+            })
+            .collect()
+    }
+
+    use ValueKind::{Deletion as D, Value as V};
+
+    #[test]
+    fn without_snapshots_only_the_newest_version_survives() {
+        let got = survivors(&[("a", 1, V), ("a", 5, V), ("b", 2, V)], &[], true);
+        assert_eq!(got, vec![("a".into(), 5), ("b".into(), 2)]);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_version_it_sees() {
+        let got = survivors(&[("a", 1, V), ("a", 3, V), ("a", 5, V)], &[4], true);
+        assert_eq!(got, vec![("a".into(), 5), ("a".into(), 3)]);
+    }
+
+    #[test]
+    fn tombstones_drop_only_at_the_bottom_and_below_every_snapshot() {
+        let entries = [("a", 1, V), ("a", 5, D)];
+        assert_eq!(survivors(&entries, &[], true), vec![]);
+        assert_eq!(survivors(&entries, &[], false), vec![("a".into(), 5)]);
+        // A snapshot at 3 still reads a@1: both stay.
+        assert_eq!(
+            survivors(&entries, &[3], true),
+            vec![("a".into(), 5), ("a".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn merge_orders_sources_and_walks_both_ways() {
+        let a = VecIter::new(vec![
+            (ik("a", 1, V), b"1".to_vec()),
+            (ik("c", 3, V), b"3".to_vec()),
+        ]);
+        let b = VecIter::new(vec![
+            (ik("b", 2, V), b"2".to_vec()),
+            (ik("c", 4, V), b"4".to_vec()),
+        ]);
+        let mut m = MergingIterator::new(vec![Box::new(a.clone()), Box::new(b.clone())], false);
+        m.seek_to_start();
+        let mut seen = Vec::new();
+        while m.valid() {
+            seen.push(m.value().to_vec());
+            m.advance();
+        }
+        assert_eq!(
+            seen,
+            vec![b"1".to_vec(), b"2".to_vec(), b"4".to_vec(), b"3".to_vec()]
+        );
+        let mut r = MergingIterator::new(vec![Box::new(a), Box::new(b)], true);
+        r.seek_to_start();
+        let mut back = Vec::new();
+        while r.valid() {
+            back.push(r.value().to_vec());
+            r.advance();
+        }
+        seen.reverse();
+        assert_eq!(back, seen);
+    }
+}
