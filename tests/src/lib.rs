@@ -39,3 +39,4 @@ pub fn key(n: u64) -> Vec<u8> {
 }
 
 pub mod simfs;
+pub mod workload;

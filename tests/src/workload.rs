@@ -1,0 +1,304 @@
+//! Small seeded workloads for crash and fault tests, run against a `Db` on a
+//! [`SimFs`], with the model state after every write and the file-system
+//! operation boundaries at which each write started and was acknowledged,
+//! so a crash state at any boundary can be judged: which prefixes of the
+//! writes it may hold.
+//!
+//! Single-threaded: one workload, one database at a time (the engine's
+//! flush thread runs beside it; its operations land in the same recording).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use jkv::{Db, Error, Options, WriteBatch, WriteOptions};
+use jkv_format::names::{parse_file_name, FileKind};
+use jkv_format::FileSystem;
+use jkv_manifest::{Manifest, ManifestOptions};
+
+use crate::simfs::{Image, SimFs};
+
+/// The database directory inside every simulated disk.
+pub fn db_dir() -> PathBuf {
+    PathBuf::from("/sim/db")
+}
+
+/// Keys a workload writes: `k00`..`k23`.
+pub const KEY_COUNT: usize = 24;
+
+/// Key number `n`.
+pub fn key_name(n: usize) -> Vec<u8> {
+    format!("k{n:02}").into_bytes()
+}
+
+/// Options for crash workloads: a 4 KiB memtable (the minimum) and a 1 KiB
+/// manifest rewrite threshold, so every workload flushes and rewrites the
+/// manifest; small blocks so tables have several.
+pub fn crash_options(fs: &SimFs) -> Options {
+    Options::default()
+        .write_buffer_size(4096)
+        .manifest_rewrite_threshold_bytes(1024)
+        .block_size(256)
+        .block_cache_bytes(64 << 10)
+        .file_system(Arc::new(fs.clone()))
+}
+
+/// One step of a workload.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// One atomic write: puts (`Some` value) and deletes (`None`).
+    Write {
+        /// Key numbers and values.
+        entries: Vec<(usize, Option<Vec<u8>>)>,
+        /// Acknowledge only once durable.
+        sync: bool,
+    },
+    /// `Db::flush`.
+    Flush,
+    /// `Db::close`, then `Db::open` again.
+    Reopen,
+}
+
+/// A seeded workload of at most `len` steps: mostly single puts and
+/// deletes, some batches, about a third synced, at least two flushes and
+/// one reopen. Values are 40..600 bytes, unique per write.
+pub fn workload(seed: u64, len: usize) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut steps = Vec::with_capacity(len);
+    let flush_at = [len / 3, 2 * len / 3];
+    let reopen_at = rng.gen_range(len / 4..len - 2);
+    for i in 0..len {
+        if flush_at.contains(&i) {
+            steps.push(Step::Flush);
+            continue;
+        }
+        if i == reopen_at {
+            steps.push(Step::Reopen);
+            continue;
+        }
+        let sync = rng.gen_bool(0.35);
+        let count = if rng.gen_bool(0.2) {
+            rng.gen_range(2..6)
+        } else {
+            1
+        };
+        let entries = (0..count)
+            .map(|j| {
+                let k = rng.gen_range(0..KEY_COUNT);
+                let value = rng.gen_bool(0.85).then(|| {
+                    let len = rng.gen_range(40..600);
+                    let mut v = format!("s{seed}w{i}e{j}:").into_bytes();
+                    v.resize(len, b'a' + (i % 26) as u8);
+                    v
+                });
+                (k, value)
+            })
+            .collect();
+        steps.push(Step::Write { entries, sync });
+    }
+    steps
+}
+
+/// The model: key number → value.
+pub type ModelState = BTreeMap<usize, Vec<u8>>;
+
+/// What a run of a workload recorded.
+#[derive(Clone, Debug, Default)]
+pub struct RunLog {
+    /// `states[i]`: the model after the first `i` writes (`states[0]` empty).
+    pub states: Vec<ModelState>,
+    /// Per write: recorded operations before it started.
+    pub write_start: Vec<usize>,
+    /// Per write: recorded operations when it was acknowledged, or `None`
+    /// when it returned an error.
+    pub write_end: Vec<Option<usize>>,
+    /// `(boundary, writes)`: from this boundary on, the first `writes`
+    /// writes are durable (a synced write, a flush or a close returned).
+    pub durable: Vec<(usize, usize)>,
+}
+
+impl RunLog {
+    /// The writes a crash state at `boundary` must hold at least, and may
+    /// hold at most: `(lo, hi)`. With `process_crash`, every acknowledged
+    /// write counts as durable.
+    pub fn bounds(&self, boundary: usize, process_crash: bool) -> (usize, usize) {
+        let mut lo = self
+            .durable
+            .iter()
+            .filter(|(b, _)| *b <= boundary)
+            .map(|&(_, w)| w)
+            .max()
+            .unwrap_or(0);
+        if process_crash {
+            let acked = self
+                .write_end
+                .iter()
+                .take_while(|e| e.is_some_and(|e| e <= boundary))
+                .count();
+            lo = lo.max(acked);
+        }
+        let hi = self.write_start.iter().filter(|&&s| s < boundary).count();
+        (lo, hi.max(lo))
+    }
+}
+
+/// Runs `steps` on a fresh database on `fs` (recording from the start),
+/// then closes it. Panics on any error: no faults are armed.
+pub fn run_recorded(fs: &SimFs, steps: &[Step]) -> RunLog {
+    fs.create_dir_all(&db_dir())
+        .expect("directory on a fresh disk");
+    fs.start_recording();
+    let mut log = RunLog {
+        states: vec![ModelState::new()],
+        ..RunLog::default()
+    };
+    let mut db = Db::open(db_dir(), crash_options(fs)).expect("open on a fresh disk");
+    for step in steps {
+        match step {
+            Step::Write { entries, sync } => {
+                log.write_start.push(fs.recorded_ops());
+                db.write(batch_of(entries), WriteOptions { sync: *sync })
+                    .expect("write without faults");
+                let end = fs.recorded_ops();
+                log.write_end.push(Some(end));
+                let mut state = log.states.last().expect("states start non-empty").clone();
+                apply(&mut state, entries);
+                log.states.push(state);
+                if *sync {
+                    log.durable.push((end, log.write_end.len()));
+                }
+            }
+            Step::Flush => {
+                db.flush().expect("flush without faults");
+                log.durable.push((fs.recorded_ops(), log.write_end.len()));
+            }
+            Step::Reopen => {
+                db.close().expect("close without faults");
+                log.durable.push((fs.recorded_ops(), log.write_end.len()));
+                drop(db);
+                db = Db::open(db_dir(), crash_options(fs)).expect("reopen without faults");
+            }
+        }
+    }
+    db.close().expect("close without faults");
+    log.durable.push((fs.recorded_ops(), log.write_end.len()));
+    log
+}
+
+/// The batch for `entries`.
+pub fn batch_of(entries: &[(usize, Option<Vec<u8>>)]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for (k, v) in entries {
+        match v {
+            Some(v) => batch.put(key_name(*k), v),
+            None => batch.delete(key_name(*k)),
+        };
+    }
+    batch
+}
+
+/// Applies `entries` to the model.
+pub fn apply(state: &mut ModelState, entries: &[(usize, Option<Vec<u8>>)]) {
+    for (k, v) in entries {
+        match v {
+            Some(v) => state.insert(*k, v.clone()),
+            None => state.remove(k),
+        };
+    }
+}
+
+/// Reads the whole database: a full scan, cross-checked key by key with
+/// `get`. Keys outside the workload's set are an error.
+pub fn read_all(db: &Db) -> Result<ModelState, String> {
+    let mut state = ModelState::new();
+    let snapshot = db.snapshot();
+    for item in db.scan::<Vec<u8>>(.., &snapshot) {
+        let (k, v) = item.map_err(|e| format!("scan failed: {e}"))?;
+        let n = (0..KEY_COUNT)
+            .find(|&n| key_name(n) == k.as_ref())
+            .ok_or_else(|| format!("scan returned unknown key {k:?}"))?;
+        state.insert(n, v.to_vec());
+    }
+    for n in 0..KEY_COUNT {
+        let got = db
+            .get(key_name(n))
+            .map_err(|e| format!("get k{n:02} failed: {e}"))?;
+        if got.as_deref() != state.get(&n).map(Vec::as_slice) {
+            return Err(format!("get k{n:02} disagrees with the scan"));
+        }
+    }
+    Ok(state)
+}
+
+/// Opens the database on a crash image and checks it: it opens, its
+/// contents equal `states[i]` for some `lo <= i <= hi`, a second open sees
+/// the same contents, and after it the directory holds only `LOCK`,
+/// `MANIFEST` and the files the manifest names. `Err` says what is wrong.
+pub fn check_crash_image(
+    image: &Image,
+    states: &[ModelState],
+    lo: usize,
+    hi: usize,
+) -> Result<usize, String> {
+    let fs = SimFs::from_image(image);
+    let first = {
+        let db = Db::open(db_dir(), crash_options(&fs)).map_err(|e| format!("open failed: {e}"))?;
+        let got = read_all(&db)?;
+        db.close().map_err(|e| format!("close failed: {e}"))?;
+        got
+    };
+    let matched = (lo..=hi).find(|&i| states[i] == first).ok_or_else(|| {
+        let any = states.iter().position(|s| *s == first);
+        format!(
+            "contents are not the state after {lo}..={hi} writes (they match {any:?}); keys {:?}",
+            first.keys().collect::<Vec<_>>()
+        )
+    })?;
+    {
+        let db = Db::open(db_dir(), crash_options(&fs))
+            .map_err(|e| format!("second open failed: {e}"))?;
+        let again = read_all(&db)?;
+        db.close()
+            .map_err(|e| format!("second close failed: {e}"))?;
+        if again != first {
+            return Err("the second open shows different contents".into());
+        }
+    }
+    orphans(&fs, &db_dir()).map(|()| matched)
+}
+
+/// `Err` naming the files in `dir` that are neither `LOCK`, `MANIFEST` nor
+/// named by the manifest.
+pub fn orphans(fs: &SimFs, dir: &Path) -> Result<(), String> {
+    let (_, state) = Manifest::open(Arc::new(fs.clone()), dir, ManifestOptions::new())
+        .map_err(|e| format!("manifest unreadable after reopen: {e}"))?;
+    let live = state.live_file_numbers();
+    let mut extra = Vec::new();
+    for name in fs.list(dir).map_err(|e| e.to_string())? {
+        let ok = match parse_file_name(&name) {
+            Some(FileKind::Table(n)) | Some(FileKind::Wal(n)) => live.contains(&n.0),
+            _ => name == "LOCK" || name == "MANIFEST",
+        };
+        if !ok {
+            extra.push(name);
+        }
+    }
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("orphan files after the second open: {extra:?}"))
+    }
+}
+
+/// True when `e` is an I/O error, or read-only because of one (the typed
+/// errors a failed operation may surface as).
+pub fn is_io_or_read_only(e: &Error) -> bool {
+    match e {
+        Error::Io { .. } => true,
+        Error::ReadOnly(cause) => is_io_or_read_only(cause),
+        _ => false,
+    }
+}
