@@ -5,6 +5,7 @@
 //! 1. `writer`   — the write-group leader's state: active WAL, active
 //!    memtable, last assigned sequence. Held for a whole commit group.
 //! 2. `manifest` — manifest appends (file I/O).
+//!    `compaction` — the conflict tracker (after `manifest`).
 //! 3. `state`    — frozen memtables and the shutdown flag; no file I/O
 //!    under it. `state_changed` is its condition variable.
 //! 4. `current`  — the published `SuperVersion`; readers clone the `Arc`.
@@ -14,7 +15,7 @@
 
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -28,11 +29,12 @@ use jkv_memtable::Memtable;
 use jkv_sstable::{BlockCache, TableCache};
 
 use crate::batch::WriteBatch;
+use crate::compaction::{CompactionState, JobTracker};
 use crate::iter::DbIterator;
 use crate::options::{Options, WriteOptions};
 use crate::snapshot::{Snapshot, SnapshotRegistry};
 use crate::stats::{Counters, Stats};
-use crate::version::{Frozen, SuperVersion, Version};
+use crate::version::{Frozen, SuperVersion, TableDeleter, Version};
 use crate::wal::writer::WalWriter;
 use crate::write::WriteQueue;
 
@@ -44,6 +46,8 @@ pub(crate) struct WriterState {
     pub mem: Arc<Memtable>,
     /// Last sequence number assigned.
     pub last_seq: SeqNo,
+    /// Write delay owed under L0 backpressure, paid in sleeps of >= 1 ms.
+    pub throttle_debt: std::time::Duration,
 }
 
 /// Frozen memtables and lifecycle flags (lock order 3).
@@ -77,11 +81,23 @@ pub(crate) struct DbInner {
     pub snapshots: Arc<SnapshotRegistry>,
     pub table_cache: TableCache,
     pub block_cache: Option<BlockCache>,
+    /// Deletes obsolete table files when their last version goes.
+    pub deleter: Arc<TableDeleter>,
+    /// The conflict tracker; `compaction_done` is signalled when a task ends.
+    pub compaction: Mutex<CompactionState>,
+    pub compaction_done: Condvar,
+    /// Runs compaction tasks; `None` when auto compactions are off.
+    pub pool: Option<rayon::ThreadPool>,
+    /// L0 table count of the published version (write backpressure).
+    pub l0_tables: AtomicUsize,
+    /// Compaction jobs handed to the pool and not yet finished.
+    pub jobs: Arc<JobTracker>,
     /// First failure that made the database read-only.
     pub bg_error: Mutex<Option<Arc<Error>>>,
     pub closed: AtomicBool,
     pub counters: Counters,
-    pub _lock: Box<dyn DirLock>,
+    /// Ownership of the directory; released by `close`.
+    pub lock: Mutex<Option<Box<dyn DirLock>>>,
 }
 
 impl DbInner {
@@ -117,6 +133,8 @@ impl DbInner {
 
     /// Publishes a new `SuperVersion` built from `state` and `mem`.
     pub fn install(&self, state: &DbState, mem: Arc<Memtable>) {
+        self.l0_tables
+            .store(state.version.levels[0].len(), Ordering::Release);
         let sv = Arc::new(SuperVersion {
             mem,
             imms: state.imms.clone(),
@@ -239,6 +257,26 @@ impl Db {
         self.inner.flush_all()
     }
 
+    /// Compacts every table holding keys in `range` into the last level:
+    /// afterwards those keys are stored once, without versions no snapshot
+    /// needs and without tombstones. Flushes the memtable first and waits
+    /// until done (also for background compactions holding those tables).
+    pub fn compact_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
+        let (start, end) = owned_bounds(&range);
+        let bound = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+            Bound::Unbounded => None,
+        };
+        let (lo, hi) = (bound(&start), bound(&end));
+        self.inner.compact_range(lo.as_deref(), hi.as_deref())
+    }
+
+    /// Compacts the whole database into the last level (see
+    /// [`Db::compact_range`]).
+    pub fn compact(&self) -> Result<()> {
+        self.compact_range::<&[u8]>(..)
+    }
+
     /// `Ok` while the database accepts writes; otherwise the failure that
     /// made it read-only (a failed fsync, flush or WAL write).
     pub fn health(&self) -> Result<()> {
@@ -264,12 +302,17 @@ impl Db {
     /// return [`Error::Closed`]; closing twice is a no-op.
     pub fn close(&self) -> Result<()> {
         let first_error = self.inner.shut_down();
-        if let Some(handle) = self.flush_thread.lock().take() {
-            if handle.join().is_err() && first_error.is_ok() {
-                return Err(Error::InvalidArgument(
-                    "the flush thread panicked; see the log above".into(),
-                ));
-            }
+        self.inner.jobs.wait_idle();
+        let joined = match self.flush_thread.lock().take() {
+            Some(handle) => handle.join().is_ok(),
+            None => true,
+        };
+        // Nothing runs any more: another owner may open the directory.
+        self.inner.lock.lock().take();
+        if !joined && first_error.is_ok() {
+            return Err(Error::InvalidArgument(
+                "the flush thread panicked; see the log above".into(),
+            ));
         }
         first_error
     }

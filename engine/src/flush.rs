@@ -65,7 +65,7 @@ impl DbInner {
     }
 
     /// Flushes the oldest frozen memtable.
-    fn flush_frozen(&self, frozen: &Arc<Frozen>) -> Result<()> {
+    fn flush_frozen(self: &Arc<Self>, frozen: &Arc<Frozen>) -> Result<()> {
         let table = self.write_level0_table(&frozen.mem)?;
         let mut edit = VersionEdit {
             added_tables: table.into_iter().collect(),
@@ -82,8 +82,12 @@ impl DbInner {
             if edit != VersionEdit::default() {
                 manifest.apply(edit)?;
             }
-            let version = Arc::new(Version::from_state(manifest.state()));
             let mut state = self.state.lock();
+            let version = Arc::new(Version::from_state(
+                manifest.state(),
+                &state.version,
+                &self.deleter,
+            ));
             let position = state.imms.iter().position(|f| Arc::ptr_eq(f, frozen));
             let position = position.expect("only the flush thread removes frozen memtables");
             state.imms.remove(position);
@@ -93,6 +97,7 @@ impl DbInner {
         }
         self.state_changed.notify_all();
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.schedule_compactions();
         if let Some(wal) = frozen.wal {
             // The manifest no longer names the WAL. If removal fails, the
             // orphan is removed at the next open; the data is safe either way.

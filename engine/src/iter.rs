@@ -12,119 +12,24 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use jkv_compaction::MergingIterator;
 use jkv_format::key::{compare_internal_keys, parse_internal_key, user_key, InternalKey};
 use jkv_format::{Error, FileNumber, InternalIterator, Result, SeqNo, ValueKind};
 use jkv_manifest::TableMeta;
 use jkv_sstable::Table;
 
 use crate::db::DbInner;
-use crate::version::SuperVersion;
-
-/// Merges sorted children, in one direction.
-struct MergingIterator {
-    children: Vec<Box<dyn InternalIterator>>,
-    current: Option<usize>,
-    reverse: bool,
-}
-
-impl MergingIterator {
-    fn new(children: Vec<Box<dyn InternalIterator>>, reverse: bool) -> Self {
-        MergingIterator {
-            children,
-            current: None,
-            reverse,
-        }
-    }
-
-    /// Picks the child with the smallest key (largest when reverse).
-    fn pick(&mut self) {
-        let mut best: Option<usize> = None;
-        for (i, child) in self.children.iter().enumerate() {
-            if !child.valid() {
-                continue;
-            }
-            best = match best {
-                None => Some(i),
-                Some(b) => {
-                    let ord = compare_internal_keys(child.key(), self.children[b].key());
-                    let better = if self.reverse {
-                        ord == Ordering::Greater
-                    } else {
-                        ord == Ordering::Less
-                    };
-                    if better {
-                        Some(i)
-                    } else {
-                        Some(b)
-                    }
-                }
-            };
-        }
-        self.current = best;
-    }
-
-    fn seek(&mut self, target: &[u8]) {
-        for child in &mut self.children {
-            if self.reverse {
-                child.seek_for_prev(target);
-            } else {
-                child.seek(target);
-            }
-        }
-        self.pick();
-    }
-
-    fn seek_to_edge(&mut self) {
-        for child in &mut self.children {
-            if self.reverse {
-                child.seek_to_last();
-            } else {
-                child.seek_to_first();
-            }
-        }
-        self.pick();
-    }
-
-    fn valid(&self) -> bool {
-        self.current.is_some()
-    }
-
-    fn advance(&mut self) {
-        if let Some(i) = self.current {
-            if self.reverse {
-                self.children[i].prev();
-            } else {
-                self.children[i].next();
-            }
-            self.pick();
-        }
-    }
-
-    fn key(&self) -> &[u8] {
-        self.children[self.current.expect("key() requires a valid merge")].key()
-    }
-
-    fn value(&self) -> &[u8] {
-        self.children[self.current.expect("value() requires a valid merge")].value()
-    }
-
-    fn status(&self) -> Result<()> {
-        for child in &self.children {
-            child.status()?;
-        }
-        Ok(())
-    }
-}
+use crate::version::{SuperVersion, TableHandle};
 
 /// Concatenates the non-overlapping, sorted tables of one level (L1+).
 struct LevelIter {
-    tables: Vec<(TableMeta, Arc<Table>)>,
+    tables: Vec<(Arc<TableHandle>, Arc<Table>)>,
     index: usize,
     current: Option<Box<dyn InternalIterator>>,
 }
 
 impl LevelIter {
-    fn new(tables: Vec<(TableMeta, Arc<Table>)>) -> Self {
+    fn new(tables: Vec<(Arc<TableHandle>, Arc<Table>)>) -> Self {
         LevelIter {
             tables,
             index: 0,
@@ -352,14 +257,14 @@ impl DbIterator {
                 Bound::Included(e) => self
                     .merge
                     .seek(InternalKey::new(e, SeqNo(0), ValueKind::Deletion).as_bytes()),
-                Bound::Unbounded => self.merge.seek_to_edge(),
+                Bound::Unbounded => self.merge.seek_to_start(),
             }
         } else {
             match &self.start {
                 Bound::Included(s) | Bound::Excluded(s) => {
                     self.merge.seek(InternalKey::seek(s, SeqNo::MAX).as_bytes())
                 }
-                Bound::Unbounded => self.merge.seek_to_edge(),
+                Bound::Unbounded => self.merge.seek_to_start(),
             }
         }
     }

@@ -22,6 +22,7 @@
 
 mod batch;
 mod check;
+mod compaction;
 mod db;
 mod flush;
 mod iter;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use jkv_compaction::CompactionConfig;
 use jkv_format::{Error, FileSystem, Result, StdFs};
 
 /// How to open a database. `Options::default()` gives the documented defaults.
@@ -21,6 +22,9 @@ pub struct Options {
     pub(crate) max_open_tables: usize,
     pub(crate) num_levels: usize,
     pub(crate) manifest_rewrite_threshold_bytes: u64,
+    pub(crate) compaction: CompactionConfig,
+    pub(crate) compaction_threads: usize,
+    pub(crate) auto_compactions: bool,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
 
@@ -38,6 +42,9 @@ impl Default for Options {
             max_open_tables: 1000,
             num_levels: 7,
             manifest_rewrite_threshold_bytes: 4 << 20,
+            compaction: CompactionConfig::default(),
+            compaction_threads: 2,
+            auto_compactions: true,
             fs: Arc::new(StdFs),
         }
     }
@@ -60,6 +67,9 @@ impl fmt::Debug for Options {
                 "manifest_rewrite_threshold_bytes",
                 &self.manifest_rewrite_threshold_bytes,
             )
+            .field("compaction", &self.compaction)
+            .field("compaction_threads", &self.compaction_threads)
+            .field("auto_compactions", &self.auto_compactions)
             .field("fs", &self.fs)
             .finish()
     }
@@ -127,6 +137,61 @@ impl Options {
     /// Number of levels, L0 included. Default: 7. Range 2..=16.
     pub fn num_levels(mut self, n: usize) -> Self {
         self.num_levels = n;
+        self.compaction.num_levels = n;
+        self
+    }
+
+    /// L0 table count at which L0 is compacted. Default: 4.
+    pub fn l0_compaction_trigger(mut self, tables: usize) -> Self {
+        self.compaction.l0_trigger = tables;
+        self
+    }
+
+    /// L0 table count at which writes are slowed down, more the further L0
+    /// grows past it. Default: 8.
+    pub fn l0_slowdown_writes_trigger(mut self, tables: usize) -> Self {
+        self.compaction.l0_slowdown = tables;
+        self
+    }
+
+    /// L0 table count at which writes wait for compaction. Default: 12.
+    pub fn l0_stop_writes_trigger(mut self, tables: usize) -> Self {
+        self.compaction.l0_stop = tables;
+        self
+    }
+
+    /// Target size in bytes of the base level (the level L0 compacts
+    /// into); deeper levels grow by `level_size_multiplier`. Default: 256 MiB.
+    pub fn base_level_size(mut self, bytes: u64) -> Self {
+        self.compaction.base_level_bytes = bytes;
+        self
+    }
+
+    /// Size ratio between adjacent levels. Default: 10.
+    pub fn level_size_multiplier(mut self, ratio: u64) -> Self {
+        self.compaction.level_multiplier = ratio;
+        self
+    }
+
+    /// Size in bytes at which compaction cuts an output table (at a key
+    /// boundary). Default: 64 MiB.
+    pub fn target_table_size(mut self, bytes: u64) -> Self {
+        self.compaction.target_table_bytes = bytes;
+        self
+    }
+
+    /// Compactions that may run at once (threads of the compaction pool).
+    /// Default: 2.
+    pub fn compaction_threads(mut self, n: usize) -> Self {
+        self.compaction_threads = n;
+        self
+    }
+
+    /// Run compactions in the background as levels pass their targets.
+    /// Default: true. When off, only `compact_range` compacts and writes
+    /// are never slowed down for L0.
+    pub fn auto_compactions(mut self, yes: bool) -> Self {
+        self.auto_compactions = yes;
         self
     }
 
@@ -176,6 +241,13 @@ impl Options {
                 self.num_levels
             ));
         }
+        if self.compaction_threads == 0 || self.compaction_threads > 64 {
+            return bad(format!(
+                "compaction_threads {} must be between 1 and 64",
+                self.compaction_threads
+            ));
+        }
+        self.compaction.validate().map_err(Error::InvalidArgument)?;
         if self.manifest_rewrite_threshold_bytes < 1024 {
             return bad("manifest_rewrite_threshold_bytes must be at least 1024".into());
         }

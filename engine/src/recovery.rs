@@ -9,22 +9,24 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use jkv_compaction::CompactionStatus;
 use jkv_format::names::{self, parse_file_name, FileKind};
 use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::{BlockCache, TableCache};
 
+use crate::compaction::CompactionState;
 use crate::db::{Db, DbInner, DbState, WriterState};
 use crate::options::Options;
 use crate::snapshot::SnapshotRegistry;
 use crate::stats::Counters;
-use crate::version::{SuperVersion, Version};
+use crate::version::{SuperVersion, TableDeleter, Version};
 use crate::wal::reader::replay;
 use crate::wal::writer::WalWriter;
 use crate::write::WriteQueue;
@@ -78,6 +80,28 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         options.max_open_tables,
         block_cache.clone(),
     );
+    let deleter = Arc::new(TableDeleter {
+        fs: fs.clone(),
+        dir: dir.to_path_buf(),
+        table_cache: table_cache.clone(),
+    });
+    let pool = if options.auto_compactions {
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(options.compaction_threads)
+                .thread_name(|i| format!("jkv-compact-{i}"))
+                .build()
+                .map_err(|e| {
+                    Error::io(
+                        "starting the compaction pool for",
+                        dir,
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
     let inner = Arc::new(DbInner {
         dir: dir.to_path_buf(),
         fs: fs.clone(),
@@ -85,11 +109,12 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
             wal: None,
             mem: Arc::new(Memtable::new()),
             last_seq: SeqNo(state.last_seq),
+            throttle_debt: std::time::Duration::ZERO,
         }),
         manifest: Mutex::new(manifest),
         state: Mutex::new(DbState {
             imms: Vec::new(),
-            version: Arc::new(Version::from_state(&state)),
+            version: Arc::new(Version::from_state(&state, &Version::default(), &deleter)),
             shutting_down: false,
         }),
         state_changed: Condvar::new(),
@@ -105,11 +130,20 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         snapshots: Arc::new(SnapshotRegistry::default()),
         table_cache,
         block_cache,
+        deleter,
+        compaction: Mutex::new(CompactionState {
+            status: CompactionStatus::new(options.num_levels),
+            manual_waiting: 0,
+        }),
+        compaction_done: Condvar::new(),
+        pool,
+        l0_tables: AtomicUsize::new(0),
+        jobs: Arc::default(),
         bg_error: Mutex::new(None),
         closed: AtomicBool::new(false),
-        counters: Counters::default(),
+        counters: Counters::new(options.num_levels),
         options,
-        _lock: lock,
+        lock: Mutex::new(Some(lock)),
     });
     recover_wals(&inner, &state)?;
     remove_orphans(&inner)?;
@@ -120,6 +154,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
             .spawn(move || inner.run_flush_thread())
             .map_err(|e| Error::io("spawning the flush thread for", dir, e))?
     };
+    inner.schedule_compactions();
     Ok(Db {
         inner,
         flush_thread: Mutex::new(Some(flush_thread)),
@@ -213,13 +248,15 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
     edit.next_file = Some(inner.next_file.load(std::sync::atomic::Ordering::SeqCst));
     let mut manifest = inner.manifest.lock();
     manifest.apply(edit)?;
-    let version = Arc::new(Version::from_state(manifest.state()));
-    drop(manifest);
     inner
         .visible_seq
         .store(last_seq.0, std::sync::atomic::Ordering::Release);
     let mut db_state = inner.state.lock();
-    db_state.version = version;
+    db_state.version = Arc::new(Version::from_state(
+        manifest.state(),
+        &db_state.version,
+        &inner.deleter,
+    ));
     inner.install(&db_state, writer.mem.clone());
     Ok(())
 }

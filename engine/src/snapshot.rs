@@ -37,6 +37,11 @@ impl SnapshotRegistry {
         self.pinned.lock().keys().next().copied()
     }
 
+    /// Every pinned sequence number, ascending.
+    pub fn all(&self) -> Vec<SeqNo> {
+        self.pinned.lock().keys().copied().collect()
+    }
+
     /// Number of live snapshot handles.
     pub fn count(&self) -> usize {
         self.pinned.lock().values().sum()

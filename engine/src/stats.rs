@@ -4,11 +4,23 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use jkv_compaction::LevelTargets;
+
 use crate::db::DbInner;
 
 /// Monotonic counters updated on the hot paths (relaxed atomics).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Bytes read by compactions, by output level.
+    pub compaction_read: Vec<AtomicU64>,
+    /// Bytes written by compactions, by output level.
+    pub compaction_written: Vec<AtomicU64>,
+    /// Merge compactions completed.
+    pub compactions: AtomicU64,
+    /// Trivial moves completed.
+    pub compaction_moves: AtomicU64,
+    /// Time spent in compactions (microseconds, summed over threads).
+    pub compaction_micros: AtomicU64,
     /// Key + value bytes of every acknowledged write.
     pub user_bytes: AtomicU64,
     /// Bytes appended to WALs.
@@ -27,8 +39,18 @@ pub(crate) struct Counters {
     pub stall_micros: AtomicU64,
 }
 
+impl Counters {
+    pub(crate) fn new(num_levels: usize) -> Self {
+        Counters {
+            compaction_read: (0..num_levels).map(|_| AtomicU64::new(0)).collect(),
+            compaction_written: (0..num_levels).map(|_| AtomicU64::new(0)).collect(),
+            ..Counters::default()
+        }
+    }
+}
+
 /// One level's figures.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LevelStats {
     /// Level number (0 = newest).
     pub level: usize,
@@ -36,6 +58,14 @@ pub struct LevelStats {
     pub tables: usize,
     /// Bytes of those tables on disk.
     pub bytes: u64,
+    /// Compaction score (>= 1 means the level is due); L0 by table count.
+    pub score: f64,
+    /// Target size in bytes (0 for L0 and levels above the base level).
+    pub target_bytes: u64,
+    /// Bytes compactions read to produce this level's tables.
+    pub compaction_read_bytes: u64,
+    /// Bytes compactions wrote into this level.
+    pub compaction_written_bytes: u64,
 }
 
 /// A snapshot of the database's figures, from [`crate::Db::stats`].
@@ -44,6 +74,8 @@ pub struct LevelStats {
 pub struct Stats {
     /// Per level, L0 first.
     pub levels: Vec<LevelStats>,
+    /// The level L0 compacts into.
+    pub base_level: usize,
     /// Approximate memory of the active memtable (bytes).
     pub memtable_bytes: u64,
     /// Frozen memtables waiting for flush.
@@ -54,15 +86,25 @@ pub struct Stats {
     pub wal_bytes_written: u64,
     /// Bytes of tables written by flushes.
     pub flush_bytes_written: u64,
-    /// Acknowledged writes and the commit groups they formed.
+    /// Bytes of tables written by compactions.
+    pub compaction_bytes_written: u64,
+    /// Acknowledged writes.
     pub writes: u64,
     /// Commit groups (one WAL append each).
     pub write_groups: u64,
     /// Flushes completed.
     pub flushes: u64,
-    /// Microseconds writers waited for a memtable slot.
+    /// Merge compactions completed.
+    pub compactions: u64,
+    /// Trivial moves completed.
+    pub compaction_moves: u64,
+    /// Most compactions that ran at the same time.
+    pub compactions_running_max: usize,
+    /// Compactions running now.
+    pub compactions_running: usize,
+    /// Microseconds writers were delayed or stopped (memtable slots, L0).
     pub stall_micros: u64,
-    /// Block cache hits and misses.
+    /// Block cache hits.
     pub block_cache_hits: u64,
     /// Block cache misses.
     pub block_cache_misses: u64,
@@ -75,29 +117,43 @@ pub struct Stats {
 impl Stats {
     pub(crate) fn collect(db: &DbInner) -> Stats {
         let sv = db.super_version();
-        let levels = sv
-            .version
-            .levels
+        let metas = sv.version.metas();
+        let targets = LevelTargets::compute(&metas, &db.options.compaction);
+        let c = &db.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let levels = metas
             .iter()
             .enumerate()
             .map(|(level, tables)| LevelStats {
                 level,
                 tables: tables.len(),
                 bytes: tables.iter().map(|t| t.size_bytes).sum(),
+                score: targets.scores.get(level).copied().unwrap_or(0.0),
+                target_bytes: targets.target_bytes.get(level).copied().unwrap_or(0),
+                compaction_read_bytes: c.compaction_read.get(level).map_or(0, load),
+                compaction_written_bytes: c.compaction_written.get(level).map_or(0, load),
             })
             .collect();
-        let c = &db.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (running, running_max) = {
+            let compaction = db.compaction.lock();
+            (compaction.status.running(), compaction.status.running_max())
+        };
         Stats {
             levels,
+            base_level: targets.base_level,
             memtable_bytes: sv.mem.approximate_memory_bytes() as u64,
             frozen_memtables: sv.imms.len(),
             user_bytes_written: load(&c.user_bytes),
             wal_bytes_written: load(&c.wal_bytes),
             flush_bytes_written: load(&c.flush_bytes),
+            compaction_bytes_written: c.compaction_written.iter().map(load).sum(),
             writes: load(&c.writes),
             write_groups: load(&c.write_groups),
             flushes: load(&c.flushes),
+            compactions: load(&c.compactions),
+            compaction_moves: load(&c.compaction_moves),
+            compactions_running_max: running_max,
+            compactions_running: running,
             stall_micros: load(&c.stall_micros),
             block_cache_hits: db.block_cache.as_ref().map_or(0, |b| b.hits()),
             block_cache_misses: db.block_cache.as_ref().map_or(0, |b| b.misses()),
@@ -111,13 +167,23 @@ impl Stats {
         self.levels.iter().map(|l| l.bytes).sum()
     }
 
-    /// Bytes written to disk (WAL + tables) per byte of user data; `None`
-    /// before the first write.
+    /// Bytes written to disk (WAL + flush + compaction) per byte of user
+    /// data; `None` before the first write.
     pub fn write_amplification(&self) -> Option<f64> {
         (self.user_bytes_written > 0).then(|| {
-            (self.wal_bytes_written + self.flush_bytes_written) as f64
+            (self.wal_bytes_written + self.flush_bytes_written + self.compaction_bytes_written)
+                as f64
                 / self.user_bytes_written as f64
         })
+    }
+
+    /// Estimated space amplification: bytes in all tables over bytes in the
+    /// last non-empty level (which, in a leveled tree, holds nearly all live
+    /// data). Exact live bytes would need a full scan; `jkv-bench` measures
+    /// them exactly. `None` when there are no tables.
+    pub fn space_amplification_estimate(&self) -> Option<f64> {
+        let bottom = self.levels.iter().rev().find(|l| l.bytes > 0)?;
+        Some(self.table_bytes() as f64 / bottom.bytes as f64)
     }
 }
 
@@ -125,12 +191,32 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+fn ratio(r: Option<f64>) -> String {
+    r.map_or("n/a".to_string(), |w| format!("{w:.2}"))
+}
+
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "level  tables      size_mib")?;
+        writeln!(
+            f,
+            "level tables   size_mib  target_mib  score  comp_read_mib  comp_write_mib"
+        )?;
         for l in &self.levels {
-            writeln!(f, "L{:<5} {:>6} {:>13.2}", l.level, l.tables, mib(l.bytes))?;
+            let marker = if l.level == self.base_level { "*" } else { " " };
+            writeln!(
+                f,
+                "L{:<3}{} {:>6} {:>10.2} {:>11.2} {:>6.2} {:>14.2} {:>15.2}",
+                l.level,
+                marker,
+                l.tables,
+                mib(l.bytes),
+                mib(l.target_bytes),
+                l.score,
+                mib(l.compaction_read_bytes),
+                mib(l.compaction_written_bytes)
+            )?;
         }
+        writeln!(f, "(* base level: L0 compacts into it)")?;
         writeln!(
             f,
             "memtable {:.2} MiB, frozen memtables {}",
@@ -139,19 +225,28 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "written: user {:.2} MiB, wal {:.2} MiB, flush {:.2} MiB; write amplification {}",
+            "written: user {:.2} MiB, wal {:.2} MiB, flush {:.2} MiB, compaction {:.2} MiB",
             mib(self.user_bytes_written),
             mib(self.wal_bytes_written),
             mib(self.flush_bytes_written),
-            self.write_amplification()
-                .map_or("n/a".to_string(), |w| format!("{w:.2}"))
+            mib(self.compaction_bytes_written),
         )?;
         writeln!(
             f,
-            "writes {} in {} groups, flushes {}, stalled {:.3} s",
+            "write amplification {}, space amplification (estimate) {}",
+            ratio(self.write_amplification()),
+            ratio(self.space_amplification_estimate())
+        )?;
+        writeln!(
+            f,
+            "writes {} in {} groups, flushes {}, compactions {} (+{} moves, {} running, max {} at once), stalled {:.3} s",
             self.writes,
             self.write_groups,
             self.flushes,
+            self.compactions,
+            self.compaction_moves,
+            self.compactions_running,
+            self.compactions_running_max,
             self.stall_micros as f64 / 1e6
         )?;
         writeln!(

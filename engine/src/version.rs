@@ -2,28 +2,123 @@
 //! set (a `Version`), bundled in one immutable `SuperVersion` that readers
 //! clone an `Arc` of. Writers build a new one and swap it in under a short
 //! lock (`DbInner::current`); nothing here is ever mutated in place.
+//!
+//! Tables are held through `Arc<TableHandle>`: a compaction marks its inputs
+//! obsolete once the manifest no longer names them, and the file is deleted
+//! when the last version (and so the last reader) holding it lets go.
 
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use jkv_format::key::user_key;
-use jkv_format::FileNumber;
+use jkv_format::names::table_path;
+use jkv_format::{FileNumber, FileSystem};
 use jkv_manifest::{ManifestState, TableMeta};
 use jkv_memtable::Memtable;
+use jkv_sstable::TableCache;
+
+/// Deletes table files that no version references any more.
+pub(crate) struct TableDeleter {
+    pub fs: Arc<dyn FileSystem>,
+    pub dir: PathBuf,
+    pub table_cache: TableCache,
+}
+
+/// A table of the tree: its manifest entry, and whether it was compacted
+/// away (then its file goes when the handle drops).
+pub(crate) struct TableHandle {
+    pub meta: TableMeta,
+    obsolete: AtomicBool,
+    deleter: Arc<TableDeleter>,
+}
+
+impl TableHandle {
+    /// Marks the table compacted away: the manifest edit that removed it is
+    /// durable, so its file may go once no reader holds it.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+}
+
+impl Deref for TableHandle {
+    type Target = TableMeta;
+    fn deref(&self) -> &TableMeta {
+        &self.meta
+    }
+}
+
+impl std::fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TableHandle({}, L{})", self.meta.id, self.meta.level)
+    }
+}
+
+impl Drop for TableHandle {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            let number = FileNumber(self.meta.id);
+            self.deleter.table_cache.evict(number);
+            // A failed removal leaves an orphan that the next open removes.
+            let _ = self
+                .deleter
+                .fs
+                .remove(&table_path(&self.deleter.dir, number));
+        }
+    }
+}
 
 /// The table set at one point in time.
 #[derive(Debug, Default)]
 pub(crate) struct Version {
     /// `levels[0]` newest first (tables may overlap); `levels[1..]` sorted
     /// by smallest key and non-overlapping.
-    pub levels: Vec<Vec<TableMeta>>,
+    pub levels: Vec<Vec<Arc<TableHandle>>>,
 }
 
 impl Version {
-    /// The table set the manifest describes.
-    pub fn from_state(state: &ManifestState) -> Self {
-        Version {
-            levels: state.levels.clone(),
-        }
+    /// The table set the manifest describes, reusing the handles of `prev`
+    /// for tables it already had.
+    pub fn from_state(state: &ManifestState, prev: &Version, deleter: &Arc<TableDeleter>) -> Self {
+        let known: HashMap<u64, &Arc<TableHandle>> = prev
+            .levels
+            .iter()
+            .flatten()
+            .map(|h| (h.meta.id, h))
+            .collect();
+        let levels = state
+            .levels
+            .iter()
+            .map(|tables| {
+                tables
+                    .iter()
+                    .map(|meta| match known.get(&meta.id) {
+                        Some(h) if h.meta == *meta => Arc::clone(h),
+                        _ => Arc::new(TableHandle {
+                            meta: meta.clone(),
+                            obsolete: AtomicBool::new(false),
+                            deleter: deleter.clone(),
+                        }),
+                    })
+                    .collect()
+            })
+            .collect();
+        Version { levels }
+    }
+
+    /// Table metadata per level, for the compaction picker.
+    pub fn metas(&self) -> Vec<Vec<TableMeta>> {
+        self.levels
+            .iter()
+            .map(|l| l.iter().map(|h| h.meta.clone()).collect())
+            .collect()
+    }
+
+    /// The handle of table `id`, if this version has it.
+    pub fn handle(&self, id: u64) -> Option<&Arc<TableHandle>> {
+        self.levels.iter().flatten().find(|h| h.meta.id == id)
     }
 
     /// Tables of `level` whose user-key range may hold `key`, in the order
@@ -32,9 +127,9 @@ impl Version {
         &'a self,
         level: usize,
         key: &'a [u8],
-    ) -> impl Iterator<Item = &'a TableMeta> + 'a {
+    ) -> impl Iterator<Item = &'a Arc<TableHandle>> + 'a {
         let tables = &self.levels[level];
-        let candidates: &'a [TableMeta] = if level == 0 {
+        let candidates: &'a [Arc<TableHandle>] = if level == 0 {
             tables
         } else {
             // First table whose largest user key is >= key.

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -28,6 +28,10 @@ use crate::wal::writer::WalWriter;
 /// Bytes of batches one leader commits at most; a larger queue is split
 /// over several groups so that one fsync does not wait on a huge append.
 const GROUP_BYTES_MAX: usize = 4 << 20;
+
+/// Write rate allowed at the L0 slowdown trigger (bytes per second); it
+/// halves with each further L0 table.
+const THROTTLE_BYTES_PER_SEC: u64 = 64 << 20;
 
 /// One queued write.
 struct PendingWrite {
@@ -94,6 +98,8 @@ impl DbInner {
     /// Writes one group: WAL, then memtable, then publish.
     fn commit_group(&self, writer: &mut WriterState, group: &[Arc<PendingWrite>]) -> Result<()> {
         self.check_writable()?;
+        let group_bytes: usize = group.iter().map(|w| w.batch.lock().encoded_len()).sum();
+        self.throttle_for_level0(writer, group_bytes)?;
         self.make_room(writer)?;
         let mut batches: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
         let sync = group.iter().any(|w| w.sync);
@@ -135,6 +141,46 @@ impl DbInner {
             .writes
             .fetch_add(group.len() as u64, Ordering::Relaxed);
         self.counters.write_groups.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write backpressure from L0: past the slowdown trigger, writes are
+    /// delayed at a rate that halves with each further L0 table; at the stop
+    /// trigger they wait (on a condition variable) for compaction.
+    fn throttle_for_level0(&self, writer: &mut WriterState, group_bytes: usize) -> Result<()> {
+        if !self.options.auto_compactions {
+            return Ok(());
+        }
+        let config = &self.options.compaction;
+        let l0 = self.l0_tables.load(Ordering::Acquire);
+        if l0 >= config.l0_stop {
+            let since = Instant::now();
+            let mut state = self.state.lock();
+            while self.l0_tables.load(Ordering::Acquire) >= config.l0_stop {
+                self.check_writable()?;
+                self.state_changed
+                    .wait_for(&mut state, Duration::from_millis(100));
+            }
+            drop(state);
+            self.counters
+                .stall_micros
+                .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
+            writer.throttle_debt = Duration::ZERO;
+        } else if l0 >= config.l0_slowdown {
+            let excess = (l0 - config.l0_slowdown).min(16) as u32;
+            let rate = (THROTTLE_BYTES_PER_SEC >> excess).max(1);
+            writer.throttle_debt += Duration::from_nanos(group_bytes as u64 * 1_000_000_000 / rate);
+            if writer.throttle_debt >= Duration::from_millis(1) {
+                let pause = writer.throttle_debt;
+                writer.throttle_debt = Duration::ZERO;
+                std::thread::sleep(pause);
+                self.counters
+                    .stall_micros
+                    .fetch_add(pause.as_micros() as u64, Ordering::Relaxed);
+            }
+        } else {
+            writer.throttle_debt = Duration::ZERO;
+        }
         Ok(())
     }
 

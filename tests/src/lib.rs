@@ -5,14 +5,18 @@ use std::path::{Path, PathBuf};
 
 use jkv::Options;
 
-/// Options with a tiny memtable, so a few hundred writes flush several
-/// times and reads cross memtables and many tables.
+/// Options with a tiny memtable and tiny level targets, so a few hundred
+/// writes flush several times, compactions run in the background, and
+/// reads cross memtables and tables of several levels.
 pub fn small_options() -> Options {
     Options::default()
         .write_buffer_size(16 * 1024)
         .block_size(512)
         .block_cache_bytes(1 << 20)
         .manifest_rewrite_threshold_bytes(4096)
+        .target_table_size(8 * 1024)
+        .base_level_size(32 * 1024)
+        .level_size_multiplier(4)
 }
 
 /// Files in `dir` whose name ends with `.{ext}`, sorted by name.

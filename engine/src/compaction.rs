@@ -1,0 +1,303 @@
+//! Background compaction: scheduling picker tasks on the compaction pool,
+//! running them, and `compact_range`.
+//!
+//! Order, for crash safety (docs/compaction.md): outputs written and
+//! fsynced → directory fsynced → manifest edit (inputs removed, outputs
+//! added) fsynced → new version published → inputs marked obsolete; each
+//! input file is deleted when the last version holding it is dropped (no
+//! reader can still need it). A crash before the manifest edit leaves
+//! orphan outputs (removed at open); after it, at most orphan inputs.
+//!
+//! Locks: `compaction` (the conflict tracker) sits between `manifest` and
+//! `state` in the lock order; tasks run without holding any lock.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jkv_compaction::picker::manual_task;
+use jkv_compaction::{pick, run_job, CompactionStatus, CompactionTask, TaskKind};
+use jkv_format::names::table_path;
+use jkv_format::{Error, FileNumber, Result};
+use jkv_manifest::{TableId, VersionEdit};
+use parking_lot::{Condvar, Mutex};
+
+use crate::db::DbInner;
+use crate::version::Version;
+
+/// The conflict tracker and manual-compaction bookkeeping (lock order 2b:
+/// after `manifest`, before `state`).
+pub(crate) struct CompactionState {
+    pub status: CompactionStatus,
+    /// `compact_range` calls waiting for busy tables: the picker starts no
+    /// new task meanwhile, so they cannot starve.
+    pub manual_waiting: usize,
+}
+
+impl DbInner {
+    /// Starts as many picked tasks as the pool has room for.
+    pub(crate) fn schedule_compactions(self: &Arc<Self>) {
+        if !self.options.auto_compactions || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(pool) = self.pool.as_ref() else {
+            return;
+        };
+        if self.bg_error.lock().is_some() {
+            return;
+        }
+        let manifest = self.manifest.lock();
+        let mut compaction = self.compaction.lock();
+        if compaction.manual_waiting > 0 {
+            return;
+        }
+        let levels = &manifest.state().levels;
+        while compaction.status.running() < self.options.compaction_threads {
+            let Some(task) = pick(levels, &compaction.status, &self.options.compaction) else {
+                break;
+            };
+            let claim = compaction.status.register(&task);
+            let started_together = compaction.status.running() > 1;
+            let inner = Arc::clone(self);
+            let jobs = Arc::clone(&self.jobs);
+            jobs.start();
+            pool.spawn(move || {
+                if started_together {
+                    // Spread out compactors that start at the same moment.
+                    std::thread::sleep(Duration::from_micros(jitter_micros(claim)));
+                }
+                let result = inner.run_task(&task);
+                inner.finish_task(claim, result);
+                inner.schedule_compactions();
+                // Let go of the database before saying the job is over, so
+                // `close` returns only when no task holds it.
+                drop(inner);
+                jobs.finish();
+            });
+        }
+    }
+
+    fn finish_task(&self, claim: u64, result: Result<()>) {
+        if let Err(e) = result {
+            if !self.closed.load(Ordering::Acquire) {
+                let _: Error = self.poison(e);
+            }
+        }
+        self.compaction.lock().status.finish(claim);
+        self.compaction_done.notify_all();
+        // Writers waiting for L0 to shrink re-check.
+        self.state_changed.notify_all();
+    }
+
+    /// Runs one task to completion (merge or move).
+    pub(crate) fn run_task(&self, task: &CompactionTask) -> Result<()> {
+        let started = Instant::now();
+        let result = match task.kind {
+            TaskKind::Move => self.install_compaction(
+                task,
+                task.inputs
+                    .iter()
+                    .map(|t| {
+                        let mut moved = t.clone();
+                        moved.level = task.output_level as u32;
+                        moved
+                    })
+                    .collect(),
+                false,
+            ),
+            TaskKind::Merge => self.merge_task(task),
+        };
+        self.counters
+            .compaction_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        result
+    }
+
+    fn merge_task(&self, task: &CompactionTask) -> Result<()> {
+        let inputs = task
+            .inputs
+            .iter()
+            .map(|t| self.table_cache.get(FileNumber(t.id)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut created: Vec<FileNumber> = Vec::new();
+        let result = {
+            let mut new_table = || {
+                let number = self.allocate_file_number();
+                created.push(number);
+                let file = self.fs.create(&table_path(&self.dir, number))?;
+                Ok((number, file))
+            };
+            run_job(
+                task,
+                &inputs,
+                self.snapshots.all(),
+                &self.table_options(),
+                self.options.compaction.target_table_bytes,
+                &mut new_table,
+                &|| self.closed.load(Ordering::Acquire),
+            )
+        };
+        let output = match result.and_then(|o| self.fs.sync_dir(&self.dir).map(|_| o)) {
+            Ok(output) => output,
+            Err(e) => {
+                self.remove_files(&created);
+                return Err(e);
+            }
+        };
+        let level = task.output_level;
+        self.counters.compaction_read[level].fetch_add(output.bytes_read, Ordering::Relaxed);
+        self.counters.compaction_written[level].fetch_add(output.bytes_written, Ordering::Relaxed);
+        if let Err(e) = self.install_compaction(task, output.tables, true) {
+            // The edit may or may not be durable; leave the outputs for
+            // the next open to sort out (orphans are removed there).
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Records a compaction in the manifest and publishes the new version.
+    /// Inputs of a merge are marked obsolete (deleted when unreferenced).
+    fn install_compaction(
+        &self,
+        task: &CompactionTask,
+        outputs: Vec<jkv_manifest::TableMeta>,
+        inputs_obsolete: bool,
+    ) -> Result<()> {
+        let edit = VersionEdit {
+            removed_tables: task
+                .inputs
+                .iter()
+                .map(|t| TableId {
+                    level: t.level,
+                    id: t.id,
+                })
+                .collect(),
+            added_tables: outputs,
+            next_file: Some(self.next_file.load(Ordering::SeqCst)),
+            ..VersionEdit::default()
+        };
+        let mut manifest = self.manifest.lock();
+        manifest.apply(edit)?;
+        let mut state = self.state.lock();
+        let version = Arc::new(Version::from_state(
+            manifest.state(),
+            &state.version,
+            &self.deleter,
+        ));
+        if inputs_obsolete {
+            for t in &task.inputs {
+                if let Some(handle) = state.version.handle(t.id) {
+                    handle.mark_obsolete();
+                }
+            }
+        }
+        state.version = version;
+        let mem = self.super_version().mem.clone();
+        self.install(&state, mem);
+        drop(state);
+        drop(manifest);
+        if task.kind == TaskKind::Move {
+            self.counters
+                .compaction_moves
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn remove_files(&self, numbers: &[FileNumber]) {
+        for &n in numbers {
+            let _ = self.fs.remove(&table_path(&self.dir, n));
+        }
+    }
+
+    /// Merges every table overlapping `[lo, hi]` into the last level,
+    /// dropping versions no snapshot needs and tombstones. Flushes the
+    /// memtable first; waits for conflicting background tasks.
+    pub(crate) fn compact_range(
+        self: &Arc<Self>,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Result<()> {
+        self.flush_all()?;
+        let (task, claim) = {
+            let mut manifest = self.manifest.lock();
+            let mut compaction = self.compaction.lock();
+            compaction.manual_waiting += 1;
+            let picked = loop {
+                if let Err(e) = self.check_writable() {
+                    compaction.manual_waiting -= 1;
+                    return Err(e);
+                }
+                match manual_task(&manifest.state().levels, lo, hi, &compaction.status) {
+                    Ok(task) => break task,
+                    Err(()) => {
+                        // Wait for the running task that holds our tables,
+                        // then look again (in lock order).
+                        drop(manifest);
+                        self.compaction_done.wait(&mut compaction);
+                        drop(compaction);
+                        manifest = self.manifest.lock();
+                        compaction = self.compaction.lock();
+                    }
+                }
+            };
+            compaction.manual_waiting -= 1;
+            match picked {
+                Some(task) => {
+                    let claim = compaction.status.register(&task);
+                    (task, claim)
+                }
+                None => return Ok(()),
+            }
+        };
+        let result = self.run_task(&task);
+        self.finish_task(claim, result.clone());
+        self.schedule_compactions();
+        result
+    }
+}
+
+/// Counts compaction jobs handed to the pool and not yet finished, so that
+/// `close` can wait for all of them (kept outside `DbInner`: a job reports
+/// its end after dropping its handle on the database).
+#[derive(Default)]
+pub(crate) struct JobTracker {
+    outstanding: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl JobTracker {
+    fn start(&self) {
+        *self.outstanding.lock() += 1;
+    }
+
+    fn finish(&self) {
+        let mut n = self.outstanding.lock();
+        *n -= 1;
+        if *n == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Waits until every job handed out has finished.
+    pub(crate) fn wait_idle(&self) {
+        let mut n = self.outstanding.lock();
+        while *n > 0 {
+            self.idle.wait(&mut n);
+        }
+    }
+}
+
+/// Up to 2 ms, different per task.
+fn jitter_micros(seed: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(u64::from(nanos));
+    x ^= x >> 29;
+    x % 2000
+}
