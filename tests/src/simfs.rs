@@ -554,6 +554,7 @@ struct State {
     faults: Vec<(Fault, u64)>,
     counts: BTreeMap<OpKind, u64>,
     failures: u64,
+    failed: Vec<(OpKind, PathBuf)>,
 }
 
 impl State {
@@ -579,6 +580,9 @@ impl State {
         match fail {
             Some(errno) => {
                 self.failures += 1;
+                if self.failed.len() < 64 {
+                    self.failed.push((kind, path.to_path_buf()));
+                }
                 Err(Error::io(op, path, errno.to_io()))
             }
             None => Ok(()),
@@ -687,6 +691,11 @@ impl SimFs {
     /// Operations failed by injected faults so far.
     pub fn failures(&self) -> u64 {
         self.state.lock().failures
+    }
+
+    /// The first (up to 64) operations failed by faults: kind and path.
+    pub fn failed_ops(&self) -> Vec<(OpKind, PathBuf)> {
+        self.state.lock().failed.clone()
     }
 
     /// Operations of `kind` so far (including failed ones).

@@ -1,0 +1,340 @@
+//! I/O errors at every operation: for every k, the k-th file-system
+//! operation of seeded workloads fails with EIO (once) and with ENOSPC (for
+//! good, disk full). Checked:
+//! - every error the caller gets is typed: `Error::Io { op, path, .. }`
+//!   carrying the injected errno and naming a path that failed, or
+//!   `Error::ReadOnly` wrapping one;
+//! - a failed write is never acknowledged, and a write that fails without
+//!   making the database read-only left no trace;
+//! - after a failed fsync the database refuses writes with `ReadOnly`, reads
+//!   keep working, `health()` is `Err` and `stats().health` says why;
+//! - with the fault removed, reopening what the process left (every byte
+//!   handed to the OS) holds every acknowledged write, and reopening what a
+//!   machine crash leaves (synced bytes only) holds every write
+//!   acknowledged with sync; both are a prefix of the writes and leave no
+//!   orphan files after a second open.
+//!
+//! Prints the number of injections and how they surfaced.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jkv::{Db, Error, WriteOptions};
+use jkv_format::FileSystem;
+use jkv_tests::simfs::{Errno, Fault, OpKind, SimFs};
+use jkv_tests::workload::{
+    apply, batch_of, check_crash_image, crash_options, db_dir, read_all, run_recorded, workload,
+    ModelState, Step,
+};
+
+const SEEDS: [u64; 3] = [100, 101, 102];
+const STEPS: usize = 40;
+
+/// Bumped by each injection; a watchdog aborts if it stalls (a hang).
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+#[test]
+fn every_io_error_is_typed_and_loses_nothing_acknowledged() {
+    start_watchdog();
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut injections = 0u64;
+    for seed in SEEDS {
+        let steps = workload(seed, STEPS);
+        let total = {
+            let fs = SimFs::new();
+            run_recorded(&fs, &steps);
+            fs.count_all()
+        };
+        for k in 1..=total {
+            for (errno, sticky) in [(Errno::Eio, false), (Errno::Enospc, true)] {
+                injections += 1;
+                PROGRESS.fetch_add(1, Ordering::Relaxed);
+                let outcome = run_with_fault(&steps, k, errno, sticky).unwrap_or_else(|why| {
+                    panic!("seed {seed}, operation {k} failing with {errno:?} (sticky {sticky}): {why}")
+                });
+                *outcomes.entry(outcome).or_default() += 1;
+            }
+        }
+    }
+    println!("injections={injections} outcomes={outcomes:?}");
+    assert!(injections >= 600, "only {injections} injections");
+    let not_reached = outcomes.get("not reached").copied().unwrap_or(0);
+    assert!(
+        not_reached * 20 < injections,
+        "{not_reached} faults never fired"
+    );
+    assert!(outcomes.keys().any(|o| o.starts_with("read-only after")));
+}
+
+/// What one run saw: acknowledged writes and the write that failed.
+struct Run {
+    /// `states[i]`: model after the first `i` acknowledged writes.
+    states: Vec<ModelState>,
+    /// Acknowledged writes made durable (sync write, flush, close).
+    durable: usize,
+    /// The model if the failed write (which poisoned the database) did land.
+    maybe: Option<ModelState>,
+}
+
+/// Runs `steps` with the `k`-th operation failing; checks every error and
+/// the recovery. Returns how the fault surfaced.
+fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<String, String> {
+    let fs = SimFs::new();
+    fs.create_dir_all(&db_dir()).map_err(|e| e.to_string())?;
+    fs.inject(Fault {
+        kind: None,
+        nth: k,
+        error: errno,
+        sticky,
+    });
+    let mut run = Run {
+        states: vec![ModelState::new()],
+        durable: 0,
+        maybe: None,
+    };
+    let mut outcome = String::from("no error surfaced");
+    let mut db = Some(open(&fs, errno, &mut outcome)?);
+    for step in steps {
+        let Some(d) = db.as_ref() else { break };
+        match step {
+            Step::Write { entries, sync } => {
+                match d.write(batch_of(entries), WriteOptions { sync: *sync }) {
+                    Ok(()) => {
+                        let mut next = run.states.last().expect("non-empty").clone();
+                        apply(&mut next, entries);
+                        run.states.push(next);
+                        if *sync {
+                            run.durable = run.states.len() - 1;
+                        }
+                    }
+                    Err(e) => {
+                        check_typed(&fs, &e, errno)?;
+                        if d.health().is_ok() {
+                            // Refused without harm: the write must not land.
+                            outcome = "write failed, database healthy".into();
+                            continue;
+                        }
+                        let mut next = run.states.last().expect("non-empty").clone();
+                        apply(&mut next, entries);
+                        run.maybe = Some(next);
+                        outcome = check_read_only(&fs, d, &run, "write")?;
+                        break;
+                    }
+                }
+            }
+            Step::Flush => match d.flush() {
+                Ok(()) => run.durable = run.states.len() - 1,
+                Err(e) => {
+                    check_typed(&fs, &e, errno)?;
+                    outcome = check_read_only(&fs, d, &run, "flush")?;
+                    break;
+                }
+            },
+            Step::Reopen => {
+                let d = db.take().expect("checked above");
+                match d.close() {
+                    Ok(()) if d.health().is_ok() => run.durable = run.states.len() - 1,
+                    Ok(()) => {
+                        outcome = failed_during_close(&d)?;
+                        break;
+                    }
+                    Err(e) => {
+                        check_typed(&fs, &e, errno)?;
+                        outcome = "close failed".into();
+                        break;
+                    }
+                }
+                drop(d);
+                match Db::open(db_dir(), crash_options(&fs)) {
+                    Ok(d) => db = Some(d),
+                    Err(e) => {
+                        check_typed(&fs, &e, errno)?;
+                        outcome = "reopen failed".into();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(d) = db.take() {
+        if d.health().is_err() && !outcome.starts_with("read-only") {
+            // Poisoned by the flush thread after the last step.
+            outcome = check_read_only(&fs, &d, &run, "background")?;
+        }
+        match d.close() {
+            Ok(()) if d.health().is_ok() => run.durable = run.states.len() - 1,
+            Ok(()) => {
+                let why = failed_during_close(&d)?;
+                if !outcome.starts_with("read-only") {
+                    outcome = why;
+                }
+            }
+            Err(e) => {
+                check_typed(&fs, &e, errno)?;
+                if outcome == "no error surfaced" {
+                    outcome = "close failed".into();
+                }
+            }
+        }
+    }
+    let failed = fs.failed_ops();
+    if failed.is_empty() {
+        // The flush thread makes the operation count vary a little from run
+        // to run; a k past this run's end injects nothing.
+        fs.clear_faults();
+        recover_and_check(&fs, &run)?;
+        return Ok("not reached".into());
+    }
+    if failed[0].0 == OpKind::Sync
+        && !outcome.contains("read-only")
+        && outcome != "open failed"
+        && !outcome.starts_with("background")
+    {
+        // A failed fsync must never be shrugged off: it surfaces as an
+        // error (the write, flush or close that needed it fails).
+        if outcome == "no error surfaced" || outcome == "write failed, database healthy" {
+            return Err(format!(
+                "fsync of {:?} failed but the database went on ({outcome})",
+                failed[0].1
+            ));
+        }
+    }
+    fs.clear_faults();
+    recover_and_check(&fs, &run)?;
+    Ok(format!("{outcome} ({:?})", failed[0].0))
+}
+
+fn open(fs: &SimFs, errno: Errno, outcome: &mut String) -> Result<Db, String> {
+    match Db::open(db_dir(), crash_options(fs)) {
+        Ok(db) => Ok(db),
+        Err(e) => {
+            check_typed(fs, &e, errno)?;
+            *outcome = "open failed".into();
+            // The fault was in open; run the workload on a clean retry so
+            // later injections are still meaningful (nothing was
+            // acknowledged before).
+            fs.clear_faults();
+            Db::open(db_dir(), crash_options(fs))
+                .map_err(|e| format!("reopen after open fault: {e}"))
+        }
+    }
+}
+
+/// `e` must be `Io` with the injected errno naming a failed path, or
+/// `ReadOnly` wrapping such an error.
+fn check_typed(fs: &SimFs, e: &Error, errno: Errno) -> Result<(), String> {
+    match e {
+        Error::ReadOnly(cause) => check_typed(fs, cause, errno),
+        Error::Io { op, path, source } => {
+            let failed: Vec<PathBuf> = fs.failed_ops().into_iter().map(|(_, p)| p).collect();
+            if !errno.matches(source) {
+                return Err(format!("error {e} does not carry the injected {errno:?}"));
+            }
+            if op.is_empty() || !failed.contains(path) {
+                return Err(format!(
+                    "error {e} does not name a failed path ({failed:?})"
+                ));
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "untyped or wrong error for an I/O fault: {other:?}"
+        )),
+    }
+}
+
+/// The database refuses writes; reads, `health` and `stats` say why.
+fn check_read_only(fs: &SimFs, db: &Db, run: &Run, when: &str) -> Result<String, String> {
+    let health = db.health();
+    let Err(Error::ReadOnly(cause)) = &health else {
+        return Err(format!("health after a failed {when} is {health:?}"));
+    };
+    let why = db
+        .stats()
+        .health
+        .ok_or("stats().health is None while health() is Err")?;
+    if !why.contains(&cause.to_string()) {
+        return Err(format!(
+            "stats().health {why:?} does not give the cause {cause}"
+        ));
+    }
+    match db.put(b"k00", b"after the failure") {
+        Err(Error::ReadOnly(_)) => {}
+        other => return Err(format!("write after the failure returned {other:?}")),
+    }
+    // Reads keep working (faults may still be armed: only check when the
+    // disk answers again).
+    fs.clear_faults();
+    let contents = read_all(db)?;
+    let last = run.states.last().expect("non-empty");
+    if &contents != last && run.maybe.as_ref() != Some(&contents) {
+        return Err(format!(
+            "reads after the failure see {contents:?}, not the acknowledged writes"
+        ));
+    }
+    Ok(format!("read-only after {when}"))
+}
+
+/// The flush thread failed while `close` waited for it: `close` returned
+/// `Ok` (the WAL holds every acknowledged write), `health()` must report
+/// the failure, and the handle refuses writes.
+fn failed_during_close(db: &Db) -> Result<String, String> {
+    let Err(Error::ReadOnly(cause)) = db.health() else {
+        return Err("health() is not ReadOnly after a background failure".into());
+    };
+    if !matches!(db.put(b"k00", b"after close"), Err(Error::Closed)) {
+        return Err("a closed handle accepted a write".into());
+    }
+    Ok(format!(
+        "background failure during close: {}",
+        kind_of(&cause)
+    ))
+}
+
+fn kind_of(e: &Error) -> &'static str {
+    match e {
+        Error::Io { op, .. } => op,
+        Error::ReadOnly(inner) => kind_of(inner),
+        _ => "other",
+    }
+}
+
+/// Reopens what a process crash leaves and what a machine crash leaves.
+fn recover_and_check(fs: &SimFs, run: &Run) -> Result<(), String> {
+    let mut states = run.states.clone();
+    let acked = states.len() - 1;
+    let hi = match &run.maybe {
+        Some(s) => {
+            states.push(s.clone());
+            acked + 1
+        }
+        None => acked,
+    };
+    check_crash_image(&fs.full_image(), &states, acked, hi)
+        .map_err(|e| format!("process-crash reopen: {e}"))?;
+    check_crash_image(&fs.synced_image(), &states, run.durable, hi)
+        .map_err(|e| format!("machine-crash reopen: {e}"))?;
+    Ok(())
+}
+
+/// Aborts the process when an injection makes no progress for 90 s (an
+/// engine hang), so the suite fails instead of stalling.
+fn start_watchdog() {
+    let progress = Arc::new(());
+    std::thread::spawn(move || {
+        let _keep = progress;
+        let mut last = u64::MAX;
+        loop {
+            std::thread::sleep(Duration::from_secs(90));
+            let now = PROGRESS.load(Ordering::Relaxed);
+            if now == last {
+                eprintln!("io_error_injection: no progress for 90 s after injection {now}: hang");
+                std::process::abort();
+            }
+            last = now;
+        }
+    });
+}
