@@ -206,6 +206,31 @@ impl DbInner {
         Ok(())
     }
 
+    /// Waits until no compaction runs and the picker finds nothing due.
+    pub(crate) fn wait_until_compacted(self: &Arc<Self>) -> Result<()> {
+        loop {
+            self.check_healthy()?;
+            self.schedule_compactions();
+            let manifest = self.manifest.lock();
+            let mut compaction = self.compaction.lock();
+            if compaction.status.running() == 0 {
+                let due = self.options.auto_compactions
+                    && pick(
+                        &manifest.state().levels,
+                        &compaction.status,
+                        &self.options.compaction,
+                    )
+                    .is_some();
+                if !due || self.closed.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+            }
+            drop(manifest);
+            self.compaction_done
+                .wait_for(&mut compaction, Duration::from_millis(50));
+        }
+    }
+
     fn remove_files(&self, numbers: &[FileNumber]) {
         for &n in numbers {
             let _ = self.fs.remove(&table_path(&self.dir, n));

@@ -277,6 +277,13 @@ impl Db {
         self.compact_range::<&[u8]>(..)
     }
 
+    /// Waits until background compaction has nothing left to do: no task
+    /// running and every level within its target. Returns the background
+    /// error if one made the database read-only.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        self.inner.wait_until_compacted()
+    }
+
     /// `Ok` while the database accepts writes; otherwise the failure that
     /// made it read-only (a failed fsync, flush or WAL write).
     pub fn health(&self) -> Result<()> {

@@ -54,6 +54,8 @@ fn run(seed: u64, steps: usize) {
     let mut model = Model::new();
     // (snapshot, model at that time)
     let mut snapshots: Vec<(jkv::Snapshot, Model)> = Vec::new();
+    // Compactions over all the database handles of the run.
+    let mut compactions = 0;
     for step in 0..steps {
         match rng.gen_range(0..100) {
             0..=34 => {
@@ -138,10 +140,17 @@ fn run(seed: u64, steps: usize) {
                     assert_eq!(collect(db.scan::<&[u8]>(.., snap)), all, "snapshot scan");
                 }
             }
-            91..=95 => db.flush().unwrap(),
+            91..=93 => db.flush().unwrap(),
+            94 => {
+                let (a, b) = (random_key(&mut rng), random_key(&mut rng));
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                db.compact_range(lo.as_slice()..=hi.as_slice()).unwrap();
+            }
+            95 => db.compact().unwrap(),
             _ => {
                 // Snapshots do not survive a reopen.
                 snapshots.clear();
+                compactions += db.stats().compactions;
                 if rng.gen_bool(0.5) {
                     db.close().unwrap();
                 }
@@ -150,6 +159,10 @@ fn run(seed: u64, steps: usize) {
             }
         }
     }
+    let stats = db.stats();
+    compactions += stats.compactions;
+    assert!(compactions > 0, "the workload never compacted: {stats}");
+    assert!(stats.health.is_none(), "{stats}");
     // Everything, one last time, after a reopen.
     drop(snapshots);
     drop(db);
