@@ -1,0 +1,360 @@
+//! Command-line flags in db_bench's style: `--name=value` (or `--name value`),
+//! booleans as `--sync`, `--sync=1`, `--sync=true` or `--sync=0`. Names and
+//! defaults follow RocksDB's db_bench where it has the flag; `--engine` and
+//! `--value_threshold` are jkv-bench's own.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Every benchmark name `--benchmarks` accepts.
+pub const BENCHMARKS: &[&str] = &[
+    "fillseq",
+    "fillrandom",
+    "overwrite",
+    "readrandom",
+    "readseq",
+    "readreverse",
+    "seekrandom",
+    "deleterandom",
+    "fillsync",
+    "readwhilewriting",
+    "compact",
+    "stats",
+    "fsyncrate",
+];
+
+/// The engine under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// This project's engine.
+    Jkv,
+    /// fjall 3 (an LSM-tree in Rust), with the `fjall` feature.
+    Fjall,
+    /// redb 3 (a copy-on-write B-tree in Rust), with the `redb` feature.
+    Redb,
+}
+
+impl EngineKind {
+    /// The name used on the command line and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Jkv => "jkv",
+            EngineKind::Fjall => "fjall",
+            EngineKind::Redb => "redb",
+        }
+    }
+}
+
+/// Parsed flags. `Flags::default()` holds the defaults listed in [`USAGE`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flags {
+    /// Benchmarks to run, in order.
+    pub benchmarks: Vec<String>,
+    /// Engine under test.
+    pub engine: EngineKind,
+    /// Key space size, and the writes per thread of the fill benchmarks.
+    pub num: u64,
+    /// Reads per thread; `None` means `num`.
+    pub reads: Option<u64>,
+    /// Writes per thread; `None` means `num`.
+    pub writes: Option<u64>,
+    /// Key length in bytes (zero-padded decimal).
+    pub key_size: usize,
+    /// Value length in bytes.
+    pub value_size: usize,
+    /// Threads per benchmark; each does the full count, as in db_bench.
+    pub threads: usize,
+    /// When above zero, run each benchmark for this many seconds instead of a count.
+    pub duration_secs: u64,
+    /// Database directory.
+    pub db: PathBuf,
+    /// Reuse the database in `db` instead of starting fresh.
+    pub use_existing_db: bool,
+    /// Every write waits for fsync.
+    pub sync: bool,
+    /// Writes skip the write-ahead log.
+    pub disable_wal: bool,
+    /// Memtable size in bytes.
+    pub write_buffer_size: usize,
+    /// Block cache size in bytes.
+    pub cache_size: usize,
+    /// Bloom filter bits per key (0 = no filter).
+    pub bloom_bits: usize,
+    /// Only `none` is supported.
+    pub compression_type: String,
+    /// Entries read after each seek in `seekrandom`.
+    pub seek_nexts: usize,
+    /// Values at least this long go to a value log (jkv: not built yet) or
+    /// blob files (fjall's key-value separation).
+    pub value_threshold: Option<usize>,
+    /// Seed of the key generators (thread `i` of a benchmark uses a derived seed).
+    pub seed: u64,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Flags {
+            benchmarks: "fillseq,fillrandom,overwrite,readrandom,readseq,readreverse,seekrandom,deleterandom,compact,stats"
+                .split(',')
+                .map(str::to_string)
+                .collect(),
+            engine: EngineKind::Jkv,
+            num: 1_000_000,
+            reads: None,
+            writes: None,
+            key_size: 16,
+            value_size: 100,
+            threads: 1,
+            duration_secs: 0,
+            db: std::env::temp_dir().join("jkv-bench-db"),
+            use_existing_db: false,
+            sync: false,
+            disable_wal: false,
+            write_buffer_size: 64 << 20,
+            cache_size: 8 << 20,
+            bloom_bits: 10,
+            compression_type: "none".into(),
+            seek_nexts: 0,
+            value_threshold: None,
+            seed: 301,
+        }
+    }
+}
+
+/// `--help` text.
+pub const USAGE: &str = "\
+jkv-bench: db_bench-compatible workloads for jkv (and, with cargo features, fjall and redb)
+
+USAGE: jkv-bench [--flag=value ...]
+
+  --benchmarks=LIST       comma-separated, run in order (default fillseq,fillrandom,overwrite,
+                          readrandom,readseq,readreverse,seekrandom,deleterandom,compact,stats);
+                          also fillsync, readwhilewriting, fsyncrate (append + fdatasync probe)
+  --engine=jkv|fjall|redb engine under test (fjall and redb need the cargo features of that name)
+  --num=N                 key space; writes per thread of fill benchmarks (default 1000000)
+  --reads=N               reads per thread (default: --num)
+  --writes=N              writes per thread (default: --num)
+  --key_size=N            key bytes, zero-padded decimal (default 16)
+  --value_size=N          value bytes (default 100)
+  --threads=N             threads; each does the full count, the line reports the total (default 1)
+  --duration=SECS         run each benchmark this long instead of a count (default 0: off)
+  --db=DIR                database directory (default $TMPDIR/jkv-bench-db)
+  --use_existing_db=0|1   keep the database in --db (default 0: fill benchmarks start fresh)
+  --sync=0|1              fsync every write (default 0)
+  --disable_wal=0|1       skip the write-ahead log (default 0)
+  --write_buffer_size=B   memtable bytes (default 67108864)
+  --cache_size=B          block cache bytes (default 8388608)
+  --bloom_bits=N          bloom filter bits per key, 0 = none (default 10)
+  --compression_type=none only none is supported
+  --seek_nexts=N          entries read after each seek in seekrandom (default 0)
+  --value_threshold=B     key-value separation for values >= B bytes (fjall: on; jkv: the value
+                          log is not built yet, so it is only reported)
+  --seed=N                key generator seed (default 301)
+";
+
+/// Parses `args` (without the program name). `Ok(None)` means `--help`.
+pub fn parse<I, S>(args: I) -> Result<Option<Flags>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut flags = Flags::default();
+    let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--help" || arg == "-h" {
+            return Ok(None);
+        }
+        let Some(body) = arg.strip_prefix("--") else {
+            return Err(Error::Flag(format!(
+                "unexpected argument {arg:?}; flags look like --name=value"
+            )));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let is_bool = matches!(name, "use_existing_db" | "sync" | "disable_wal");
+        let value = match inline {
+            Some(v) => v,
+            None if is_bool => "1".to_string(),
+            None => {
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| Error::Flag(format!("--{name} needs a value")))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        set(&mut flags, name, &value)?;
+    }
+    check(&flags)?;
+    Ok(Some(flags))
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::Flag(format!("--{name}={value}: not a number")))
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(Error::Flag(format!(
+            "--{name}={value}: expected 0, 1, true or false"
+        ))),
+    }
+}
+
+fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
+    match name {
+        "benchmarks" => {
+            flags.benchmarks = value
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        "engine" => {
+            flags.engine = match value {
+                "jkv" => EngineKind::Jkv,
+                "fjall" => EngineKind::Fjall,
+                "redb" => EngineKind::Redb,
+                _ => {
+                    return Err(Error::Flag(format!(
+                        "--engine={value}: expected jkv, fjall or redb"
+                    )))
+                }
+            }
+        }
+        "num" => flags.num = number(name, value)?,
+        // db_bench uses -1 for "same as --num".
+        "reads" => flags.reads = optional_count(name, value)?,
+        "writes" => flags.writes = optional_count(name, value)?,
+        "key_size" => flags.key_size = number(name, value)?,
+        "value_size" => flags.value_size = number(name, value)?,
+        "threads" => flags.threads = number(name, value)?,
+        "duration" => flags.duration_secs = number(name, value)?,
+        "db" => flags.db = PathBuf::from(value),
+        "use_existing_db" => flags.use_existing_db = boolean(name, value)?,
+        "sync" => flags.sync = boolean(name, value)?,
+        "disable_wal" => flags.disable_wal = boolean(name, value)?,
+        "write_buffer_size" => flags.write_buffer_size = number(name, value)?,
+        "cache_size" => flags.cache_size = number(name, value)?,
+        "bloom_bits" => flags.bloom_bits = number(name, value)?,
+        "compression_type" => flags.compression_type = value.to_string(),
+        "seek_nexts" => flags.seek_nexts = number(name, value)?,
+        "value_threshold" => {
+            let v: usize = number(name, value)?;
+            flags.value_threshold = (v > 0).then_some(v);
+        }
+        "seed" => flags.seed = number(name, value)?,
+        _ => return Err(Error::Flag(format!("unknown flag --{name}; see --help"))),
+    }
+    Ok(())
+}
+
+fn optional_count(name: &str, value: &str) -> Result<Option<u64>> {
+    let v: i64 = number(name, value)?;
+    Ok(u64::try_from(v).ok())
+}
+
+fn check(flags: &Flags) -> Result<()> {
+    for b in &flags.benchmarks {
+        if !BENCHMARKS.contains(&b.as_str()) {
+            return Err(Error::Flag(format!(
+                "unknown benchmark {b:?}; known: {}",
+                BENCHMARKS.join(",")
+            )));
+        }
+    }
+    if flags.compression_type != "none" {
+        return Err(Error::Flag(format!(
+            "--compression_type={}: only none is supported",
+            flags.compression_type
+        )));
+    }
+    if flags.threads == 0 {
+        return Err(Error::Flag("--threads must be at least 1".into()));
+    }
+    if flags.num == 0 {
+        return Err(Error::Flag("--num must be at least 1".into()));
+    }
+    let digits = (flags.num - 1).max(1).ilog10() as usize + 1;
+    if flags.key_size < digits {
+        return Err(Error::Flag(format!(
+            "--key_size={} cannot hold the {digits}-digit keys of --num={}",
+            flags.key_size, flags.num
+        )));
+    }
+    Ok(())
+}
+
+impl Flags {
+    /// Reads per thread.
+    pub fn reads(&self) -> u64 {
+        self.reads.unwrap_or(self.num)
+    }
+
+    /// Writes per thread.
+    pub fn writes(&self) -> u64 {
+        self.writes.unwrap_or(self.num)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_db_bench_style_flags() {
+        let f = parse([
+            "--benchmarks=fillseq,readrandom",
+            "--num=2000",
+            "--reads",
+            "500",
+            "--sync",
+            "--use_existing_db=0",
+            "--disable_wal=true",
+            "--value_threshold=1024",
+            "--engine=jkv",
+            "--reads=-1",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.benchmarks, vec!["fillseq", "readrandom"]);
+        assert_eq!(f.num, 2000);
+        assert_eq!(f.reads, None, "-1 means the same as --num, as in db_bench");
+        assert_eq!(f.reads(), 2000);
+        assert!(f.sync);
+        assert!(!f.use_existing_db);
+        assert!(f.disable_wal);
+        assert_eq!(f.value_threshold, Some(1024));
+        assert_eq!(f.engine, EngineKind::Jkv);
+        assert_eq!(f.key_size, 16);
+    }
+
+    #[test]
+    fn refuses_bad_flags() {
+        assert!(matches!(parse(["--nope=1"]), Err(Error::Flag(_))));
+        assert!(matches!(parse(["--num=x"]), Err(Error::Flag(_))));
+        assert!(matches!(parse(["--benchmarks=fly"]), Err(Error::Flag(_))));
+        assert!(matches!(
+            parse(["--compression_type=snappy"]),
+            Err(Error::Flag(_))
+        ));
+        assert!(matches!(
+            parse(["--num=100000", "--key_size=4"]),
+            Err(Error::Flag(_))
+        ));
+        assert!(matches!(parse(["--sync=maybe"]), Err(Error::Flag(_))));
+        assert!(matches!(parse(["--help"]), Ok(None)));
+    }
+}
