@@ -16,6 +16,7 @@ pub mod ids;
 pub mod iter;
 pub mod key;
 pub mod names;
+pub mod pointer;
 pub mod record;
 
 pub use error::{Error, Result};
@@ -23,6 +24,7 @@ pub use fs::{FileSystem, StdFs, WritableFile};
 pub use ids::{FileNumber, SeqNo};
 pub use iter::InternalIterator;
 pub use key::{InternalKey, ValueKind};
+pub use pointer::ValuePointer;
 
 /// Checksum used by every block, record and manifest line: CRC-32 (IEEE),
 /// hardware accelerated by `crc32fast` where the CPU allows.
