@@ -51,8 +51,11 @@ pub struct TableId {
 /// - a compaction: `removed_tables` + `added_tables`;
 /// - counters alone: `next_file`, `last_seq`.
 ///
+/// - value logs: `new_vlogs`, `vlog_discards`, `removed_vlogs`.
+///
 /// Applied in this order: tables removed, tables added, WALs retired, WALs
-/// added, counters raised.
+/// added, value logs added, discards counted, value logs removed, counters
+/// raised.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VersionEdit {
@@ -77,6 +80,26 @@ pub struct VersionEdit {
     /// The last sequence number written is at least this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,
+    /// Value-log files that start being live (created and synced, directory
+    /// synced).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub new_vlogs: Vec<u64>,
+    /// Garbage found in live value logs, added to their discard counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vlog_discards: Vec<VlogDiscard>,
+    /// Value logs that leave the database (garbage collected); their files
+    /// may be deleted once this edit is durable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed_vlogs: Vec<u64>,
+}
+
+/// Bytes of garbage found in one value-log file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VlogDiscard {
+    /// The value log's file number.
+    pub file: u64,
+    /// Bytes of entries no longer reachable.
+    pub bytes: u64,
 }
 
 impl VersionEdit {

@@ -18,9 +18,9 @@ pub mod reader;
 pub mod record;
 pub mod state;
 
-pub use edit::{TableId, TableMeta, VersionEdit};
+pub use edit::{TableId, TableMeta, VersionEdit, VlogDiscard};
 pub use error::{Error, Result};
 pub use manifest::{Manifest, ManifestOptions, REWRITE_THRESHOLD_BYTES_DEFAULT};
 pub use reader::{read_records, verify, BadLine, VerifyReport};
 pub use record::Record;
-pub use state::{ManifestState, FORMAT_VERSION};
+pub use state::{ManifestState, VlogMeta, FORMAT_VERSION};

@@ -172,6 +172,12 @@ mod tests {
             removed_tables: vec![TableId { level: 0, id: 4 }],
             next_file: Some(13),
             last_seq: Some(80),
+            new_vlogs: vec![14],
+            vlog_discards: vec![crate::edit::VlogDiscard {
+                file: 9,
+                bytes: 4096,
+            }],
+            removed_vlogs: vec![8],
         }
     }
 
@@ -242,7 +248,7 @@ mod tests {
             "{err:?}"
         );
 
-        let err = decode_line(&framed(r#"{"type":"snapshot","format_version":2}"#))
+        let err = decode_line(&framed(r#"{"type":"snapshot","format_version":99}"#))
             .expect_err("newer version");
         assert!(
             matches!(&err, LineError::Invalid(w) if w.contains("newer")),
@@ -252,7 +258,7 @@ mod tests {
         // A newer format that also changed a field's shape: still reported
         // as a newer version, not as a malformed field.
         let err = decode_line(&framed(
-            r#"{"type":"snapshot","format_version":3,"levels":"elsewhere"}"#,
+            r#"{"type":"snapshot","format_version":99,"levels":"elsewhere"}"#,
         ))
         .expect_err("newer version");
         assert!(
@@ -326,6 +332,7 @@ mod tests {
             next_file in proptest::option::of(proptest::prelude::any::<u64>()),
             last_seq in proptest::option::of(proptest::prelude::any::<u64>()),
         ) {
+            let new_wals_copy = new_wals.clone();
             let edit = VersionEdit {
                 new_wals,
                 retired_wals,
@@ -333,6 +340,9 @@ mod tests {
                 removed_tables: removed.into_iter().map(|(level, id)| TableId { level, id }).collect(),
                 next_file,
                 last_seq,
+                new_vlogs: new_wals_copy.iter().map(|w| w ^ 1).collect(),
+                vlog_discards: vec![crate::edit::VlogDiscard { file: 3, bytes: 77 }],
+                removed_vlogs: vec![5],
             };
             let record = Record::Edit(edit);
             let line = encode_line((&record).into());
@@ -346,12 +356,17 @@ mod tests {
             next_file in proptest::prelude::any::<u64>(),
             last_seq in proptest::prelude::any::<u64>(),
         ) {
+            let live_wals_vlogs = live_wals
+                .iter()
+                .map(|&w| (w ^ 1, crate::state::VlogMeta { discard_bytes: w / 2 }))
+                .collect();
             let record = Record::Snapshot(ManifestState {
                 format_version: FORMAT_VERSION,
                 levels,
                 live_wals,
                 next_file,
                 last_seq,
+                vlogs: live_wals_vlogs,
             });
             let line = encode_line((&record).into());
             proptest::prop_assert_eq!(decode_line(strip_newline(&line)), Ok(record));

@@ -18,7 +18,19 @@ use crate::edit::{TableMeta, VersionEdit};
 ///
 /// Version history (docs/manifest-format.md, "Version history"):
 /// - 1: edit and snapshot records with tables, WALs and counters.
-pub const FORMAT_VERSION: u32 = 1;
+/// - 2: value-log files and their discard counts (`vlogs`, `new_vlogs`,
+///   `removed_vlogs`, `vlog_discards`). Version 1 files are read and
+///   rewritten as version 2.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// What the manifest knows of one value-log file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VlogMeta {
+    /// Bytes of entries that compaction found overwritten or deleted
+    /// (garbage a collection would reclaim).
+    pub discard_bytes: u64,
+}
 
 /// Everything the manifest records, as of one point in its log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +54,58 @@ pub struct ManifestState {
     /// Largest sequence number known to be written.
     #[serde(default)]
     pub last_seq: u64,
+    /// Live value-log files by file number (a JSON list of
+    /// `{"file": n, "discard_bytes": b}`).
+    #[serde(default, with = "vlog_list")]
+    pub vlogs: BTreeMap<u64, VlogMeta>,
+}
+
+/// Serde adapter: the value-log map as a list of objects (JSON object keys
+/// would have to be strings).
+mod vlog_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::VlogMeta;
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        file: u64,
+        #[serde(default)]
+        discard_bytes: u64,
+    }
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<u64, VlogMeta>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let list: Vec<Entry> = map
+            .iter()
+            .map(|(&file, meta)| Entry {
+                file,
+                discard_bytes: meta.discard_bytes,
+            })
+            .collect();
+        list.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<u64, VlogMeta>, D::Error> {
+        let list = Vec::<Entry>::deserialize(d)?;
+        Ok(list
+            .into_iter()
+            .map(|e| {
+                (
+                    e.file,
+                    VlogMeta {
+                        discard_bytes: e.discard_bytes,
+                    },
+                )
+            })
+            .collect())
+    }
 }
 
 impl ManifestState {
@@ -54,6 +118,7 @@ impl ManifestState {
             live_wals: BTreeSet::new(),
             next_file: 1,
             last_seq: 0,
+            vlogs: BTreeMap::new(),
         }
     }
 
@@ -90,6 +155,7 @@ impl ManifestState {
     pub fn live_file_numbers(&self) -> BTreeSet<u64> {
         let mut live: BTreeSet<u64> = self.all_tables().map(|t| t.id).collect();
         live.extend(self.live_wals.iter().copied());
+        live.extend(self.vlogs.keys().copied());
         live
     }
 
@@ -148,9 +214,9 @@ impl ManifestState {
             if !live_ids.insert(added.id) {
                 return Err(format!("cannot add table {}: already live", added.id));
             }
-            if self.live_wals.contains(&added.id) {
+            if self.live_wals.contains(&added.id) || self.vlogs.contains_key(&added.id) {
                 return Err(format!(
-                    "cannot add table {}: file number is a live WAL",
+                    "cannot add table {}: file number is a live WAL or value log",
                     added.id
                 ));
             }
@@ -172,11 +238,39 @@ impl ManifestState {
             }
         }
         for &wal in &edit.new_wals {
-            if live_ids.contains(&wal) {
-                return Err(format!("cannot add WAL {wal}: file number is a live table"));
+            if live_ids.contains(&wal) || self.vlogs.contains_key(&wal) {
+                return Err(format!(
+                    "cannot add WAL {wal}: file number is a live table or value log"
+                ));
             }
             if !live_wals.insert(wal) {
                 return Err(format!("cannot add WAL {wal}: already live"));
+            }
+        }
+
+        let mut vlogs = self.vlogs.clone();
+        for &file in &edit.new_vlogs {
+            if live_ids.contains(&file) || live_wals.contains(&file) {
+                return Err(format!(
+                    "cannot add value log {file}: file number is a live table or WAL"
+                ));
+            }
+            if vlogs.insert(file, VlogMeta::default()).is_some() {
+                return Err(format!("cannot add value log {file}: already live"));
+            }
+        }
+        for discard in &edit.vlog_discards {
+            let meta = vlogs.get_mut(&discard.file).ok_or_else(|| {
+                format!(
+                    "cannot count garbage in value log {}: not live",
+                    discard.file
+                )
+            })?;
+            meta.discard_bytes = meta.discard_bytes.saturating_add(discard.bytes);
+        }
+        for file in &edit.removed_vlogs {
+            if vlogs.remove(file).is_none() {
+                return Err(format!("cannot remove value log {file}: not live"));
             }
         }
 
@@ -185,6 +279,7 @@ impl ManifestState {
             .iter()
             .map(|t| t.id)
             .chain(edit.new_wals.iter().copied())
+            .chain(edit.new_vlogs.iter().copied())
             .max();
 
         // Checks passed: commit.
@@ -192,6 +287,7 @@ impl ManifestState {
             self.levels[index] = tables;
         }
         self.live_wals = live_wals;
+        self.vlogs = vlogs;
         if let Some(next_file) = edit.next_file {
             self.next_file = self.next_file.max(next_file);
         }
@@ -229,8 +325,22 @@ impl ManifestState {
         if let Some(wal) = self.live_wals.iter().find(|w| ids.contains(w)) {
             return Err(format!("file number {wal} is both a table and a live WAL"));
         }
+        if let Some(v) = self
+            .vlogs
+            .keys()
+            .find(|v| ids.contains(v) || self.live_wals.contains(v))
+        {
+            return Err(format!(
+                "file number {v} is both a value log and a table or WAL"
+            ));
+        }
         // A counter behind a live file would hand its number out again.
-        let highest = ids.last().into_iter().chain(self.live_wals.last()).max();
+        let highest = ids
+            .last()
+            .into_iter()
+            .chain(self.live_wals.last())
+            .chain(self.vlogs.keys().last())
+            .max();
         if let Some(&highest) = highest {
             self.next_file = self.next_file.max(highest.saturating_add(1));
         }
@@ -273,6 +383,48 @@ fn check_level(level: usize, tables: &[TableMeta]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn value_logs_are_added_counted_and_removed() {
+        use crate::edit::VlogDiscard;
+        let mut state = ManifestState::new(2);
+        let add = VersionEdit {
+            new_vlogs: vec![5],
+            ..VersionEdit::default()
+        };
+        state.apply(&add).unwrap();
+        assert!(state.live_file_numbers().contains(&5));
+        assert_eq!(state.next_file, 6);
+        assert!(state.apply(&add).is_err(), "added twice");
+        let count = VersionEdit {
+            vlog_discards: vec![VlogDiscard {
+                file: 5,
+                bytes: 100,
+            }],
+            ..VersionEdit::default()
+        };
+        state.apply(&count).unwrap();
+        state.apply(&count).unwrap();
+        assert_eq!(state.vlogs[&5].discard_bytes, 200);
+        let unknown = VersionEdit {
+            vlog_discards: vec![VlogDiscard { file: 6, bytes: 1 }],
+            ..VersionEdit::default()
+        };
+        assert!(state.apply(&unknown).is_err());
+        let wal_clash = VersionEdit {
+            new_wals: vec![5],
+            ..VersionEdit::default()
+        };
+        assert!(state.apply(&wal_clash).is_err());
+        let remove = VersionEdit {
+            removed_vlogs: vec![5],
+            ..VersionEdit::default()
+        };
+        state.apply(&remove).unwrap();
+        assert!(state.vlogs.is_empty());
+        assert!(state.apply(&remove).is_err(), "removed twice");
+    }
+
     use super::*;
     use crate::edit::TableId;
     use jkv_format::{InternalKey, SeqNo, ValueKind};

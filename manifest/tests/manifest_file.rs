@@ -423,7 +423,7 @@ fn a_complete_bad_last_line_is_corruption_not_a_torn_tail() {
             "cannot remove table 999",
         ),
         (
-            r#"{"type":"snapshot","format_version":2,"levels":[[]]}"#,
+            r#"{"type":"snapshot","format_version":99,"levels":[[]]}"#,
             "newer",
         ),
     ];
@@ -460,7 +460,7 @@ fn newer_format_version_is_refused() {
     std::fs::write(
         dir.path().join(MANIFEST),
         framed(
-            r#"{"type":"snapshot","format_version":2,"levels":[[],[]],"next_file":5,"vlogs":[]}"#,
+            r#"{"type":"snapshot","format_version":99,"levels":[[],[]],"next_file":5,"vlogs":[]}"#,
         ),
     )
     .expect("write");
