@@ -89,7 +89,10 @@ impl fmt::Display for Damage {
                 write!(f, "key length {key_len} exceeds the limit {KEY_LEN_MAX}")
             }
             Damage::ValueTooLong { value_len } => {
-                write!(f, "value length {value_len} exceeds the limit {VALUE_LEN_MAX}")
+                write!(
+                    f,
+                    "value length {value_len} exceeds the limit {VALUE_LEN_MAX}"
+                )
             }
             Damage::PastEnd { len, left } => write!(
                 f,
@@ -209,17 +212,29 @@ mod tests {
     fn lengths_are_checked_before_use() {
         let mut data = encode(3, b"k", b"v");
         data[KEY_LEN_AT..VALUE_LEN_AT].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode_at(&data, 0), Err(Damage::KeyTooLong { .. })));
+        assert!(matches!(
+            decode_at(&data, 0),
+            Err(Damage::KeyTooLong { .. })
+        ));
         let mut data = encode(3, b"k", b"v");
         data[VALUE_LEN_AT..ENTRY_HEADER_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode_at(&data, 0), Err(Damage::ValueTooLong { .. })));
+        assert!(matches!(
+            decode_at(&data, 0),
+            Err(Damage::ValueTooLong { .. })
+        ));
         let data = encode(3, b"k", b"v");
         assert!(matches!(
             decode_at(&data[..data.len() - 1], 0),
             Err(Damage::PastEnd { .. })
         ));
-        assert!(matches!(decode_at(&data, data.len()), Err(Damage::ShortHeader { left: 0 })));
-        assert!(matches!(decode_at(&data, usize::MAX), Err(Damage::ShortHeader { left: 0 })));
+        assert!(matches!(
+            decode_at(&data, data.len()),
+            Err(Damage::ShortHeader { left: 0 })
+        ));
+        assert!(matches!(
+            decode_at(&data, usize::MAX),
+            Err(Damage::ShortHeader { left: 0 })
+        ));
     }
 
     #[test]

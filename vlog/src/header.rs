@@ -124,9 +124,12 @@ pub fn check(data: &[u8], expected: FileNumber) -> Result<(), HeaderError> {
     let stored = get_u32_le(data, CRC_AT).unwrap_or_default();
     let actual = checksum(&data[..CRC_AT]);
     if stored != actual {
+        // Reported at the header's first byte: the checksum covers it all.
         return Err(HeaderError::Damaged {
-            offset: CRC_AT as u64,
-            what: format!("header checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"),
+            offset: 0,
+            what: format!(
+                "header checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"
+            ),
         });
     }
     let number = FileNumber(get_u64_le(data, NUMBER_AT).unwrap_or_default());
@@ -158,9 +161,14 @@ mod tests {
         let h = encode(FileNumber(1));
         assert_eq!(
             check(&h[..HEADER_LEN - 1], FileNumber(1)),
-            Err(HeaderError::Short { len: HEADER_LEN - 1 })
+            Err(HeaderError::Short {
+                len: HEADER_LEN - 1
+            })
         );
-        assert_eq!(check(&[], FileNumber(1)), Err(HeaderError::Short { len: 0 }));
+        assert_eq!(
+            check(&[], FileNumber(1)),
+            Err(HeaderError::Short { len: 0 })
+        );
     }
 
     #[test]
@@ -186,11 +194,20 @@ mod tests {
     fn damage_is_damage() {
         let mut h = encode(FileNumber(1));
         h[NUMBER_AT] ^= 1;
-        assert!(matches!(check(&h, FileNumber(1)), Err(HeaderError::Damaged { .. })));
+        assert!(matches!(
+            check(&h, FileNumber(1)),
+            Err(HeaderError::Damaged { .. })
+        ));
         let zeros = [0u8; HEADER_LEN];
-        assert!(matches!(check(&zeros, FileNumber(1)), Err(HeaderError::Damaged { .. })));
+        assert!(matches!(
+            check(&zeros, FileNumber(1)),
+            Err(HeaderError::Damaged { .. })
+        ));
         let mut other = encode(FileNumber(1));
         other[0] = b'J';
-        assert!(matches!(check(&other, FileNumber(1)), Err(HeaderError::Refused { .. })));
+        assert!(matches!(
+            check(&other, FileNumber(1)),
+            Err(HeaderError::Refused { .. })
+        ));
     }
 }

@@ -11,7 +11,7 @@
 //!   memory maps, from any number of threads;
 //! - [`VlogIter`] walks every entry of one file in order (garbage collection,
 //!   `jkv check`), telling a torn tail apart from corruption;
-//! - [`verify`] checks a whole file for `jkv check`.
+//! - [`verify()`] checks a whole file for `jkv check`.
 //!
 //! Rolling files, discard statistics and the garbage-collection policy belong
 //! to the engine: this crate knows nothing of which entries are live.

@@ -278,7 +278,9 @@ mod tests {
         data[8..12].copy_from_slice(&2u32.to_le_bytes());
         std::fs::write(f.path(), &data).unwrap();
         match reader(&f).read(&f.pointers[0], b"apple") {
-            Err(Error::Corruption { offset: 8, what, .. }) => assert!(what.contains("newer")),
+            Err(Error::Corruption {
+                offset: 8, what, ..
+            }) => assert!(what.contains("newer")),
             other => panic!("{other:?}"),
         }
     }
