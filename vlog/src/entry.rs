@@ -4,7 +4,7 @@
 //!
 //! The decoder trusts nothing it reads: lengths are checked against the
 //! limits and against the bytes actually there before anything is sliced or
-//! allocated, so damaged or hostile bytes give a [`Damage`], never a panic or
+//! allocated, so damaged or hostile bytes give a damage report, never a panic or
 //! a huge allocation. Pure functions; no I/O, no state.
 
 use std::fmt;
