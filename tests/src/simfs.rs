@@ -1077,7 +1077,7 @@ mod tests {
         fs.sync_dir(&dir()).unwrap();
         f.append(&vec![1u8; 5000]).unwrap();
         f.flush().unwrap();
-        f.append(&vec![2u8; 100]).unwrap();
+        f.append(&[2u8; 100]).unwrap();
         f.flush().unwrap();
         fs.create(&dir().join("x")).unwrap();
         let rec = fs.take_recording();
