@@ -200,7 +200,7 @@ fn random_cmd(rng: &mut StdRng, cycle: u64, i: usize, fills: &mut u64) -> Cmd {
         55..=84 => Cmd::Del(rng.gen_range(0..KEY_SPACE)),
         _ => {
             let b = rng.gen_range(0..KEY_SPACE - 300);
-            let e = b + rng.gen_range(0..300);
+            let e = b + rng.gen_range(0..150);
             let epoch = *fills;
             *fills += 1;
             Cmd::Fill(b, e, epoch)
@@ -236,7 +236,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         in_flight.clear();
 
         let mut fills = 0;
-        let commands = rng.gen_range(3..35) as usize;
+        let commands = rng.gen_range(3..25) as usize;
         for i in 0..commands {
             let cmd = random_cmd(&mut rng, cycle, i, &mut fills);
             repl.send(&cmd.line());
