@@ -28,6 +28,11 @@ pub trait Store: Send + Sync {
     /// Positions at the first key `>= key` and reads up to `nexts` entries
     /// from there; returns (whether `key` itself is there, key + value bytes).
     fn seek(&self, key: &[u8], nexts: usize) -> Result<(bool, u64)>;
+    /// Makes every write of the finished benchmark visible to readers
+    /// (engines that batch writes commit the open batch here). Default: nothing.
+    fn settle(&self) -> Result<()> {
+        Ok(())
+    }
     /// Writes every memtable out to tables (or the engine's equivalent).
     fn flush(&self) -> Result<()>;
     /// Compacts the whole key range; what that means here is in [`Store::compact_note`].

@@ -1,11 +1,15 @@
 //! redb 3 under test (cargo feature `redb`): a copy-on-write B-tree in one
-//! file. Every write is its own transaction: `Durability::Immediate` for sync
-//! writes, `Durability::None` otherwise (not durable until a later immediate
-//! commit; `flush` makes one). Reads open a read transaction each.
+//! file. A synced write commits at once with `Durability::Immediate`. Other
+//! writes go into a shared open transaction committed with
+//! `Durability::None` every [`BATCH`] writes and at the end of each
+//! benchmark (one redb commit per write measures redb's commit cost, not its
+//! B-tree); readers see them once committed. Reads open a read transaction
+//! each.
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 
 use super::Store;
@@ -15,10 +19,15 @@ use crate::flags::Flags;
 const NAME: &str = "redb";
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");
 
+/// Unsynced writes per redb transaction.
+pub const BATCH: usize = 1000;
+
 /// An open redb file. The lock is shared by every operation and taken
 /// exclusively only by `compact`, which needs `&mut Database`.
 pub struct RedbStore {
     db: RwLock<Database>,
+    /// The open batch of unsynced writes and its size; taken inside `db`.
+    pending: Mutex<Option<(WriteTransaction, usize)>>,
 }
 
 fn err<E: std::fmt::Display>(op: &'static str) -> impl Fn(E) -> Error {
@@ -43,27 +52,61 @@ impl RedbStore {
         txn.commit().map_err(err("creating the table"))?;
         Ok(RedbStore {
             db: RwLock::new(db),
+            pending: Mutex::new(None),
         })
     }
 
+    /// Applies `op` in the open batch (unsynced) or commits it at once,
+    /// together with the open batch, with `Durability::Immediate` (synced).
     fn write(
         &self,
         sync: bool,
         op: impl FnOnce(&mut redb::Table<&[u8], &[u8]>) -> std::result::Result<(), redb::StorageError>,
     ) -> Result<()> {
         let db = self.db.read();
-        let mut txn = db.begin_write().map_err(err("writing"))?;
-        txn.set_durability(if sync {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(err("writing"))?;
+        let mut pending = self.pending.lock();
+        let (txn, count) = match pending.take() {
+            Some(p) => p,
+            None => {
+                let mut txn = db.begin_write().map_err(err("writing"))?;
+                txn.set_durability(Durability::None)
+                    .map_err(err("writing"))?;
+                (txn, 0)
+            }
+        };
         {
             let mut table = txn.open_table(TABLE).map_err(err("writing"))?;
             op(&mut table).map_err(err("writing"))?;
         }
+        if sync || count + 1 >= BATCH {
+            Self::commit(txn, sync)
+        } else {
+            *pending = Some((txn, count + 1));
+            Ok(())
+        }
+    }
+
+    fn commit(mut txn: WriteTransaction, durable: bool) -> Result<()> {
+        if durable {
+            txn.set_durability(Durability::Immediate)
+                .map_err(err("committing"))?;
+        }
         txn.commit().map_err(err("committing"))
+    }
+
+    /// Commits the open batch, durably when `durable`.
+    fn commit_pending(&self, durable: bool) -> Result<()> {
+        let db = self.db.read();
+        let mut pending = self.pending.lock();
+        match pending.take() {
+            Some((txn, _)) => Self::commit(txn, durable),
+            None if durable => {
+                // An empty immediate commit makes every earlier commit durable.
+                let txn = db.begin_write().map_err(err("syncing"))?;
+                txn.commit().map_err(err("syncing"))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -128,8 +171,11 @@ impl Store for RedbStore {
     }
 
     fn flush(&self) -> Result<()> {
-        // An empty immediate commit makes every earlier commit durable.
-        self.write(true, |_| Ok(()))
+        self.commit_pending(true)
+    }
+
+    fn settle(&self) -> Result<()> {
+        self.commit_pending(false)
     }
 
     fn compact(&self) -> Result<()> {

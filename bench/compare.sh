@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Compares jkv with RocksDB (Debian's db_bench) and fjall on one machine.
+#
+# Builds jkv-bench in release with the peer features, runs the suite below on
+# each engine with identical db_bench flags, in alternating order (jkv,
+# rocksdb, fjall, jkv, rocksdb, fjall, ...) for several rounds, and reports
+# the median ops/s per workload and jkv's ratio to the best peer.
+#
+#   bench/compare.sh            full scale, 3 rounds; rewrites the generated part
+#                               of docs/benchmarks.md and docs/benchmarks.svg
+#   bench/compare.sh --quick    small scale (a few minutes); writes only to the work dir
+#
+# Options: --rounds=N, --workdir=DIR (default ${TMPDIR:-/tmp}/jkv-compare),
+# --engines=LIST (default jkv,rocksdb,fjall), --write-doc / --no-doc.
+#
+# RocksDB is Debian's rocksdb-tools (RocksDB 7.8), whose db_bench is built
+# with assertions enabled (it prints "Assertions are enabled; benchmarks
+# unnecessarily slow"): its figures are a floor for RocksDB, not its best.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+ROUNDS=3
+WORK=${TMPDIR:-/tmp}/jkv-compare
+ENGINES=jkv,rocksdb,fjall
+WRITE_DOC=auto
+for arg in "$@"; do
+  case $arg in
+    --quick) QUICK=1 ;;
+    --rounds=*) ROUNDS=${arg#*=} ;;
+    --workdir=*) WORK=${arg#*=} ;;
+    --engines=*) ENGINES=${arg#*=} ;;
+    --write-doc) WRITE_DOC=1 ;;
+    --no-doc) WRITE_DOC=0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+[ "$WRITE_DOC" = auto ] && WRITE_DOC=$((1 - QUICK))
+IFS=, read -r -a ENGINE_LIST <<< "$ENGINES"
+
+if [ "$QUICK" = 1 ]; then
+  SCALE=quick
+  N=100000; READS=100000; SEEKS=20000; SYNC=1000; RWW_SECS=3; BIG_N=10000; BIG_READS=10000; DD_MIB=256
+else
+  SCALE=full
+  N=2000000; READS=1000000; SEEKS=200000; SYNC=20000; RWW_SECS=20; BIG_N=200000; BIG_READS=100000; DD_MIB=1024
+fi
+
+# --- tools ------------------------------------------------------------------
+if ! command -v db_bench >/dev/null; then
+  echo "== installing rocksdb-tools (RocksDB's db_bench)"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "compare.sh: db_bench is missing; install Debian's rocksdb-tools as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y rocksdb-tools || { apt-get update && apt-get install -y rocksdb-tools; }
+fi
+
+echo "== building jkv-bench (release, features fjall,redb,chart)"
+(cd "$ROOT" && cargo build --release -p jkv-bench --features fjall,redb,chart)
+BIN=$ROOT/target/release/jkv-bench
+CHART=$ROOT/target/release/bench-chart
+
+rm -rf "$WORK"
+mkdir -p "$WORK/logs"
+RESULTS=$WORK/results.tsv
+printf '# workload\tengine\tround\tops_per_sec\n' > "$RESULTS"
+
+# --- machine facts ------------------------------------------------------------
+echo "== measuring the machine"
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || true)
+CORES=$(nproc)
+MEM_GIB=$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+FS=$(df -T "$WORK" | awk 'NR == 2 {print $2}')
+DD=$(dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$DD_MIB" conv=fdatasync 2>&1 | tail -1)
+rm -f "$WORK/dd.tmp"
+DD_RATE=$(echo "$DD" | awk -F', ' '{print $NF}')
+FSYNC_LINE=$("$BIN" --benchmarks=fsyncrate --num=2000 --value_size=100 --db="$WORK/fsync-probe")
+FSYNC_RATE=$(echo "$FSYNC_LINE" | awk '$2 == ":" && $4 == "micros/op" {print $5}')
+rm -rf "$WORK/fsync-probe"
+ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' rocksdb-tools 2>/dev/null || echo unknown)
+FJALL_VERSION=$(awk '/^name = "fjall"$/ {getline; gsub(/"/, "", $3); print $3}' "$ROOT/Cargo.lock")
+RUSTC_VERSION=$(rustc --version)
+JKV_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fsync: $FSYNC_RATE appends+fdatasync/s"
+
+# --- the suite ------------------------------------------------------------------
+COMMON=(--key_size=16 --value_size=100 --compression_type=none --bloom_bits=10
+        --write_buffer_size=67108864 --cache_size=67108864)
+
+# step name | label suffix | flags
+STEPS=(
+  "load||--benchmarks=fillseq,fillrandom,overwrite,compact --num=$N"
+  "read||--benchmarks=readrandom,readseq --use_existing_db=1 --num=$N --reads=$READS"
+  "seek||--benchmarks=seekrandom --use_existing_db=1 --num=$N --reads=$SEEKS --seek_nexts=10"
+  "rww| (2 threads)|--benchmarks=readwhilewriting --use_existing_db=1 --num=$N --threads=2 --duration=$RWW_SECS"
+  "sync1| (1 thread)|--benchmarks=fillsync --num=$SYNC --threads=1"
+  "sync8| (8 threads)|--benchmarks=fillsync --num=$((SYNC / 8)) --threads=8"
+  "big| 4 KiB|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096"
+  "bigsep| 4 KiB, KV separation|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096 KVSEP"
+)
+
+# Runs one step on one engine; prints the engine's output into the log.
+run_step() {
+  local engine=$1 flags=$2 db=$WORK/db-$1
+  local -a extra=()
+  if [[ $flags == *KVSEP* ]]; then
+    flags=${flags/ KVSEP/}
+    case $engine in
+      rocksdb) extra=(--enable_blob_files=1 --min_blob_size=1024) ;;
+      *) extra=(--value_threshold=1024) ;;
+    esac
+  fi
+  # shellcheck disable=SC2086 # $flags is a list of flags
+  case $engine in
+    rocksdb) db_bench --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
+    *) "$BIN" --engine="$engine" --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
+  esac
+}
+
+START=$(date +%s)
+for round in $(seq 1 "$ROUNDS"); do
+  for step in "${STEPS[@]}"; do
+    IFS='|' read -r name suffix flags <<< "$step"
+    for engine in "${ENGINE_LIST[@]}"; do
+      log=$WORK/logs/round$round-$name-$engine.log
+      echo "== round $round/$ROUNDS, $name, $engine ($(( $(date +%s) - START )) s)"
+      if ! run_step "$engine" "$flags" > "$log" 2> "$log.err"; then
+        echo "compare.sh: $engine failed in step $name; see $log.err" >&2
+        tail -5 "$log.err" >&2
+        exit 1
+      fi
+      awk -v e="$engine" -v r="$round" -v s="$suffix" \
+        '$2 == ":" && $4 == "micros/op" && $1 != "compact" {printf "%s%s\t%s\t%s\t%s\n", $1, s, e, r, $5}' \
+        "$log" | tee -a "$RESULTS"
+    done
+  done
+done
+ELAPSED=$(( $(date +%s) - START ))
+
+# --- report ---------------------------------------------------------------------
+LABELS=""
+for engine in "${ENGINE_LIST[@]}"; do
+  case $engine in
+    rocksdb) label="RocksDB $ROCKSDB_VERSION (db_bench, assertions on)" ;;
+    fjall) label="fjall $FJALL_VERSION" ;;
+    *) label=$engine ;;
+  esac
+  LABELS=${LABELS:+$LABELS,}$label
+done
+if [ "$WRITE_DOC" = 1 ]; then SVG=$ROOT/docs/benchmarks.svg; else SVG=$WORK/benchmarks.svg; fi
+TABLE=$("$CHART" --results="$RESULTS" --svg="$SVG" --engines="$ENGINES" --labels="$LABELS" \
+  --title="jkv-bench suite ($SCALE scale): ops/s relative to the fastest engine, median of $ROUNDS rounds")
+
+GENERATED=$WORK/generated.md
+{
+  echo "<!-- BEGIN GENERATED by bench/compare.sh; edits here are overwritten -->"
+  echo
+  echo "Produced by \`bench/compare.sh$([ "$QUICK" = 1 ] && echo " --quick")\` (scale: $SCALE, $ROUNDS rounds, engines in alternating order, $ELAPSED s) at jkv commit \`$JKV_COMMIT\` on $(date -u '+%Y-%m-%d')."
+  echo
+  echo "**Machine.** $CORES cores ($CPU), $MEM_GIB GiB memory, $FS file system."
+  echo "Sequential write with \`dd if=/dev/zero bs=1M count=$DD_MIB conv=fdatasync\`: $DD_RATE."
+  echo "Synced appends (\`jkv-bench --benchmarks=fsyncrate --num=2000 --value_size=100\`: append 100 B, then \`fdatasync\`): $FSYNC_RATE per second."
+  echo "$RUSTC_VERSION; RocksDB from Debian's rocksdb-tools $ROCKSDB_VERSION; fjall $FJALL_VERSION."
+  echo
+  echo "**Common flags** (every engine): \`${COMMON[*]}\`. Steps, each a separate process per engine:"
+  echo
+  for step in "${STEPS[@]}"; do
+    IFS='|' read -r name suffix flags <<< "$step"
+    flags=${flags/ KVSEP/ + KV separation (jkv and fjall: --value_threshold=1024; db_bench: --enable_blob_files=1 --min_blob_size=1024)}
+    echo "- \`$name\`: \`$flags\`"
+  done
+  echo
+  echo "Median ops/s (higher is better). *The RocksDB column is Debian's db_bench, built with assertions enabled: a floor for RocksDB, not its best.*"
+  echo
+  echo "$TABLE"
+  echo
+  echo "![ops/s relative to the fastest engine per workload](benchmarks.svg)"
+  echo
+  echo "<!-- END GENERATED -->"
+} > "$GENERATED"
+
+if [ "$WRITE_DOC" = 1 ]; then
+  DOC=$ROOT/docs/benchmarks.md
+  if [ -f "$DOC" ] && grep -q '<!-- BEGIN GENERATED' "$DOC"; then
+    { sed '/<!-- BEGIN GENERATED/,$d' "$DOC"; cat "$GENERATED"; sed '1,/<!-- END GENERATED -->/d' "$DOC"; } > "$DOC.new"
+  else
+    { echo "# Benchmarks"; echo; cat "$GENERATED"; } > "$DOC.new"
+  fi
+  mv "$DOC.new" "$DOC"
+  echo "== wrote $DOC and $SVG"
+fi
+cat "$GENERATED"
+echo "== raw runs: $RESULTS; logs: $WORK/logs"
