@@ -4,10 +4,13 @@
 //! Every output is synced by its builder before this returns; the caller
 //! syncs the directory and then records the result in the manifest.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jkv_format::key::user_key;
-use jkv_format::{Error, FileNumber, InternalIterator, Result, SeqNo, WritableFile};
+use jkv_format::key::{kind_byte_of, user_key};
+use jkv_format::{
+    Error, FileNumber, InternalIterator, Result, SeqNo, ValueKind, ValuePointer, WritableFile,
+};
 use jkv_manifest::TableMeta;
 use jkv_sstable::{Table, TableBuilder, TableOptions};
 
@@ -25,6 +28,9 @@ pub struct JobOutput {
     pub bytes_written: u64,
     /// Versions and tombstones the filter dropped.
     pub entries_dropped: u64,
+    /// Value-log bytes that dropped value pointers referred to, by value-log
+    /// file number: garbage a value-log collection can reclaim.
+    pub vlog_discards: BTreeMap<u64, u64>,
 }
 
 /// Merges `inputs` (the opened tables of `task.inputs`, same order) into
@@ -55,14 +61,20 @@ pub fn run_job(
     let mut last_user_key: Vec<u8> = Vec::new();
     let mut entries = 0u64;
     while merge.valid() {
-        if entries % 1024 == 0 && cancelled() {
-            return Err(Error::InvalidArgument(
-                "compaction cancelled: the database is closing".into(),
-            ));
+        if entries.is_multiple_of(1024) && cancelled() {
+            // The database is closing: the task is abandoned, its outputs
+            // are removed by the caller.
+            return Err(Error::Closed);
         }
         entries += 1;
         let key = merge.key();
         if !filter.keep(key) {
+            if kind_byte_of(key) == ValueKind::ValuePointer as u8 {
+                if let Some(pointer) = ValuePointer::decode(merge.value()) {
+                    *output.vlog_discards.entry(pointer.file.0).or_insert(0) +=
+                        u64::from(pointer.len);
+                }
+            }
             merge.advance();
             continue;
         }

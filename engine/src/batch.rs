@@ -30,6 +30,9 @@ pub struct WriteBatch {
     count: u32,
     /// Bytes of keys and values, for write-amplification figures.
     user_bytes: u64,
+    /// Longest value put, to tell quickly whether any value goes to the
+    /// value log.
+    value_len_max: usize,
     /// First invalid argument met by `put`/`delete`; reported by `Db::write`.
     invalid: Option<String>,
 }
@@ -47,6 +50,7 @@ impl WriteBatch {
             rep: vec![0; BATCH_HEADER_LEN],
             count: 0,
             user_bytes: 0,
+            value_len_max: 0,
             invalid: None,
         }
     }
@@ -62,8 +66,51 @@ impl WriteBatch {
             self.rep.extend_from_slice(value);
             self.count += 1;
             self.user_bytes += (key.len() + value.len()) as u64;
+            self.value_len_max = self.value_len_max.max(value.len());
         }
         self
+    }
+
+    /// Adds an entry of any kind (value pointers included), unchecked: for
+    /// batches the engine builds from validated ones.
+    fn push_raw(&mut self, kind: ValueKind, key: &[u8], value: &[u8]) {
+        self.rep.push(kind as u8);
+        put_varint64(&mut self.rep, key.len() as u64);
+        self.rep.extend_from_slice(key);
+        if kind != ValueKind::Deletion {
+            put_varint64(&mut self.rep, value.len() as u64);
+            self.rep.extend_from_slice(value);
+        }
+        self.count += 1;
+    }
+
+    /// Longest value in the batch.
+    pub(crate) fn value_len_max(&self) -> usize {
+        self.value_len_max
+    }
+
+    /// The batch with every value of at least `threshold` bytes replaced by
+    /// the pointer `store(key, value, seq)` returns, entry `i` getting
+    /// sequence `first_seq + i`. User-byte figures stay those of the
+    /// original batch.
+    pub(crate) fn separate_values(
+        &self,
+        threshold: usize,
+        first_seq: SeqNo,
+        mut store: impl FnMut(&[u8], &[u8], SeqNo) -> Result<[u8; jkv_format::pointer::POINTER_LEN]>,
+    ) -> Result<WriteBatch> {
+        let mut out = WriteBatch::new();
+        for (i, entry) in self.entries().enumerate() {
+            let entry = entry.expect("a batch built by WriteBatch decodes");
+            if entry.kind == ValueKind::Value && entry.value.len() >= threshold {
+                let pointer = store(entry.key, entry.value, first_seq.plus(i as u64))?;
+                out.push_raw(ValueKind::ValuePointer, entry.key, &pointer);
+            } else {
+                out.push_raw(entry.kind, entry.key, entry.value);
+            }
+        }
+        out.user_bytes = self.user_bytes;
+        Ok(out)
     }
 
     /// Deletes `key` (a no-op if it does not exist).

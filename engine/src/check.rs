@@ -16,7 +16,7 @@ use jkv_format::{Error, FileNumber, FileSystem, Result, StdFs};
 use jkv_sstable::Table;
 
 use crate::batch::DecodedBatch;
-use crate::wal::RECORD_BATCH;
+use crate::wal::{check_header, HeaderCheck, HEADER_LEN, RECORD_BATCH};
 
 /// Something wrong in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,7 +103,10 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
     let entries = fs.list(dir)?;
     let manifest_path = dir.join(names::MANIFEST);
     let mut live_tables = BTreeSet::new();
+    let mut metas = std::collections::BTreeMap::new();
     let mut live_wals = BTreeSet::new();
+    let mut live_vlogs = BTreeSet::new();
+    let mut db_id = 0;
     if entries.iter().any(|n| n == names::MANIFEST) {
         report.files_checked += 1;
         match jkv_manifest::verify(fs, dir) {
@@ -119,7 +122,10 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
                 }
                 if let Some(state) = &v.state {
                     live_tables = state.all_tables().map(|t| t.id).collect();
+                    metas = state.all_tables().map(|t| (t.id, t.clone())).collect();
                     live_wals = state.live_wals.clone();
+                    live_vlogs = state.vlogs.keys().copied().collect();
+                    db_id = state.db_id;
                 }
             }
             Err(e) => report.error(&manifest_path, e),
@@ -130,6 +136,7 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
 
     let mut present_tables = BTreeSet::new();
     let mut present_wals = BTreeSet::new();
+    let mut present_vlogs = BTreeSet::new();
     let mut sorted = entries.clone();
     sorted.sort();
     for name in &sorted {
@@ -138,8 +145,30 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
             Some(FileKind::Table(n)) => {
                 present_tables.insert(n.0);
                 report.files_checked += 1;
-                check_table(fs, &path, n, &mut report);
+                check_table(fs, &path, n, metas.get(&n.0), &mut report);
                 if !live_tables.contains(&n.0) {
+                    report.notes.push(format!(
+                        "{name}: not in the manifest (orphan, removed at open)"
+                    ));
+                }
+            }
+            Some(FileKind::ValueLog(n)) => {
+                present_vlogs.insert(n.0);
+                report.files_checked += 1;
+                match jkv_vlog::verify(fs, &path) {
+                    Ok(v) => {
+                        if let Some(e) = v.corruption {
+                            report.error(&path, e);
+                        }
+                        if let Some(at) = v.torn_tail_at {
+                            report.notes.push(format!(
+                                "{name}: torn tail at byte {at} (never acknowledged as durable)"
+                            ));
+                        }
+                    }
+                    Err(e) => report.error(&path, e),
+                }
+                if !live_vlogs.contains(&n.0) {
                     report.notes.push(format!(
                         "{name}: not in the manifest (orphan, removed at open)"
                     ));
@@ -148,7 +177,7 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
             Some(FileKind::Wal(n)) => {
                 present_wals.insert(n.0);
                 report.files_checked += 1;
-                check_wal(fs, &path, &mut report);
+                check_wal(fs, &path, n, db_id, &mut report);
                 if !live_wals.contains(&n.0) {
                     report.notes.push(format!(
                         "{name}: not in the manifest (orphan, removed at open)"
@@ -158,8 +187,26 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
             _ => {}
         }
     }
+    let lost = dir.join(crate::recovery::LOST_DIR);
+    if let Ok(kept) = fs.list(&lost) {
+        if !kept.is_empty() {
+            report.notes.push(format!(
+                "{}: {} file(s) the manifest did not name were kept there after its last line was torn; inspect them (jkv sst-dump) before deleting",
+                lost.display(),
+                kept.len()
+            ));
+        }
+    }
     for missing in live_tables.difference(&present_tables) {
         let name = names::table_name(FileNumber(*missing));
+        report.problem(
+            &manifest_path,
+            None,
+            format!("names {name}, which is missing"),
+        );
+    }
+    for missing in live_vlogs.difference(&present_vlogs) {
+        let name = names::vlog_name(FileNumber(*missing));
         report.problem(
             &manifest_path,
             None,
@@ -177,22 +224,64 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
     Ok(report)
 }
 
-fn check_table(fs: &dyn FileSystem, path: &Path, number: FileNumber, report: &mut CheckReport) {
-    let verified = Table::open(fs, path, number, None).and_then(|t| t.verify().map(|_| ()));
-    if let Err(e) = verified {
-        report.error(path, e);
+fn check_table(
+    fs: &dyn FileSystem,
+    path: &Path,
+    number: FileNumber,
+    meta: Option<&jkv_manifest::TableMeta>,
+    report: &mut CheckReport,
+) {
+    let table = match Table::open(fs, path, number, None) {
+        Ok(t) => t,
+        Err(e) => return report.error(path, e),
+    };
+    if let Err(e) = table.verify() {
+        return report.error(path, e);
+    }
+    if let Some(meta) = meta {
+        let props = table.properties();
+        if table.file_size() != meta.size_bytes
+            || props.entry_count != meta.entries
+            || props.smallest != meta.smallest
+            || props.largest != meta.largest
+        {
+            report.problem(
+                path,
+                Some(0),
+                "table does not match its manifest entry (size, entry count or key range)",
+            );
+        }
     }
 }
 
-fn check_wal(fs: &dyn FileSystem, path: &Path, report: &mut CheckReport) {
+fn check_wal(
+    fs: &dyn FileSystem,
+    path: &Path,
+    number: FileNumber,
+    db_id: u64,
+    report: &mut CheckReport,
+) {
     let data = match fs.map(path) {
         Ok(d) => d,
         Err(e) => return report.error(path, e),
     };
-    let mut reader = RecordReader::new(&data);
+    match check_header(&data, number, db_id) {
+        HeaderCheck::Valid => {}
+        HeaderCheck::Torn => {
+            report.notes.push(format!(
+                "{}: header never completed (no records)",
+                path.display()
+            ));
+            return;
+        }
+        HeaderCheck::Bad(offset, what) => return report.problem(path, Some(offset), what),
+    }
+    let base = HEADER_LEN as u64;
+    let mut reader = RecordReader::new(&data[HEADER_LEN..]);
     while let Some(item) = reader.next() {
         match item {
-            Ok(record) => {
+            Ok(mut record) => {
+                record.offset += base;
                 if record.kind != RECORD_BATCH {
                     report.problem(
                         path,
@@ -210,10 +299,13 @@ fn check_wal(fs: &dyn FileSystem, path: &Path, report: &mut CheckReport) {
                 }
             }
             Err(ReadStop::TornTail { offset }) => report.notes.push(format!(
-                "{}: torn tail at byte {offset} (dropped at open)",
-                path.display()
+                "{}: torn tail at byte {} (dropped at open)",
+                path.display(),
+                base + offset
             )),
-            Err(ReadStop::Corrupt { offset, what }) => report.problem(path, Some(offset), what),
+            Err(ReadStop::Corrupt { offset, what }) => {
+                report.problem(path, Some(base + offset), what)
+            }
         }
     }
 }

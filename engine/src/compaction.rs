@@ -11,6 +11,7 @@
 //! Locks: `compaction` (the conflict tracker) sits between `manifest` and
 //! `state` in the lock order; tasks run without holding any lock.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use jkv_compaction::picker::manual_task;
 use jkv_compaction::{pick, run_job, CompactionStatus, CompactionTask, TaskKind};
 use jkv_format::names::table_path;
 use jkv_format::{Error, FileNumber, Result};
-use jkv_manifest::{TableId, VersionEdit};
+use jkv_manifest::{TableId, VersionEdit, VlogDiscard};
 use parking_lot::{Condvar, Mutex};
 
 use crate::db::DbInner;
@@ -69,6 +70,7 @@ impl DbInner {
                 let result = inner.run_task(&task);
                 inner.finish_task(claim, result);
                 inner.schedule_compactions();
+                inner.schedule_vlog_gc();
                 // Let go of the database before saying the job is over, so
                 // `close` returns only when no task holds it.
                 drop(inner);
@@ -78,8 +80,10 @@ impl DbInner {
     }
 
     fn finish_task(&self, claim: u64, result: Result<()>) {
-        if let Err(e) = result {
-            if !self.closed.load(Ordering::Acquire) {
+        match result {
+            // Abandoned because the database is closing: nothing failed.
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => {
                 let _: Error = self.poison(e);
             }
         }
@@ -104,6 +108,7 @@ impl DbInner {
                     })
                     .collect(),
                 false,
+                BTreeMap::new(),
             ),
             TaskKind::Merge => self.merge_task(task),
         };
@@ -117,7 +122,7 @@ impl DbInner {
         let inputs = task
             .inputs
             .iter()
-            .map(|t| self.table_cache.get(FileNumber(t.id)))
+            .map(|t| self.open_table(t))
             .collect::<Result<Vec<_>>>()?;
         let mut created: Vec<FileNumber> = Vec::new();
         let result = {
@@ -147,12 +152,10 @@ impl DbInner {
         let level = task.output_level;
         self.counters.compaction_read[level].fetch_add(output.bytes_read, Ordering::Relaxed);
         self.counters.compaction_written[level].fetch_add(output.bytes_written, Ordering::Relaxed);
-        if let Err(e) = self.install_compaction(task, output.tables, true) {
-            // The edit may or may not be durable; leave the outputs for
-            // the next open to sort out (orphans are removed there).
-            return Err(e);
-        }
-        Ok(())
+        let discards = output.vlog_discards.clone();
+        // On failure the edit may or may not be durable: the outputs stay
+        // for the next open to sort out (orphans are removed there).
+        self.install_compaction(task, output.tables, true, discards)
     }
 
     /// Records a compaction in the manifest and publishes the new version.
@@ -162,8 +165,17 @@ impl DbInner {
         task: &CompactionTask,
         outputs: Vec<jkv_manifest::TableMeta>,
         inputs_obsolete: bool,
+        vlog_discards: BTreeMap<u64, u64>,
     ) -> Result<()> {
+        let mut manifest = self.manifest.lock();
+        // Garbage in value logs already collected is nobody's business.
+        let vlog_discards = vlog_discards
+            .into_iter()
+            .filter(|(file, bytes)| *bytes > 0 && manifest.state().vlogs.contains_key(file))
+            .map(|(file, bytes)| VlogDiscard { file, bytes })
+            .collect();
         let edit = VersionEdit {
+            vlog_discards,
             removed_tables: task
                 .inputs
                 .iter()
@@ -176,7 +188,6 @@ impl DbInner {
             next_file: Some(self.next_file.load(Ordering::SeqCst)),
             ..VersionEdit::default()
         };
-        let mut manifest = self.manifest.lock();
         manifest.apply(edit)?;
         let mut state = self.state.lock();
         let version = Arc::new(Version::from_state(
@@ -294,11 +305,11 @@ pub(crate) struct JobTracker {
 }
 
 impl JobTracker {
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         *self.outstanding.lock() += 1;
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         let mut n = self.outstanding.lock();
         *n -= 1;
         if *n == 0 {

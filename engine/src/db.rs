@@ -35,6 +35,7 @@ use crate::options::{Options, WriteOptions};
 use crate::snapshot::{Snapshot, SnapshotRegistry};
 use crate::stats::{Counters, Stats};
 use crate::version::{Frozen, SuperVersion, TableDeleter, Version};
+use crate::vlog::{VlogGcReport, VlogGcState, VlogSet};
 use crate::wal::writer::WalWriter;
 use crate::write::WriteQueue;
 
@@ -48,6 +49,10 @@ pub(crate) struct WriterState {
     pub last_seq: SeqNo,
     /// Write delay owed under L0 backpressure, paid in sleeps of >= 1 ms.
     pub throttle_debt: std::time::Duration,
+    /// The value-log file taking large values (created on first use).
+    pub vlog: Option<jkv_vlog::VlogWriter>,
+    /// The value log holds appends not yet synced.
+    pub vlog_dirty: bool,
 }
 
 /// Frozen memtables and lifecycle flags (lock order 3).
@@ -56,6 +61,8 @@ pub(crate) struct DbState {
     pub imms: Vec<Arc<Frozen>>,
     /// The table set last installed.
     pub version: Arc<Version>,
+    /// The live value-log files last installed.
+    pub vlogs: Arc<VlogSet>,
     /// Set by `close`: the flush thread exits once idle.
     pub shutting_down: bool,
 }
@@ -63,6 +70,8 @@ pub(crate) struct DbState {
 /// Everything the handle and the background thread share.
 pub(crate) struct DbInner {
     pub dir: PathBuf,
+    /// The database's identity (manifest `db_id`), written into WAL headers.
+    pub db_id: u64,
     pub fs: Arc<dyn FileSystem>,
     pub options: Options,
     pub writer: Mutex<WriterState>,
@@ -92,6 +101,13 @@ pub(crate) struct DbInner {
     pub l0_tables: AtomicUsize,
     /// Compaction jobs handed to the pool and not yet finished.
     pub jobs: Arc<JobTracker>,
+    /// Resolves value pointers (shared with the value-log file handles).
+    pub vlog_reader: Arc<jkv_vlog::VlogReader>,
+    /// The value-log file appends go to (0 before the first), so garbage
+    /// collection leaves it alone.
+    pub active_vlog_number: AtomicU64,
+    /// Garbage-collection bookkeeping (leaf lock).
+    pub vlog_gc: Mutex<VlogGcState>,
     /// First failure that made the database read-only.
     pub bg_error: Mutex<Option<Arc<Error>>>,
     pub closed: AtomicBool,
@@ -139,6 +155,7 @@ impl DbInner {
             mem,
             imms: state.imms.clone(),
             version: state.version.clone(),
+            vlogs: state.vlogs.clone(),
         });
         *self.current.write() = sv;
     }
@@ -277,6 +294,14 @@ impl Db {
         self.compact_range::<&[u8]>(..)
     }
 
+    /// Garbage-collects the value log now: collects every sealed file whose
+    /// garbage share passed `vlog_gc_garbage_ratio`, and more while the log
+    /// is over its space budget. Files are removed once no snapshot older
+    /// than the collection is live. Also runs by itself in the background.
+    pub fn vlog_gc(&self) -> Result<VlogGcReport> {
+        self.inner.vlog_gc()
+    }
+
     /// Waits until background compaction has nothing left to do: no task
     /// running and every level within its target. Returns the background
     /// error if one made the database read-only.
@@ -316,6 +341,8 @@ impl Db {
         };
         // Nothing runs any more: another owner may open the directory.
         self.inner.lock.lock().take();
+        // A background job that failed while closing is reported too.
+        let first_error = first_error.and_then(|()| self.inner.check_healthy());
         if !joined && first_error.is_ok() {
             return Err(Error::InvalidArgument(
                 "the flush thread panicked; see the log above".into(),

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use jkv_compaction::MergingIterator;
 use jkv_format::key::{compare_internal_keys, parse_internal_key, user_key, InternalKey};
-use jkv_format::{Error, FileNumber, InternalIterator, Result, SeqNo, ValueKind};
+use jkv_format::{Error, InternalIterator, Result, SeqNo, ValueKind};
 use jkv_manifest::TableMeta;
 use jkv_sstable::Table;
 
@@ -188,8 +188,10 @@ pub struct DbIterator {
     done: bool,
     /// An error met while building the iterator, yielded first.
     pending_error: Option<Error>,
-    /// Keeps memtables and the table set alive for the iterator's life.
+    /// Keeps memtables, tables and value logs alive for the iterator's life.
     _super_version: Arc<SuperVersion>,
+    /// Resolves value pointers.
+    db: Arc<DbInner>,
 }
 
 impl std::fmt::Debug for DbIterator {
@@ -203,7 +205,7 @@ impl std::fmt::Debug for DbIterator {
 
 impl DbIterator {
     pub(crate) fn new(
-        db: &DbInner,
+        db: &Arc<DbInner>,
         snapshot: SeqNo,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
@@ -219,7 +221,7 @@ impl DbIterator {
         for (level, tables) in sv.version.levels.iter().enumerate() {
             let mut opened = Vec::new();
             for meta in tables.iter().filter(|m| overlaps(m, &start, &end)) {
-                match db.table_cache.get(FileNumber(meta.id)) {
+                match db.open_table(meta) {
                     Ok(table) => opened.push((meta.clone(), table)),
                     Err(e) => {
                         pending_error.get_or_insert(e);
@@ -244,6 +246,7 @@ impl DbIterator {
             done: false,
             pending_error,
             _super_version: sv,
+            db: Arc::clone(db),
         }
     }
 
@@ -303,7 +306,9 @@ impl DbIterator {
             let key = Bytes::copy_from_slice(parsed.user_key);
             let found = match parsed.kind {
                 ValueKind::Deletion => None,
-                kind => crate::read::visible(kind, Bytes::copy_from_slice(self.merge.value()))?,
+                kind => self
+                    .db
+                    .visible(&key, kind, Bytes::copy_from_slice(self.merge.value()))?,
             };
             self.merge.advance();
             while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
@@ -339,7 +344,7 @@ impl DbIterator {
                 continue;
             }
             if let Some((kind, value)) = newest {
-                if let Some(value) = crate::read::visible(kind, value)? {
+                if let Some(value) = self.db.visible(&key, kind, value)? {
                     return Ok(Some((key, value)));
                 }
             }

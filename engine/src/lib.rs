@@ -32,6 +32,7 @@ mod recovery;
 mod snapshot;
 mod stats;
 mod version;
+mod vlog;
 mod wal;
 mod write;
 
@@ -43,3 +44,4 @@ pub use jkv_format::{Error, Result, SeqNo};
 pub use options::{Options, WriteOptions};
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, Stats};
+pub use vlog::VlogGcReport;

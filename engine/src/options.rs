@@ -25,6 +25,10 @@ pub struct Options {
     pub(crate) compaction: CompactionConfig,
     pub(crate) compaction_threads: usize,
     pub(crate) auto_compactions: bool,
+    pub(crate) value_threshold: Option<usize>,
+    pub(crate) vlog_file_size: u64,
+    pub(crate) vlog_gc_garbage_ratio: f64,
+    pub(crate) vlog_space_amp_max: f64,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
 
@@ -45,6 +49,10 @@ impl Default for Options {
             compaction: CompactionConfig::default(),
             compaction_threads: 2,
             auto_compactions: true,
+            value_threshold: Some(4096),
+            vlog_file_size: 256 << 20,
+            vlog_gc_garbage_ratio: 0.5,
+            vlog_space_amp_max: 2.0,
             fs: Arc::new(StdFs),
         }
     }
@@ -70,6 +78,10 @@ impl fmt::Debug for Options {
             .field("compaction", &self.compaction)
             .field("compaction_threads", &self.compaction_threads)
             .field("auto_compactions", &self.auto_compactions)
+            .field("value_threshold", &self.value_threshold)
+            .field("vlog_file_size", &self.vlog_file_size)
+            .field("vlog_gc_garbage_ratio", &self.vlog_gc_garbage_ratio)
+            .field("vlog_space_amp_max", &self.vlog_space_amp_max)
             .field("fs", &self.fs)
             .finish()
     }
@@ -202,6 +214,37 @@ impl Options {
         self
     }
 
+    /// Values of at least this many bytes are stored once in the value log
+    /// and the tree holds a 20-byte pointer to them (KV separation), so
+    /// compactions do not rewrite them. `None` keeps every value in the
+    /// tree. Default: `Some(4096)`. Minimum 32.
+    pub fn value_threshold(mut self, bytes: Option<usize>) -> Self {
+        self.value_threshold = bytes;
+        self
+    }
+
+    /// Size in bytes at which the value log moves on to a new file.
+    /// Default: 256 MiB.
+    pub fn vlog_file_size(mut self, bytes: u64) -> Self {
+        self.vlog_file_size = bytes;
+        self
+    }
+
+    /// Share of garbage (overwritten or deleted values) at which a value-log
+    /// file is garbage collected. Default: 0.5.
+    pub fn vlog_gc_garbage_ratio(mut self, ratio: f64) -> Self {
+        self.vlog_gc_garbage_ratio = ratio;
+        self
+    }
+
+    /// Space budget of the value log: garbage collection keeps its bytes on
+    /// disk within this many times the bytes of live values, collecting as
+    /// many files as it takes. Default: 2.0.
+    pub fn vlog_space_amp_max(mut self, ratio: f64) -> Self {
+        self.vlog_space_amp_max = ratio;
+        self
+    }
+
     /// The file system every file goes through. Default: the real one
     /// ([`StdFs`]); tests pass a simulated one.
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
@@ -248,6 +291,18 @@ impl Options {
             ));
         }
         self.compaction.validate().map_err(Error::InvalidArgument)?;
+        if self.value_threshold.is_some_and(|t| t < 32) {
+            return bad("value_threshold must be at least 32 bytes (or None)".into());
+        }
+        if self.vlog_file_size < 4096 {
+            return bad("vlog_file_size must be at least 4096 bytes".into());
+        }
+        if !(self.vlog_gc_garbage_ratio > 0.0 && self.vlog_gc_garbage_ratio <= 1.0) {
+            return bad("vlog_gc_garbage_ratio must be in (0, 1]".into());
+        }
+        if self.vlog_space_amp_max.is_nan() || self.vlog_space_amp_max < 1.0 {
+            return bad("vlog_space_amp_max must be at least 1.0".into());
+        }
         if self.manifest_rewrite_threshold_bytes < 1024 {
             return bad("manifest_rewrite_threshold_bytes must be at least 1024".into());
         }

@@ -1,12 +1,18 @@
 //! Point lookups: memtable, frozen memtables (newest first), L0 tables
 //! (newest first), then at most one table per deeper level. The first
-//! version visible at the snapshot decides; a tombstone means "not found".
+//! version visible at the snapshot decides; a tombstone means "not found";
+//! a value pointer is resolved in the value log.
 
 use bytes::Bytes;
 
-use jkv_format::{Error, Result, SeqNo, ValueKind};
+use std::sync::Arc;
+
+use jkv_format::{Error, FileNumber, Result, SeqNo, ValueKind};
+use jkv_manifest::TableMeta;
+use jkv_sstable::Table;
 
 use crate::db::DbInner;
+use crate::version::SuperVersion;
 
 impl DbInner {
     pub(crate) fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Bytes>> {
@@ -14,33 +20,88 @@ impl DbInner {
         self.counters
             .gets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some((kind, _, value)) = sv.mem.get(key, snapshot) {
-            return visible(kind, value);
+        match lookup(self, &sv, key, snapshot)? {
+            Some((kind, value)) => self.visible(key, kind, value),
+            None => Ok(None),
         }
-        for frozen in &sv.imms {
-            if let Some((kind, _, value)) = frozen.mem.get(key, snapshot) {
-                return visible(kind, value);
-            }
+    }
+
+    /// The newest entry of `key` at `snapshot` as stored: its kind and raw
+    /// value (a value pointer is not resolved).
+    pub(crate) fn lookup_raw(
+        &self,
+        key: &[u8],
+        snapshot: SeqNo,
+    ) -> Result<Option<(ValueKind, Bytes)>> {
+        let sv = self.super_version();
+        lookup(self, &sv, key, snapshot)
+    }
+
+    /// The value a found entry stands for: `None` for a tombstone, the value
+    /// log's bytes for a pointer.
+    pub(crate) fn visible(
+        &self,
+        key: &[u8],
+        kind: ValueKind,
+        value: Bytes,
+    ) -> Result<Option<Bytes>> {
+        match kind {
+            ValueKind::Value => Ok(Some(value)),
+            ValueKind::Deletion => Ok(None),
+            ValueKind::ValuePointer => self.resolve_pointer(key, &value).map(Some),
         }
-        for level in 0..sv.version.levels.len() {
-            for meta in sv.version.tables_for_key(level, key) {
-                let table = self.table_cache.get(jkv_format::FileNumber(meta.id))?;
-                if let Some((kind, _, value)) = table.get(key, snapshot)? {
-                    return visible(kind, value);
-                }
-            }
-        }
-        Ok(None)
     }
 }
 
-/// The value a found entry stands for.
-pub(crate) fn visible(kind: ValueKind, value: Bytes) -> Result<Option<Bytes>> {
-    match kind {
-        ValueKind::Value => Ok(Some(value)),
-        ValueKind::Deletion => Ok(None),
-        ValueKind::ValuePointer => Err(Error::InvalidArgument(
-            "entry holds a value-log pointer, which this version of jkv cannot resolve".into(),
-        )),
+impl DbInner {
+    /// The table the manifest entry `meta` names, checked against it: a
+    /// file of the same name but other contents (from another database, or
+    /// a restored backup) is corruption, not data.
+    pub(crate) fn open_table(&self, meta: &TableMeta) -> Result<Arc<Table>> {
+        let table = self.table_cache.get(FileNumber(meta.id))?;
+        let props = table.properties();
+        if table.file_size() != meta.size_bytes
+            || props.entry_count != meta.entries
+            || props.smallest != meta.smallest
+            || props.largest != meta.largest
+        {
+            return Err(Error::corruption(
+                table.path(),
+                0,
+                format!(
+                    "table does not match the manifest: {} bytes and {} entries, expected {} bytes and {} entries with the recorded key range",
+                    table.file_size(),
+                    props.entry_count,
+                    meta.size_bytes,
+                    meta.entries
+                ),
+            ));
+        }
+        Ok(table)
     }
+}
+
+fn lookup(
+    db: &DbInner,
+    sv: &SuperVersion,
+    key: &[u8],
+    snapshot: SeqNo,
+) -> Result<Option<(ValueKind, Bytes)>> {
+    if let Some((kind, _, value)) = sv.mem.get(key, snapshot) {
+        return Ok(Some((kind, value)));
+    }
+    for frozen in &sv.imms {
+        if let Some((kind, _, value)) = frozen.mem.get(key, snapshot) {
+            return Ok(Some((kind, value)));
+        }
+    }
+    for level in 0..sv.version.levels.len() {
+        for meta in sv.version.tables_for_key(level, key) {
+            let table = db.open_table(meta)?;
+            if let Some((kind, _, value)) = table.get(key, snapshot)? {
+                return Ok(Some((kind, value)));
+            }
+        }
+    }
+    Ok(None)
 }

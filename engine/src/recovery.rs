@@ -16,10 +16,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use jkv_compaction::CompactionStatus;
 use jkv_format::names::{self, parse_file_name, FileKind};
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
+use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::{BlockCache, TableCache};
+use jkv_vlog::VlogReader;
 
 use crate::compaction::CompactionState;
 use crate::db::{Db, DbInner, DbState, WriterState};
@@ -27,7 +28,8 @@ use crate::options::Options;
 use crate::snapshot::SnapshotRegistry;
 use crate::stats::Counters;
 use crate::version::{SuperVersion, TableDeleter, Version};
-use crate::wal::reader::replay;
+use crate::vlog::{VlogGcState, VlogSet};
+use crate::wal::reader::{replay, Replay};
 use crate::wal::writer::WalWriter;
 use crate::write::WriteQueue;
 
@@ -54,12 +56,9 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
             )));
         }
         refuse_data_without_manifest(&*fs, dir)?;
-        let manifest = Manifest::create(
-            fs.clone(),
-            dir,
-            ManifestState::new(options.num_levels),
-            manifest_options,
-        )?;
+        let mut initial = ManifestState::new(options.num_levels);
+        initial.db_id = random_db_id();
+        let manifest = Manifest::create(fs.clone(), dir, initial, manifest_options)?;
         let state = manifest.state().clone();
         (manifest, state)
     };
@@ -105,16 +104,20 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
     let inner = Arc::new(DbInner {
         dir: dir.to_path_buf(),
         fs: fs.clone(),
+        db_id: state.db_id,
         writer: Mutex::new(WriterState {
             wal: None,
             mem: Arc::new(Memtable::new()),
             last_seq: SeqNo(state.last_seq),
             throttle_debt: std::time::Duration::ZERO,
+            vlog: None,
+            vlog_dirty: false,
         }),
         manifest: Mutex::new(manifest),
         state: Mutex::new(DbState {
             imms: Vec::new(),
             version: Arc::new(Version::from_state(&state, &Version::default(), &deleter)),
+            vlogs: Arc::new(VlogSet::default()),
             shutting_down: false,
         }),
         state_changed: Condvar::new(),
@@ -122,6 +125,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
             mem: Arc::new(Memtable::new()),
             imms: Vec::new(),
             version: Arc::new(Version::default()),
+            vlogs: Arc::new(VlogSet::default()),
         })),
         queue: Mutex::new(WriteQueue::default()),
         queue_changed: Condvar::new(),
@@ -139,6 +143,9 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         pool,
         l0_tables: AtomicUsize::new(0),
         jobs: Arc::default(),
+        vlog_reader: Arc::new(VlogReader::new(fs.clone(), dir.to_path_buf())),
+        active_vlog_number: AtomicU64::new(0),
+        vlog_gc: Mutex::new(VlogGcState::default()),
         bg_error: Mutex::new(None),
         closed: AtomicBool::new(false),
         counters: Counters::new(options.num_levels),
@@ -155,10 +162,24 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
             .map_err(|e| Error::io("spawning the flush thread for", dir, e))?
     };
     inner.schedule_compactions();
+    inner.schedule_vlog_gc();
     Ok(Db {
         inner,
         flush_thread: Mutex::new(Some(flush_thread)),
     })
+}
+
+/// A random identity for a new database (not cryptographic: it tells this
+/// database's files from another's).
+fn random_db_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.finish().max(1)
 }
 
 /// A directory with tables or logs but no manifest lost its manifest:
@@ -212,16 +233,33 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
     }
     let mut tables: Vec<TableMeta> = Vec::new();
     let mut mem = Arc::new(Memtable::new());
+    let last_wal = state.live_wals.iter().next_back().copied();
     for &wal in &state.live_wals {
         let path = names::wal_path(&inner.dir, FileNumber(wal));
-        let summary = replay(&*inner.fs, &path, |batch| {
+        let summary = replay(&*inner.fs, &path, FileNumber(wal), inner.db_id, |batch| {
+            // A pointer whose value did not reach the disk: in the last WAL
+            // that is the unsynced tail of a crash (the value log is synced
+            // before any WAL sync), so replay stops there; in an earlier
+            // WAL the value log was synced at the freeze, so it is damage.
+            for entry in batch.entries() {
+                let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
+                if entry.kind == ValueKind::ValuePointer {
+                    if let Err(e) = inner.resolve_pointer(entry.key, entry.value) {
+                        return if Some(wal) == last_wal {
+                            Ok(Replay::StopHere)
+                        } else {
+                            Err(e)
+                        };
+                    }
+                }
+            }
             let mut seq = batch.first_seq;
             for entry in batch.entries() {
                 let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
                 mem.insert(entry.key, seq, entry.kind, entry.value);
                 seq = seq.plus(1);
             }
-            Ok(())
+            Ok(Replay::Continue)
         })?;
         last_seq = last_seq.max(summary.max_seq);
         if mem.approximate_memory_bytes() >= inner.options.write_buffer_size {
@@ -241,7 +279,12 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
     };
     if inner.options.wal {
         let number = inner.allocate_file_number();
-        writer.wal = Some(WalWriter::create(&*inner.fs, &inner.dir, number)?);
+        writer.wal = Some(WalWriter::create(
+            &*inner.fs,
+            &inner.dir,
+            number,
+            inner.db_id,
+        )?);
         inner.fs.sync_dir(&inner.dir)?;
         edit.new_wals.push(number.0);
     }
@@ -257,30 +300,60 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
         &db_state.version,
         &inner.deleter,
     ));
+    db_state.vlogs = Arc::new(VlogSet::from_state(
+        manifest.state(),
+        &db_state.vlogs,
+        inner,
+    ));
     inner.install(&db_state, writer.mem.clone());
     Ok(())
 }
 
+/// Directory (inside the database directory) where files the manifest does
+/// not name are kept, instead of deleted, after the manifest's last line
+/// had to be cut off.
+pub(crate) const LOST_DIR: &str = "lost";
+
 /// Removes files the manifest does not name: replayed WALs, tables and WALs
-/// of an interrupted flush or recovery, unfinished temporary files.
+/// of an interrupted flush or recovery, outputs of an interrupted compaction,
+/// unfinished temporary files.
+///
+/// If the manifest's last line was torn, that is what a crash during an
+/// append leaves — but also what a truncated manifest looks like, and then
+/// the unnamed files may be the only copy of data. They are moved into
+/// `lost/` rather than deleted; `jkv check` lists them.
 fn remove_orphans(inner: &DbInner) -> Result<()> {
     let manifest = inner.manifest.lock();
+    let quarantine = manifest.torn_tail_cut().is_some();
     let state = manifest.state();
     let live_tables: HashSet<u64> = state.levels.iter().flatten().map(|t| t.id).collect();
-    let mut removed = false;
+    let lost = inner.dir.join(LOST_DIR);
+    let mut changed = false;
     for name in inner.fs.list(&inner.dir)? {
-        let orphan = match parse_file_name(&name) {
+        let data_file = match parse_file_name(&name) {
             Some(FileKind::Table(n)) => !live_tables.contains(&n.0),
             Some(FileKind::Wal(n)) => !state.live_wals.contains(&n.0),
-            Some(FileKind::Temp) | Some(FileKind::ManifestTmp) => true,
+            Some(FileKind::ValueLog(n)) => !state.vlogs.contains_key(&n.0),
+            Some(FileKind::Temp) | Some(FileKind::ManifestTmp) => {
+                inner.fs.remove(&inner.dir.join(&name))?;
+                changed = true;
+                continue;
+            }
             _ => false,
         };
-        if orphan {
-            inner.fs.remove(&inner.dir.join(&name))?;
-            removed = true;
+        if !data_file {
+            continue;
         }
+        if quarantine {
+            inner.fs.create_dir_all(&lost)?;
+            inner.fs.rename(&inner.dir.join(&name), &lost.join(&name))?;
+            inner.fs.sync_dir(&lost)?;
+        } else {
+            inner.fs.remove(&inner.dir.join(&name))?;
+        }
+        changed = true;
     }
-    if removed {
+    if changed {
         inner.fs.sync_dir(&inner.dir)?;
     }
     Ok(())

@@ -21,6 +21,12 @@ pub(crate) struct Counters {
     pub compaction_moves: AtomicU64,
     /// Time spent in compactions (microseconds, summed over threads).
     pub compaction_micros: AtomicU64,
+    /// Bytes appended to value logs by writes (GC rewrites included).
+    pub vlog_bytes: AtomicU64,
+    /// Value-log files garbage collected.
+    pub vlog_gc_files: AtomicU64,
+    /// Live entries garbage collection rewrote.
+    pub vlog_gc_rewritten: AtomicU64,
     /// Key + value bytes of every acknowledged write.
     pub user_bytes: AtomicU64,
     /// Bytes appended to WALs.
@@ -110,6 +116,15 @@ pub struct Stats {
     pub block_cache_misses: u64,
     /// Live snapshot handles.
     pub snapshots: usize,
+    /// Live value-log files: (file number, bytes on disk, garbage bytes
+    /// found by compaction).
+    pub vlog_files: Vec<(u64, u64, u64)>,
+    /// Bytes appended to value logs (writes and GC rewrites).
+    pub vlog_bytes_written: u64,
+    /// Value-log files garbage collected.
+    pub vlog_gc_files: u64,
+    /// Live entries rewritten by value-log GC.
+    pub vlog_gc_rewritten: u64,
     /// Why the database refuses writes, if it does.
     pub health: Option<String>,
 }
@@ -138,9 +153,28 @@ impl Stats {
             let compaction = db.compaction.lock();
             (compaction.status.running(), compaction.status.running_max())
         };
+        let vlog_files = {
+            let manifest = db.manifest.lock();
+            manifest
+                .state()
+                .vlogs
+                .iter()
+                .map(|(&n, meta)| (n, meta.discard_bytes))
+                .collect::<Vec<_>>()
+        }
+        .into_iter()
+        .map(|(n, garbage)| {
+            let path = jkv_format::names::vlog_path(&db.dir, jkv_format::FileNumber(n));
+            (n, db.fs.file_size(&path).unwrap_or(0), garbage)
+        })
+        .collect();
         Stats {
             levels,
             base_level: targets.base_level,
+            vlog_files,
+            vlog_bytes_written: load(&c.vlog_bytes),
+            vlog_gc_files: load(&c.vlog_gc_files),
+            vlog_gc_rewritten: load(&c.vlog_gc_rewritten),
             memtable_bytes: sv.mem.approximate_memory_bytes() as u64,
             frozen_memtables: sv.imms.len(),
             user_bytes_written: load(&c.user_bytes),
@@ -167,14 +201,21 @@ impl Stats {
         self.levels.iter().map(|l| l.bytes).sum()
     }
 
-    /// Bytes written to disk (WAL + flush + compaction) per byte of user
-    /// data; `None` before the first write.
+    /// Bytes written to disk (WAL + flush + compaction + value log) per
+    /// byte of user data; `None` before the first write.
     pub fn write_amplification(&self) -> Option<f64> {
         (self.user_bytes_written > 0).then(|| {
-            (self.wal_bytes_written + self.flush_bytes_written + self.compaction_bytes_written)
-                as f64
+            (self.wal_bytes_written
+                + self.flush_bytes_written
+                + self.compaction_bytes_written
+                + self.vlog_bytes_written) as f64
                 / self.user_bytes_written as f64
         })
+    }
+
+    /// Bytes of all live value-log files.
+    pub fn vlog_bytes(&self) -> u64 {
+        self.vlog_files.iter().map(|f| f.1).sum()
     }
 
     /// Estimated space amplification: bytes in all tables over bytes in the
@@ -225,11 +266,12 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "written: user {:.2} MiB, wal {:.2} MiB, flush {:.2} MiB, compaction {:.2} MiB",
+            "written: user {:.2} MiB, wal {:.2} MiB, flush {:.2} MiB, compaction {:.2} MiB, value log {:.2} MiB",
             mib(self.user_bytes_written),
             mib(self.wal_bytes_written),
             mib(self.flush_bytes_written),
             mib(self.compaction_bytes_written),
+            mib(self.vlog_bytes_written),
         )?;
         writeln!(
             f,
@@ -249,6 +291,26 @@ impl fmt::Display for Stats {
             self.compactions_running_max,
             self.stall_micros as f64 / 1e6
         )?;
+        let vlog_garbage: u64 = self.vlog_files.iter().map(|v| v.2).sum();
+        writeln!(
+            f,
+            "value log: {} files, {:.2} MiB, garbage {:.2} MiB; written {:.2} MiB; GC collected {} files, rewrote {} entries",
+            self.vlog_files.len(),
+            mib(self.vlog_bytes()),
+            mib(vlog_garbage),
+            mib(self.vlog_bytes_written),
+            self.vlog_gc_files,
+            self.vlog_gc_rewritten
+        )?;
+        for (n, size, garbage) in &self.vlog_files {
+            writeln!(
+                f,
+                "  {n:06}.vlog {:.2} MiB, garbage {:.2} MiB ({:.0}%)",
+                mib(*size),
+                mib(*garbage),
+                100.0 * *garbage as f64 / (*size).max(1) as f64
+            )?;
+        }
         writeln!(
             f,
             "block cache hits {} misses {}, live snapshots {}",

@@ -100,15 +100,51 @@ impl DbInner {
         self.check_writable()?;
         let group_bytes: usize = group.iter().map(|w| w.batch.lock().encoded_len()).sum();
         self.throttle_for_level0(writer, group_bytes)?;
-        self.make_room(writer)?;
-        let mut batches: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
+        let mut guards: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
+        let mut batches: Vec<&mut WriteBatch> = guards.iter_mut().map(|g| &mut **g).collect();
         let sync = group.iter().any(|w| w.sync);
+        self.commit_locked(writer, &mut batches, sync)?;
+        self.counters
+            .writes
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Commits `batches` as one group with the writer lock held: sequence
+    /// numbers, large values to the value log, WAL (synced when `sync`),
+    /// memtable, publish.
+    pub(crate) fn commit_locked(
+        &self,
+        writer: &mut WriterState,
+        batches: &mut [&mut WriteBatch],
+        sync: bool,
+    ) -> Result<()> {
+        self.make_room(writer)?;
         let mut seq = writer.last_seq;
         let mut user_bytes = 0;
         for batch in batches.iter_mut() {
-            batch.seal(seq.plus(1));
+            let first = seq.plus(1);
+            if let Some(threshold) = self.options.value_threshold {
+                if batch.value_len_max() >= threshold {
+                    **batch = self
+                        .separate(writer, batch, first)
+                        .map_err(|e| self.poison(e))?;
+                    writer.vlog_dirty = true;
+                }
+            }
+            batch.seal(first);
             seq = seq.plus(batch.len() as u64);
             user_bytes += batch.user_bytes();
+        }
+        if writer.vlog_dirty {
+            // The values before the WAL records that point to them.
+            if let Some(vlog) = writer.vlog.as_mut() {
+                vlog.flush().map_err(|e| self.poison(e))?;
+                if sync {
+                    vlog.sync().map_err(|e| self.poison(e))?;
+                    writer.vlog_dirty = false;
+                }
+            }
         }
         if let Some(wal) = writer.wal.as_mut() {
             let written = wal
@@ -122,7 +158,7 @@ impl DbInner {
                 .fetch_add(written, Ordering::Relaxed);
         }
         let mut entry_seq = writer.last_seq;
-        for batch in &batches {
+        for batch in batches.iter() {
             for entry in batch.entries() {
                 let entry = entry.expect("a batch built by WriteBatch decodes");
                 entry_seq = entry_seq.plus(1);
@@ -137,10 +173,19 @@ impl DbInner {
         self.counters
             .user_bytes
             .fetch_add(user_bytes, Ordering::Relaxed);
-        self.counters
-            .writes
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
         self.counters.write_groups.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Syncs the value log if it holds appends not yet synced: done before
+    /// any WAL sync, so a durable pointer never outlives its value.
+    pub(crate) fn sync_vlog(&self, writer: &mut WriterState) -> Result<()> {
+        if writer.vlog_dirty {
+            if let Some(vlog) = writer.vlog.as_mut() {
+                vlog.sync()?;
+            }
+            writer.vlog_dirty = false;
+        }
         Ok(())
     }
 
@@ -214,6 +259,9 @@ impl DbInner {
         let new_wal = if self.options.wal {
             Some(self.start_wal(writer).map_err(|e| self.poison(e))?)
         } else {
+            // The frozen memtable's pointers must be durable before its
+            // table is named in the manifest.
+            self.sync_vlog(writer).map_err(|e| self.poison(e))?;
             None
         };
         let old_wal = mem::replace(&mut writer.wal, new_wal).map(|w| w.number());
@@ -236,11 +284,12 @@ impl DbInner {
     /// earlier unsynced one), then creates the next WAL, makes its directory
     /// entry durable and records it in the manifest.
     fn start_wal(&self, writer: &mut WriterState) -> Result<WalWriter> {
+        self.sync_vlog(writer)?;
         if let Some(old) = writer.wal.as_mut() {
             old.sync()?;
         }
         let number = self.allocate_file_number();
-        let wal = WalWriter::create(&*self.fs, &self.dir, number)?;
+        let wal = WalWriter::create(&*self.fs, &self.dir, number, self.db_id)?;
         self.fs.sync_dir(&self.dir)?;
         let edit = VersionEdit {
             new_wals: vec![number.0],
@@ -284,11 +333,16 @@ impl DbInner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let mut result = Ok(());
+        // After a failure that made the database read-only, acknowledged
+        // writes may not all be durable: say so.
+        let mut result = self.check_healthy();
         {
             let mut writer = self.writer.lock();
+            if result.is_ok() {
+                result = self.sync_vlog(&mut writer).map_err(|e| self.poison(e));
+            }
             if let Some(wal) = writer.wal.as_mut() {
-                if self.bg_error.lock().is_none() {
+                if result.is_ok() && self.bg_error.lock().is_none() {
                     result = wal.sync().map_err(|e| self.poison(e));
                 }
             } else if !writer.mem.is_empty() && self.bg_error.lock().is_none() {

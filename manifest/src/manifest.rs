@@ -62,6 +62,8 @@ impl ManifestOptions {
 
 /// The open manifest of one database directory; see the module docs.
 pub struct Manifest {
+    /// Where a torn last line was cut off at open, if there was one.
+    torn_tail_cut: Option<u64>,
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     /// `dir/MANIFEST`.
@@ -119,6 +121,7 @@ impl Manifest {
         let path = dir.join(MANIFEST);
         let file = fs.open_append(&path)?;
         Ok(Manifest {
+            torn_tail_cut: None,
             file_size_bytes: file.len(),
             file: Some(file),
             fs,
@@ -179,6 +182,7 @@ impl Manifest {
             state: replayed.state,
             options,
             poisoned: None,
+            torn_tail_cut: replayed.end.torn_at.map(|_| replayed.end.valid_len),
         };
         if manifest.state.format_version < FORMAT_VERSION {
             // An older file: rewrite it in this build's format before any
@@ -188,6 +192,15 @@ impl Manifest {
         }
         let state = manifest.state.clone();
         Ok((manifest, state))
+    }
+
+    /// The length the file was cut to at open because its last line was
+    /// torn, or `None` when it ended cleanly. A torn tail is what a crash
+    /// during an append leaves, but also what a file truncated by damage
+    /// looks like: the engine keeps files the manifest does not name
+    /// instead of deleting them when this is set.
+    pub fn torn_tail_cut(&self) -> Option<u64> {
+        self.torn_tail_cut
     }
 
     /// Records `edit` durably and applies it to [`Manifest::state`].

@@ -367,6 +367,7 @@ mod tests {
                 next_file,
                 last_seq,
                 vlogs: live_wals_vlogs,
+                db_id: next_file ^ last_seq,
             });
             let line = encode_line((&record).into());
             proptest::prop_assert_eq!(decode_line(strip_newline(&line)), Ok(record));

@@ -54,6 +54,11 @@ pub struct ManifestState {
     /// Largest sequence number known to be written.
     #[serde(default)]
     pub last_seq: u64,
+    /// Identity of the database, chosen at random when it is created and
+    /// written into the header of every WAL, so that a log from another
+    /// database is refused (0: a version-1 manifest, which had none).
+    #[serde(default)]
+    pub db_id: u64,
     /// Live value-log files by file number (a JSON list of
     /// `{"file": n, "discard_bytes": b}`).
     #[serde(default, with = "vlog_list")]
@@ -118,6 +123,7 @@ impl ManifestState {
             live_wals: BTreeSet::new(),
             next_file: 1,
             last_seq: 0,
+            db_id: 0,
             vlogs: BTreeMap::new(),
         }
     }

@@ -270,8 +270,9 @@ pub fn check_crash_image(
     orphans(&fs, &db_dir()).map(|()| matched)
 }
 
-/// `Err` naming the files in `dir` that are neither `LOCK`, `MANIFEST` nor
-/// named by the manifest.
+/// `Err` naming the files in `dir` that are neither `LOCK`, `MANIFEST`, the
+/// `lost/` directory (where open keeps unnamed data files after a torn
+/// manifest tail, instead of deleting them) nor named by the manifest.
 pub fn orphans(fs: &SimFs, dir: &Path) -> Result<(), String> {
     let (_, state) = Manifest::open(Arc::new(fs.clone()), dir, ManifestOptions::new())
         .map_err(|e| format!("manifest unreadable after reopen: {e}"))?;
@@ -279,8 +280,10 @@ pub fn orphans(fs: &SimFs, dir: &Path) -> Result<(), String> {
     let mut extra = Vec::new();
     for name in fs.list(dir).map_err(|e| e.to_string())? {
         let ok = match parse_file_name(&name) {
-            Some(FileKind::Table(n)) | Some(FileKind::Wal(n)) => live.contains(&n.0),
-            _ => name == "LOCK" || name == "MANIFEST",
+            Some(FileKind::Table(n)) | Some(FileKind::Wal(n)) | Some(FileKind::ValueLog(n)) => {
+                live.contains(&n.0)
+            }
+            _ => name == "LOCK" || name == "MANIFEST" || name == "lost",
         };
         if !ok {
             extra.push(name);

@@ -10,7 +10,6 @@ use jkv_tests::simfs::{Errno, Fault, OpKind, SimFs};
 use jkv_tests::workload::{crash_options, db_dir};
 
 #[test]
-#[ignore = "engine bug: Db::close returns Ok(()) after a failed fsync poisoned the database"]
 fn close_after_failed_fsync_returns_read_only() {
     let fs = SimFs::new();
     fs.create_dir_all(&db_dir()).unwrap();

@@ -43,7 +43,6 @@ fn swap_in(ours: &Image, theirs: &Image, ext: &str) -> SimFs {
 }
 
 #[test]
-#[ignore = "engine bug: a table from another database with the same file number is read as this one's"]
 fn table_from_another_database_is_corruption() {
     let (ours, theirs) = (build("ours"), build("theirs"));
     let fs = swap_in(&ours, &theirs, "sst");
@@ -64,7 +63,6 @@ fn table_from_another_database_is_corruption() {
 }
 
 #[test]
-#[ignore = "engine bug: a WAL from another database with the same file number is replayed as this one's"]
 fn wal_from_another_database_is_corruption() {
     let (ours, theirs) = (build("ours"), build("theirs"));
     let fs = swap_in(&ours, &theirs, "wal");

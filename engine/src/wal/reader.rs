@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use jkv_format::record::{ReadStop, RecordReader};
-use jkv_format::{Error, FileSystem, Result, SeqNo};
+use jkv_format::record::{ReadStop, Record, RecordReader};
+use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
 
-use super::RECORD_BATCH;
+use super::{check_header, HeaderCheck, HEADER_LEN, RECORD_BATCH};
 use crate::batch::DecodedBatch;
 
 /// What replaying one log found.
@@ -23,19 +23,42 @@ pub(crate) struct ReplaySummary {
     pub torn_at: Option<u64>,
 }
 
-/// Calls `apply` with every batch of the log at `path`, in order.
+/// What `replay`'s callback decides for a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Applied; go on.
+    Continue,
+    /// Not applied: the log ends before this batch (it is cut there, like a
+    /// torn tail).
+    StopHere,
+}
+
+/// Calls `apply` with every batch of WAL `number` of database `db_id`, at
+/// `path`, in order.
 pub(crate) fn replay(
     fs: &dyn FileSystem,
     path: &Path,
-    mut apply: impl FnMut(&DecodedBatch<'_>) -> Result<()>,
+    number: FileNumber,
+    db_id: u64,
+    mut apply: impl FnMut(&DecodedBatch<'_>) -> Result<Replay>,
 ) -> Result<ReplaySummary> {
     let data = fs.map(path)?;
-    let mut reader = RecordReader::new(&data);
+    match check_header(&data, number, db_id) {
+        HeaderCheck::Valid => {}
+        HeaderCheck::Torn => return Ok(ReplaySummary::default()),
+        HeaderCheck::Bad(offset, what) => return Err(Error::corruption(path, offset, what)),
+    }
+    let base = HEADER_LEN as u64;
+    let mut reader = RecordReader::new(&data[HEADER_LEN..]);
     let mut summary = ReplaySummary::default();
     let mut last_seq: Option<SeqNo> = None;
     while let Some(item) = reader.next() {
         match item {
             Ok(record) => {
+                let record = Record {
+                    offset: base + record.offset,
+                    ..record
+                };
                 if record.kind != RECORD_BATCH {
                     return Err(Error::corruption(
                         path,
@@ -57,7 +80,10 @@ pub(crate) fn replay(
                 for entry in batch.entries() {
                     entry.map_err(|what| Error::corruption(path, record.offset, what))?;
                 }
-                apply(&batch)?;
+                if apply(&batch)? == Replay::StopHere {
+                    summary.torn_at = Some(record.offset);
+                    break;
+                }
                 let end = batch
                     .first_seq
                     .plus(u64::from(batch.count).saturating_sub(1));
@@ -66,10 +92,10 @@ pub(crate) fn replay(
                 summary.batches += 1;
             }
             Err(ReadStop::TornTail { offset }) => {
-                summary.torn_at = Some(offset);
+                summary.torn_at = Some(base + offset);
             }
             Err(ReadStop::Corrupt { offset, what }) => {
-                return Err(Error::corruption(path, offset, what));
+                return Err(Error::corruption(path, base + offset, what));
             }
         }
     }
@@ -85,10 +111,10 @@ mod tests {
     use super::*;
     use crate::batch::WriteBatch;
     use crate::wal::writer::WalWriter;
-    use jkv_format::{FileNumber, StdFs};
+    use jkv_format::StdFs;
 
     fn write_log(dir: &Path, batches: &[(u64, &[(&str, &str)])]) -> std::path::PathBuf {
-        let mut w = WalWriter::create(&StdFs, dir, FileNumber(1)).unwrap();
+        let mut w = WalWriter::create(&StdFs, dir, FileNumber(1), 9).unwrap();
         for (seq, puts) in batches {
             let mut b = WriteBatch::new();
             for (k, v) in *puts {
@@ -103,12 +129,12 @@ mod tests {
 
     fn keys(fs: &dyn FileSystem, path: &Path) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        replay(fs, path, |b| {
+        replay(fs, path, FileNumber(1), 9, |b| {
             for e in b.entries() {
                 let e = e.expect("validated");
                 out.push(String::from_utf8_lossy(e.key).into_owned());
             }
-            Ok(())
+            Ok(Replay::Continue)
         })?;
         Ok(out)
     }
@@ -138,12 +164,12 @@ mod tests {
             &[(1, &[("a", "1")]), (2, &[("b", "2")]), (3, &[("c", "3")])],
         );
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[20] ^= 0x40; // inside the first record's payload
+        bytes[HEADER_LEN + 20] ^= 0x40; // inside the first record's payload
         std::fs::write(&path, &bytes).unwrap();
         match keys(&StdFs, &path) {
             Err(Error::Corruption { file, offset, .. }) => {
                 assert_eq!(file, path);
-                assert_eq!(offset, 0);
+                assert_eq!(offset, HEADER_LEN as u64);
             }
             other => panic!("expected corruption, got {other:?}"),
         }

@@ -18,10 +18,11 @@ pub(crate) struct WalWriter {
 }
 
 impl WalWriter {
-    /// Creates `dir/NNNNNN.wal`. The caller syncs the directory before the
-    /// manifest names the file.
-    pub fn create(fs: &dyn FileSystem, dir: &Path, number: FileNumber) -> Result<Self> {
-        let file = fs.create(&wal_path(dir, number))?;
+    /// Creates `dir/NNNNNN.wal` for database `db_id` and writes its header.
+    /// The caller syncs the directory before the manifest names the file.
+    pub fn create(fs: &dyn FileSystem, dir: &Path, number: FileNumber, db_id: u64) -> Result<Self> {
+        let mut file = fs.create(&wal_path(dir, number))?;
+        file.append(&super::encode_header(number, db_id))?;
         Ok(WalWriter {
             file,
             number,

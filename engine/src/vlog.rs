@@ -1,0 +1,391 @@
+//! KV separation: values of at least `value_threshold` bytes are written
+//! once to the value log and the tree holds a 20-byte pointer to them
+//! (docs/vlog-format.md). This module owns the active value-log file (on the
+//! write leader's side), resolving pointers, and garbage collection.
+//!
+//! Durability: a value reaches the value log before the WAL record that
+//! points to it; the value log is synced before the WAL whenever the WAL is
+//! synced (synced writes, memtable freeze, close), so a durable pointer
+//! never outlives its value.
+//!
+//! Garbage collection (docs/vlog-format.md, "Garbage collection"):
+//! 1. pick the sealed file with the most garbage once its share passes
+//!    `vlog_gc_garbage_ratio`, or while the whole log is over its space
+//!    budget;
+//! 2. under the writer lock (no write can slip in between), check each of
+//!    its entries against the tree: only an entry the newest version of its
+//!    key still points to is live; rewrite live entries through the write
+//!    path, synced;
+//! 3. once no snapshot older than the rewrite is live, a manifest edit
+//!    removes the file; the file itself is deleted when the last reader
+//!    (super-version) that could still read it is gone.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use jkv_format::names::vlog_path;
+use jkv_format::pointer::POINTER_LEN;
+use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind, ValuePointer};
+use jkv_manifest::{ManifestState, VersionEdit};
+use jkv_vlog::{VlogIter, VlogReader, VlogWriter};
+
+use crate::batch::WriteBatch;
+use crate::db::{DbInner, WriterState};
+
+/// A live value-log file. When it has been garbage collected (`obsolete`)
+/// the file is deleted as the last handle — held by super-versions, so by
+/// readers — goes away.
+pub(crate) struct VlogFileHandle {
+    number: FileNumber,
+    obsolete: AtomicBool,
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    reader: Arc<VlogReader>,
+}
+
+impl Drop for VlogFileHandle {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            self.reader.forget(self.number);
+            // A failed removal leaves an orphan the next open removes.
+            let _ = self.fs.remove(&vlog_path(&self.dir, self.number));
+        }
+    }
+}
+
+impl std::fmt::Debug for VlogFileHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VlogFileHandle({})", self.number)
+    }
+}
+
+/// The live value-log files at one point in time.
+#[derive(Debug, Default)]
+pub(crate) struct VlogSet {
+    pub files: BTreeMap<u64, Arc<VlogFileHandle>>,
+}
+
+impl VlogSet {
+    /// The files the manifest names, reusing the handles of `prev`.
+    pub fn from_state(state: &ManifestState, prev: &VlogSet, db: &DbInner) -> VlogSet {
+        let files = state
+            .vlogs
+            .keys()
+            .map(|&n| {
+                let handle = prev.files.get(&n).cloned().unwrap_or_else(|| {
+                    Arc::new(VlogFileHandle {
+                        number: FileNumber(n),
+                        obsolete: AtomicBool::new(false),
+                        fs: db.fs.clone(),
+                        dir: db.dir.clone(),
+                        reader: db.vlog_reader.clone(),
+                    })
+                });
+                (n, handle)
+            })
+            .collect();
+        VlogSet { files }
+    }
+}
+
+/// What one garbage collection run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VlogGcReport {
+    /// Value-log files collected (rewritten and retired).
+    pub files_collected: usize,
+    /// Entries still live that were rewritten.
+    pub entries_rewritten: u64,
+    /// Bytes of the collected files.
+    pub bytes_collected: u64,
+}
+
+/// Value-log bookkeeping outside the writer (leaf lock).
+#[derive(Debug, Default)]
+pub(crate) struct VlogGcState {
+    /// Collected files waiting for older snapshots to go: (file, sequence
+    /// number of the last rewrite).
+    pub pending: Vec<(u64, SeqNo)>,
+    /// A collection is running (one at a time).
+    pub running: bool,
+}
+
+impl DbInner {
+    /// The value-log file to append to, created (or rolled over at
+    /// `vlog_file_size`) as needed. Write leader only.
+    pub(crate) fn active_vlog<'a>(
+        &self,
+        writer: &'a mut WriterState,
+    ) -> Result<&'a mut VlogWriter> {
+        let roll = writer
+            .vlog
+            .as_ref()
+            .is_none_or(|v| v.len_bytes() >= self.options.vlog_file_size);
+        if roll {
+            if let Some(old) = writer.vlog.as_mut() {
+                old.sync()?;
+            }
+            let number = self.allocate_file_number();
+            let vlog = VlogWriter::create(&*self.fs, &self.dir, number)?;
+            self.fs.sync_dir(&self.dir)?;
+            let edit = VersionEdit {
+                new_vlogs: vec![number.0],
+                next_file: Some(self.next_file.load(Ordering::SeqCst)),
+                ..VersionEdit::default()
+            };
+            let mut manifest = self.manifest.lock();
+            manifest.apply(edit)?;
+            let mut state = self.state.lock();
+            state.vlogs = Arc::new(VlogSet::from_state(manifest.state(), &state.vlogs, self));
+            self.install(&state, writer.mem.clone());
+            drop(state);
+            drop(manifest);
+            self.active_vlog_number.store(number.0, Ordering::Release);
+            writer.vlog = Some(vlog);
+        }
+        Ok(writer
+            .vlog
+            .as_mut()
+            .expect("the active value log was just created"))
+    }
+
+    /// Moves the large values of `batch` (starting at `first_seq`) into the
+    /// value log; the returned batch holds pointers instead.
+    pub(crate) fn separate(
+        &self,
+        writer: &mut WriterState,
+        batch: &WriteBatch,
+        first_seq: SeqNo,
+    ) -> Result<WriteBatch> {
+        let threshold = self
+            .options
+            .value_threshold
+            .expect("separate is called only with a value threshold");
+        let vlog = self.active_vlog(writer)?;
+        let mut written = 0u64;
+        let out = batch.separate_values(threshold, first_seq, |key, value, seq| {
+            let pointer = vlog.append(key, value, seq)?;
+            written += u64::from(pointer.len);
+            Ok(pointer.encode())
+        })?;
+        self.counters
+            .vlog_bytes
+            .fetch_add(written, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// The value a pointer entry of `key` refers to.
+    pub(crate) fn resolve_pointer(&self, key: &[u8], raw: &[u8]) -> Result<Bytes> {
+        let pointer = ValuePointer::decode(raw).ok_or_else(|| {
+            Error::corruption(
+                &self.dir,
+                0,
+                format!(
+                    "value pointer of key {:?} is {} bytes, expected {POINTER_LEN}",
+                    String::from_utf8_lossy(key),
+                    raw.len()
+                ),
+            )
+        })?;
+        self.vlog_reader.read(&pointer, key)
+    }
+
+    /// Runs garbage collection until no file is due. One run at a time; a
+    /// second caller waits for nothing and returns an empty report.
+    pub(crate) fn vlog_gc(&self) -> Result<VlogGcReport> {
+        {
+            let mut gc = self.vlog_gc.lock();
+            if gc.running {
+                return Ok(VlogGcReport::default());
+            }
+            gc.running = true;
+        }
+        let result = self.vlog_gc_loop();
+        self.vlog_gc.lock().running = false;
+        self.retire_collected_vlogs()?;
+        result
+    }
+
+    fn vlog_gc_loop(&self) -> Result<VlogGcReport> {
+        let mut report = VlogGcReport::default();
+        let mut done: Vec<u64> = Vec::new();
+        while let Some(file) = self.pick_vlog_for_gc(&done)? {
+            self.check_writable()?;
+            let (rewritten, bytes) = self.collect_vlog(FileNumber(file))?;
+            report.files_collected += 1;
+            report.entries_rewritten += rewritten;
+            report.bytes_collected += bytes;
+            done.push(file);
+        }
+        Ok(report)
+    }
+
+    /// The sealed value log most worth collecting, if any is due.
+    fn pick_vlog_for_gc(&self, skip: &[u64]) -> Result<Option<u64>> {
+        let active = self.active_vlog_number.load(Ordering::Acquire);
+        let pending: Vec<u64> = self.vlog_gc.lock().pending.iter().map(|p| p.0).collect();
+        let files: Vec<(u64, u64)> = {
+            let manifest = self.manifest.lock();
+            manifest
+                .state()
+                .vlogs
+                .iter()
+                .map(|(&n, meta)| (n, meta.discard_bytes))
+                .collect()
+        };
+        let mut total = 0u64;
+        let mut garbage = 0u64;
+        let mut best: Option<(u64, u64, f64)> = None;
+        for (n, discard) in files {
+            let size = match self.fs.file_size(&vlog_path(&self.dir, FileNumber(n))) {
+                Ok(size) => size,
+                Err(_) => continue,
+            };
+            if pending.contains(&n) {
+                continue;
+            }
+            total += size;
+            garbage += discard.min(size);
+            if n == active || skip.contains(&n) || discard == 0 {
+                continue;
+            }
+            let ratio = discard as f64 / size.max(1) as f64;
+            if best.is_none_or(|(_, d, _)| discard > d) {
+                best = Some((n, discard, ratio));
+            }
+        }
+        let live = total.saturating_sub(garbage).max(1);
+        let over_budget = total as f64 > self.options.vlog_space_amp_max * live as f64;
+        Ok(best
+            .filter(|&(_, _, ratio)| ratio >= self.options.vlog_gc_garbage_ratio || over_budget)
+            .map(|(n, _, _)| n))
+    }
+
+    /// Rewrites the live entries of `file`; queues it for retirement.
+    /// Returns (entries rewritten, file bytes).
+    fn collect_vlog(&self, file: FileNumber) -> Result<(u64, u64)> {
+        let mut iter = VlogIter::open(&*self.fs, &self.dir, file)?;
+        let bytes = iter.data_len();
+        let mut rewritten = 0u64;
+        let mut chunk: Vec<jkv_vlog::VlogEntry> = Vec::new();
+        let mut last_seq = SeqNo(0);
+        loop {
+            let entry = iter.next().transpose()?;
+            let end = entry.is_none();
+            chunk.extend(entry);
+            if chunk.len() >= 256 || (end && !chunk.is_empty()) {
+                let (n, seq) = self.rewrite_live(&chunk)?;
+                rewritten += n;
+                last_seq = last_seq.max(seq);
+                chunk.clear();
+            }
+            if end {
+                break;
+            }
+        }
+        if !self.options.wal {
+            // The rewrites live only in the memtable until flushed.
+            self.flush_all()?;
+        }
+        let gc_seq = last_seq.max(SeqNo(self.visible_seq.load(Ordering::Acquire)));
+        self.vlog_gc.lock().pending.push((file.0, gc_seq));
+        self.counters.vlog_gc_files.fetch_add(1, Ordering::Relaxed);
+        Ok((rewritten, bytes))
+    }
+
+    /// Under the writer lock: rewrites the entries the tree still points to.
+    fn rewrite_live(&self, entries: &[jkv_vlog::VlogEntry]) -> Result<(u64, SeqNo)> {
+        let mut writer = self.writer.lock();
+        let now = writer.last_seq;
+        let mut batch = WriteBatch::new();
+        for entry in entries {
+            let current = self.lookup_raw(&entry.key, now)?;
+            let live = matches!(&current, Some((ValueKind::ValuePointer, raw))
+                if raw.as_ref() == entry.pointer.encode().as_slice());
+            if live {
+                batch.put(&entry.key, &entry.value);
+            }
+        }
+        let n = batch.len() as u64;
+        if n > 0 {
+            self.commit_locked(&mut writer, &mut [&mut batch], true)?;
+            self.counters
+                .vlog_gc_rewritten
+                .fetch_add(n, Ordering::Relaxed);
+        }
+        Ok((n, writer.last_seq))
+    }
+
+    /// Removes collected files from the manifest once no snapshot older than
+    /// their rewrite is live; the files go when no reader holds them.
+    pub(crate) fn retire_collected_vlogs(&self) -> Result<()> {
+        let oldest = self.snapshots.oldest();
+        let ready: Vec<u64> = {
+            let mut gc = self.vlog_gc.lock();
+            let (ready, waiting): (Vec<_>, Vec<_>) = gc
+                .pending
+                .iter()
+                .copied()
+                .partition(|&(_, seq)| oldest.is_none_or(|o| o >= seq));
+            gc.pending = waiting;
+            ready.into_iter().map(|(n, _)| n).collect()
+        };
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let edit = VersionEdit {
+            removed_vlogs: ready.clone(),
+            ..VersionEdit::default()
+        };
+        let mut manifest = self.manifest.lock();
+        if let Err(e) = manifest.apply(edit) {
+            return Err(self.poison(e));
+        }
+        let mut state = self.state.lock();
+        for n in &ready {
+            if let Some(handle) = state.vlogs.files.get(n) {
+                handle.obsolete.store(true, Ordering::Release);
+            }
+        }
+        state.vlogs = Arc::new(VlogSet::from_state(manifest.state(), &state.vlogs, self));
+        let mem = self.super_version().mem.clone();
+        self.install(&state, mem);
+        Ok(())
+    }
+
+    /// Starts a background collection when a file may be due.
+    pub(crate) fn schedule_vlog_gc(self: &Arc<Self>) {
+        if self.options.value_threshold.is_none() || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(pool) = self.pool.as_ref() else {
+            return;
+        };
+        if self.vlog_gc.lock().running {
+            return;
+        }
+        match self.pick_vlog_for_gc(&[]) {
+            Ok(Some(_)) => {}
+            _ => {
+                let _ = self.retire_collected_vlogs();
+                return;
+            }
+        }
+        let inner = Arc::clone(self);
+        let jobs = Arc::clone(&self.jobs);
+        jobs.start();
+        pool.spawn(move || {
+            match inner.vlog_gc() {
+                Ok(_) | Err(Error::Closed) => {}
+                Err(e) => {
+                    let _: Error = inner.poison(e);
+                }
+            }
+            drop(inner);
+            jobs.finish();
+        });
+    }
+}
