@@ -85,8 +85,8 @@ pub struct Flags {
     pub compression_type: String,
     /// Entries read after each seek in `seekrandom`.
     pub seek_nexts: usize,
-    /// Values at least this long go to a value log (jkv: not built yet) or
-    /// blob files (fjall's key-value separation).
+    /// Values at least this long go to the value log (jkv) or blob files
+    /// (fjall); `None` keeps every value in the tree.
     pub value_threshold: Option<usize>,
     /// Seed of the key generators (thread `i` of a benchmark uses a derived seed).
     pub seed: u64,
@@ -148,8 +148,8 @@ USAGE: jkv-bench [--flag=value ...]
   --bloom_bits=N          bloom filter bits per key, 0 = none (default 10)
   --compression_type=none only none is supported
   --seek_nexts=N          entries read after each seek in seekrandom (default 0)
-  --value_threshold=B     key-value separation for values >= B bytes (fjall: on; jkv: the value
-                          log is not built yet, so it is only reported)
+  --value_threshold=B     key-value separation for values >= B bytes (jkv's value log, fjall's
+                          blob files; default off)
   --seed=N                key generator seed (default 301)
 ";
 

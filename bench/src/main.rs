@@ -48,10 +48,7 @@ fn header(flags: &Flags) {
         flags.write_buffer_size, flags.cache_size, flags.bloom_bits, flags.sync, flags.disable_wal, flags.threads
     );
     match (flags.value_threshold, flags.engine) {
-        (Some(t), EngineKind::Jkv) => println!(
-            "ValueLog:   --value_threshold={t} accepted, but jkv has no value log yet: every value stays in the LSM tree"
-        ),
-        (Some(t), EngineKind::Fjall) => {
+        (Some(t), EngineKind::Jkv | EngineKind::Fjall) => {
             println!("ValueLog:   key-value separation on for values >= {t} bytes")
         }
         (Some(_), EngineKind::Redb) => println!("ValueLog:   redb has no key-value separation"),

@@ -20,8 +20,10 @@ impl JkvStore {
             .write_buffer_size(flags.write_buffer_size)
             .block_cache_bytes(flags.cache_size)
             .bloom_bits_per_key(flags.bloom_bits)
-            .wal(!flags.disable_wal);
-        // TODO(value-log): pass `.value_threshold(flags.value_threshold)` once the value log lands.
+            .wal(!flags.disable_wal)
+            // Without --value_threshold every value stays in the tree, as in
+            // the other engines with separation off.
+            .value_threshold(flags.value_threshold);
         let db = Db::open(&flags.db, options).map_err(|e| Error::engine(NAME, "opening", e))?;
         Ok(JkvStore { db })
     }
