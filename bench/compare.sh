@@ -77,14 +77,15 @@ FS=$(df -T "$WORK" | awk 'NR == 2 {print $2}')
 DD=$(dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$DD_MIB" conv=fdatasync 2>&1 | tail -1)
 rm -f "$WORK/dd.tmp"
 DD_RATE=$(echo "$DD" | awk -F', ' '{print $NF}')
-FSYNC_LINE=$("$BIN" --benchmarks=fsyncrate --num=2000 --value_size=100 --db="$WORK/fsync-probe")
-FSYNC_RATE=$(echo "$FSYNC_LINE" | awk '$2 == ":" && $4 == "micros/op" {print $5}')
+FSYNC_LINES=$("$BIN" --benchmarks=fsyncrate,fsyncsized --num=2000 --value_size=100 --db="$WORK/fsync-probe")
+FSYNC_RATE=$(echo "$FSYNC_LINES" | awk '$1 == "fsyncrate" && $4 == "micros/op" {print $5}')
+FSYNC_SIZED_RATE=$(echo "$FSYNC_LINES" | awk '$1 == "fsyncsized" && $4 == "micros/op" {print $5}')
 rm -rf "$WORK/fsync-probe"
 ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' rocksdb-tools 2>/dev/null || echo unknown)
 FJALL_VERSION=$(awk '/^name = "fjall"$/ {getline; gsub(/"/, "", $3); print $3}' "$ROOT/Cargo.lock")
 RUSTC_VERSION=$(rustc --version)
 JKV_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fsync: $FSYNC_RATE appends+fdatasync/s"
+echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fdatasync: $FSYNC_RATE appends/s, $FSYNC_SIZED_RATE writes/s into a pre-sized file"
 
 # --- the suite ------------------------------------------------------------------
 COMMON=(--key_size=16 --value_size=100 --compression_type=none --bloom_bits=10
@@ -96,8 +97,8 @@ STEPS=(
   "read||--benchmarks=readrandom,readseq --use_existing_db=1 --num=$N --reads=$READS"
   "seek||--benchmarks=seekrandom --use_existing_db=1 --num=$N --reads=$SEEKS --seek_nexts=10"
   "rww| (2 threads)|--benchmarks=readwhilewriting --use_existing_db=1 --num=$N --threads=2 --duration=$RWW_SECS"
-  "sync1| (1 thread)|--benchmarks=fillsync --num=$SYNC --threads=1"
-  "sync8| (8 threads)|--benchmarks=fillsync --num=$((SYNC / 8)) --threads=8"
+  "sync1| (1 thread)|--benchmarks=fillsync --num=$N --writes=$SYNC --threads=1"
+  "sync8| (8 threads)|--benchmarks=fillsync --num=$N --writes=$((SYNC / 8)) --threads=8"
   "big| 4 KiB|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096"
   "bigsep| 4 KiB, KV separation|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096 KVSEP"
 )
@@ -162,7 +163,7 @@ GENERATED=$WORK/generated.md
   echo
   echo "**Machine.** $CORES cores ($CPU), $MEM_GIB GiB memory, $FS file system."
   echo "Sequential write with \`dd if=/dev/zero bs=1M count=$DD_MIB conv=fdatasync\`: $DD_RATE."
-  echo "Synced appends (\`jkv-bench --benchmarks=fsyncrate --num=2000 --value_size=100\`: append 100 B, then \`fdatasync\`): $FSYNC_RATE per second."
+  echo "Synced writes (\`jkv-bench --benchmarks=fsyncrate,fsyncsized --num=2000 --value_size=100\`: write 100 B, then \`fdatasync\`): $FSYNC_RATE per second appending to a file, $FSYNC_SIZED_RATE per second writing into a file pre-sized with \`set_len\` (no file-size change to make durable)."
   echo "$RUSTC_VERSION; RocksDB from Debian's rocksdb-tools $ROCKSDB_VERSION; fjall $FJALL_VERSION."
   echo
   echo "**Common flags** (every engine): \`${COMMON[*]}\`. Steps, each a separate process per engine:"

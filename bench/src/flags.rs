@@ -22,6 +22,7 @@ pub const BENCHMARKS: &[&str] = &[
     "compact",
     "stats",
     "fsyncrate",
+    "fsyncsized",
 ];
 
 /// The engine under test.
@@ -130,7 +131,8 @@ USAGE: jkv-bench [--flag=value ...]
 
   --benchmarks=LIST       comma-separated, run in order (default fillseq,fillrandom,overwrite,
                           readrandom,readseq,readreverse,seekrandom,deleterandom,compact,stats);
-                          also fillsync, readwhilewriting, fsyncrate (append + fdatasync probe)
+                          also fillsync, readwhilewriting, and the disk probes fsyncrate
+                          (append + fdatasync) and fsyncsized (the same into a pre-sized file)
   --engine=jkv|fjall|redb engine under test (fjall and redb need the cargo features of that name)
   --num=N                 key space; writes per thread of fill benchmarks (default 1000000)
   --reads=N               reads per thread (default: --num)

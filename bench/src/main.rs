@@ -88,9 +88,15 @@ fn run(flags: &Flags) -> Result<()> {
     let mut seed = flags.seed;
     for name in &flags.benchmarks {
         let name = name.as_str();
-        if name == "fsyncrate" {
-            let m = workloads::fsync_rate(flags)?;
-            println!("{}", format_line(name, &m, Some("(append + fdatasync)")));
+        if name == "fsyncrate" || name == "fsyncsized" {
+            let sized = name == "fsyncsized";
+            let m = workloads::fsync_rate(flags, sized)?;
+            let what = if sized {
+                "(write into a pre-sized file + fdatasync)"
+            } else {
+                "(append + fdatasync)"
+            };
+            println!("{}", format_line(name, &m, Some(what)));
             continue;
         }
         if workloads::is_fresh(name) {

@@ -305,10 +305,12 @@ fn read_while_writing(
     })
 }
 
-/// Appends `--value_size` bytes and `fdatasync`s, `--num` times, in a file
-/// under `--db` (removed afterwards): the disk's synced-append rate, the
-/// ceiling of any engine's fillsync on one thread.
-pub fn fsync_rate(flags: &Flags) -> Result<Merged> {
+/// Writes `--value_size` bytes and `fdatasync`s, `--num` times, in a file
+/// under `--db` (removed afterwards): the disk's synced-write rate, the
+/// ceiling of any engine's fillsync on one thread. With `pre_sized` the file
+/// is first extended with `set_len` (as a WAL may be), so no sync has to
+/// make a new file size durable.
+pub fn fsync_rate(flags: &Flags, pre_sized: bool) -> Result<Merged> {
     crate::store::prepare(&flags.db)?;
     let path = flags.db.join("fsync-probe.tmp");
     let mut file = OpenOptions::new()
@@ -317,6 +319,12 @@ pub fn fsync_rate(flags: &Flags) -> Result<Merged> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("creating", &path, e))?;
+    if pre_sized {
+        file.set_len(flags.num * flags.value_size as u64)
+            .map_err(|e| Error::io("sizing", &path, e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("syncing", &path, e))?;
+    }
     let mut values = ValueGen::new(flags.seed, flags.value_size);
     let mut st = ThreadStats::start();
     let budget = Budget::new(flags.num, flags);
