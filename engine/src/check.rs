@@ -145,7 +145,7 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
             Some(FileKind::Table(n)) => {
                 present_tables.insert(n.0);
                 report.files_checked += 1;
-                check_table(fs, &path, n, metas.get(&n.0), &mut report);
+                check_table(fs, &path, n, metas.get(&n.0), db_id, &mut report);
                 if !live_tables.contains(&n.0) {
                     report.notes.push(format!(
                         "{name}: not in the manifest (orphan, removed at open)"
@@ -229,6 +229,7 @@ fn check_table(
     path: &Path,
     number: FileNumber,
     meta: Option<&jkv_manifest::TableMeta>,
+    db_id: u64,
     report: &mut CheckReport,
 ) {
     let table = match Table::open(fs, path, number, None) {
@@ -237,6 +238,14 @@ fn check_table(
     };
     if let Err(e) = table.verify() {
         return report.error(path, e);
+    }
+    let owner = table.properties().db_id;
+    if owner != 0 && db_id != 0 && owner != db_id {
+        return report.problem(
+            path,
+            Some(0),
+            format!("the table belongs to database {owner:#x}, not to this one ({db_id:#x})"),
+        );
     }
     if let Some(meta) = meta {
         let props = table.properties();

@@ -25,6 +25,7 @@ impl DbInner {
         TableOptions {
             block_size_bytes: self.options.block_size,
             bloom_bits_per_key: self.options.bloom_bits_per_key,
+            db_id: self.db_id,
             ..TableOptions::default()
         }
     }

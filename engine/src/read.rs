@@ -60,6 +60,16 @@ impl DbInner {
     pub(crate) fn open_table(&self, meta: &TableMeta) -> Result<Arc<Table>> {
         let table = self.table_cache.get(FileNumber(meta.id))?;
         let props = table.properties();
+        if props.db_id != 0 && self.db_id != 0 && props.db_id != self.db_id {
+            return Err(Error::corruption(
+                table.path(),
+                0,
+                format!(
+                    "the table belongs to database {:#x}, not to this one ({:#x})",
+                    props.db_id, self.db_id
+                ),
+            ));
+        }
         if table.file_size() != meta.size_bytes
             || props.entry_count != meta.entries
             || props.smallest != meta.smallest

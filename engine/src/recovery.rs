@@ -20,7 +20,9 @@ use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::{BlockCache, TableCache};
-use jkv_vlog::VlogReader;
+use jkv_format::names::vlog_path;
+use jkv_format::ValuePointer;
+use jkv_vlog::{VlogIter, VlogReader};
 
 use crate::compaction::CompactionState;
 use crate::db::{Db, DbInner, DbState, WriterState};
@@ -169,6 +171,25 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
     })
 }
 
+/// Bytes of a value log that hold whole, valid entries: up to its torn
+/// tail, or all of it (damage inside is left for reads to report). 0 when
+/// the file is missing.
+fn vlog_valid_len_of(inner: &DbInner, file: FileNumber) -> u64 {
+    let Ok(mut iter) = VlogIter::open(&*inner.fs, &inner.dir, file) else {
+        return 0;
+    };
+    let mut damaged = false;
+    for entry in iter.by_ref() {
+        if entry.is_err() {
+            damaged = true;
+        }
+    }
+    match iter.torn_tail_at() {
+        Some(at) if !damaged => at,
+        _ => iter.data_len(),
+    }
+}
+
 /// A random identity for a new database (not cryptographic: it tells this
 /// database's files from another's).
 fn random_db_id() -> u64 {
@@ -234,6 +255,7 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
     let mut tables: Vec<TableMeta> = Vec::new();
     let mut mem = Arc::new(Memtable::new());
     let last_wal = state.live_wals.iter().next_back().copied();
+    let mut vlog_valid_len: std::collections::HashMap<u64, u64> = Default::default();
     for &wal in &state.live_wals {
         let path = names::wal_path(&inner.dir, FileNumber(wal));
         let summary = replay(&*inner.fs, &path, FileNumber(wal), inner.db_id, |batch| {
@@ -241,16 +263,34 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
             // that is the unsynced tail of a crash (the value log is synced
             // before any WAL sync), so replay stops there; in an earlier
             // WAL the value log was synced at the freeze, so it is damage.
+            // A value damaged in place is left for reads to report; only a
+            // value missing from the end of its file stops the replay.
             for entry in batch.entries() {
                 let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
-                if entry.kind == ValueKind::ValuePointer {
-                    if let Err(e) = inner.resolve_pointer(entry.key, entry.value) {
-                        return if Some(wal) == last_wal {
-                            Ok(Replay::StopHere)
-                        } else {
-                            Err(e)
-                        };
-                    }
+                if entry.kind != ValueKind::ValuePointer
+                    || inner.resolve_pointer(entry.key, entry.value).is_ok()
+                {
+                    continue;
+                }
+                let Some(pointer) = ValuePointer::decode(entry.value) else {
+                    continue;
+                };
+                let valid = *vlog_valid_len
+                    .entry(pointer.file.0)
+                    .or_insert_with(|| vlog_valid_len_of(inner, pointer.file));
+                if pointer.offset + u64::from(pointer.len) > valid {
+                    return if Some(wal) == last_wal {
+                        Ok(Replay::StopHere)
+                    } else {
+                        Err(Error::corruption(
+                            vlog_path(&inner.dir, pointer.file),
+                            pointer.offset,
+                            format!(
+                                "value of a write in {} is missing: the value log ends at byte {valid}",
+                                path.display()
+                            ),
+                        ))
+                    };
                 }
             }
             let mut seq = batch.first_seq;

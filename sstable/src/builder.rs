@@ -46,6 +46,10 @@ pub struct TableOptions {
     /// Bloom filter bits per user key; 0 writes no filter. Default 10
     /// (about 1% false positives); at most 64.
     pub bloom_bits_per_key: usize,
+    /// Identity of the database the table is written for, recorded in its
+    /// properties so a table copied in from elsewhere is recognised; 0
+    /// records none. Default 0.
+    pub db_id: u64,
 }
 
 impl Default for TableOptions {
@@ -54,6 +58,7 @@ impl Default for TableOptions {
             block_size_bytes: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
+            db_id: 0,
         }
     }
 }
@@ -132,6 +137,7 @@ impl TableBuilder {
             .then(|| FilterBuilder::new(options.bloom_bits_per_key));
         let props = TableProperties {
             bloom_bits_per_key: options.bloom_bits_per_key as u64,
+            db_id: options.db_id,
             min_seq: SeqNo::MAX,
             ..TableProperties::default()
         };

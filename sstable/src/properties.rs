@@ -16,6 +16,8 @@ use crate::block::iter::EntryCursor;
 use crate::block::{BlockBuilder, BlockView};
 
 const BLOOM_BITS_PER_KEY: &str = "jkv.bloom.bits_per_key";
+/// Optional: the identity of the database the table was written for.
+const DB_ID: &str = "jkv.db.id";
 const DATA_BLOCKS: &str = "jkv.data.blocks";
 const DATA_BYTES: &str = "jkv.data.bytes";
 const ENTRIES: &str = "jkv.entries";
@@ -58,6 +60,9 @@ pub struct TableProperties {
     pub raw_key_bytes: u64,
     /// Sum of the value lengths of all entries.
     pub raw_value_bytes: u64,
+    /// Identity of the database the table belongs to (optional property
+    /// `jkv.db.id`, written when non-zero; 0 when absent).
+    pub db_id: u64,
 }
 
 /// Accessor of one numeric property.
@@ -95,6 +100,11 @@ impl TableProperties {
                 (*name, b)
             })
             .collect();
+        if self.db_id != 0 {
+            let mut b = Vec::with_capacity(10);
+            put_varint64(&mut b, self.db_id);
+            entries.push((DB_ID, b));
+        }
         entries.push((KEY_LARGEST, self.largest.clone()));
         entries.push((KEY_SMALLEST, self.smallest.clone()));
         entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -124,6 +134,11 @@ impl TableProperties {
             } else if name == KEY_SMALLEST.as_bytes() {
                 p.smallest = value.to_vec();
                 seen |= SEEN_SMALLEST;
+            } else if name == DB_ID.as_bytes() {
+                p.db_id = match get_varint64(value) {
+                    Some((v, n)) if n == value.len() => v,
+                    _ => return Err(corrupt(format!("property {DB_ID} is not a varint"))),
+                };
             } else if let Some(i) = NUMBERS.iter().position(|(n, _)| n.as_bytes() == name) {
                 let v = match get_varint64(value) {
                     Some((v, n)) if n == value.len() => v,
@@ -171,6 +186,7 @@ mod tests {
             bloom_bits_per_key: 10,
             raw_key_bytes: 12_000,
             raw_value_bytes: 34_000,
+            db_id: 0x1234_5678,
         }
     }
 

@@ -360,6 +360,7 @@ mod tests {
             block_size_bytes: 256,
             restart_interval: 4,
             bloom_bits_per_key: 10,
+            db_id: 0,
         }
     }
 
@@ -474,6 +475,7 @@ mod tests {
             block_size_bytes: 128,
             restart_interval: 2,
             bloom_bits_per_key: 10,
+            db_id: 0,
         };
         let (path, _) = build_table(dir.path(), 1, &entries, opts);
         for cache in [None, Some(BlockCache::new(1 << 20))] {
@@ -514,6 +516,7 @@ mod tests {
             block_size_bytes: 1,
             restart_interval: 1,
             bloom_bits_per_key: 0,
+            db_id: 0,
         };
         let (path, _) = build_table(dir.path(), 1, &entries, opts);
         let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();

@@ -43,6 +43,7 @@ fn options() -> TableOptions {
         block_size_bytes: 160,
         restart_interval: 3,
         bloom_bits_per_key: 10,
+        db_id: 0,
     }
 }
 

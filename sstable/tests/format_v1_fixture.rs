@@ -47,6 +47,7 @@ fn options() -> TableOptions {
         block_size_bytes: 256,
         restart_interval: 4,
         bloom_bits_per_key: 10,
+        db_id: 0,
     }
 }
 

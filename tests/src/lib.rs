@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use jkv::Options;
 
-/// Options with a tiny memtable and tiny level targets, so a few hundred
-/// writes flush several times, compactions run in the background, and
-/// reads cross memtables and tables of several levels.
+/// Options with a tiny memtable, tiny level targets and small value-log
+/// files, so a few hundred writes flush several times, compactions run in
+/// the background, values of 256 bytes or more go to a value log of many
+/// files, and reads cross memtables, tables of several levels and value logs.
 pub fn small_options() -> Options {
     Options::default()
         .write_buffer_size(16 * 1024)
@@ -17,6 +18,8 @@ pub fn small_options() -> Options {
         .target_table_size(8 * 1024)
         .base_level_size(32 * 1024)
         .level_size_multiplier(4)
+        .value_threshold(Some(256))
+        .vlog_file_size(16 * 1024)
 }
 
 /// Files in `dir` whose name ends with `.{ext}`, sorted by name.

@@ -1,6 +1,8 @@
 //! Model test: thousands of random puts, deletes, batches, gets, scans
 //! (both directions, prefix) and snapshot reads against a `BTreeMap`, with
-//! flushes and reopenings interleaved; every read is compared.
+//! flushes, compactions, value-log garbage collections and reopenings
+//! interleaved; values are small and large (in the value log). Every read
+//! is compared.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -146,7 +148,13 @@ fn run(seed: u64, steps: usize) {
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 db.compact_range(lo.as_slice()..=hi.as_slice()).unwrap();
             }
-            95 => db.compact().unwrap(),
+            95 => {
+                if rng.gen_bool(0.5) {
+                    db.compact().unwrap();
+                } else {
+                    db.vlog_gc().unwrap();
+                }
+            }
             _ => {
                 // Snapshots do not survive a reopen.
                 snapshots.clear();
