@@ -20,7 +20,7 @@ use jkv_compaction::picker::manual_task;
 use jkv_compaction::{pick, run_job, CompactionStatus, CompactionTask, TaskKind};
 use jkv_format::names::table_path;
 use jkv_format::{Error, FileNumber, Result};
-use jkv_manifest::{TableId, VersionEdit, VlogDiscard};
+use jkv_manifest::{TableId, VersionEdit};
 use parking_lot::{Condvar, Mutex};
 
 use crate::db::DbInner;
@@ -169,11 +169,7 @@ impl DbInner {
     ) -> Result<()> {
         let mut manifest = self.manifest.lock();
         // Garbage in value logs already collected is nobody's business.
-        let vlog_discards = vlog_discards
-            .into_iter()
-            .filter(|(file, bytes)| *bytes > 0 && manifest.state().vlogs.contains_key(file))
-            .map(|(file, bytes)| VlogDiscard { file, bytes })
-            .collect();
+        let vlog_discards = crate::flush::live_discards(manifest.state(), vlog_discards);
         let edit = VersionEdit {
             vlog_discards,
             removed_tables: task

@@ -108,6 +108,9 @@ pub(crate) struct DbInner {
     pub active_vlog_number: AtomicU64,
     /// Garbage-collection bookkeeping (leaf lock).
     pub vlog_gc: Mutex<VlogGcState>,
+    /// Held for a whole garbage-collection run (outermost: taken before
+    /// `writer`), so runs do not overlap.
+    pub vlog_gc_run: Mutex<()>,
     /// First failure that made the database read-only.
     pub bg_error: Mutex<Option<Arc<Error>>>,
     pub closed: AtomicBool,

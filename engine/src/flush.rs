@@ -7,17 +7,32 @@
 //! before the manifest edit leaves an orphan table (removed at open) and the
 //! WAL (replayed); after it, a WAL the manifest no longer names (removed).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use jkv_compaction::CompactionFilter;
+use jkv_format::key::kind_byte_of;
 use jkv_format::names::{table_path, wal_path};
-use jkv_format::{Error, InternalIterator, Result};
-use jkv_manifest::{TableMeta, VersionEdit};
+use jkv_format::{Error, InternalIterator, Result, ValueKind, ValuePointer};
+use jkv_manifest::{ManifestState, TableMeta, VersionEdit, VlogDiscard};
 use jkv_memtable::Memtable;
 use jkv_sstable::{TableBuilder, TableOptions};
 
 use crate::db::DbInner;
 use crate::version::{Frozen, Version};
+
+/// The discards that concern value logs the manifest still names.
+pub(crate) fn live_discards(
+    state: &ManifestState,
+    discards: BTreeMap<u64, u64>,
+) -> Vec<VlogDiscard> {
+    discards
+        .into_iter()
+        .filter(|(file, bytes)| *bytes > 0 && state.vlogs.contains_key(file))
+        .map(|(file, bytes)| VlogDiscard { file, bytes })
+        .collect()
+}
 
 impl DbInner {
     /// Options for every table this database writes.
@@ -31,9 +46,15 @@ impl DbInner {
     }
 
     /// Writes `mem` into a new, synced table file and syncs the directory.
-    /// Returns its metadata for a level-0 manifest entry, or `None` for an
-    /// empty memtable. The manifest does not name the table yet.
-    pub(crate) fn write_level0_table(&self, mem: &Arc<Memtable>) -> Result<Option<TableMeta>> {
+    /// Versions no snapshot can read are left out (their value-log bytes are
+    /// added to `vlog_discards`). Returns the table's metadata for a level-0
+    /// manifest entry, or `None` for an empty memtable. The manifest does
+    /// not name the table yet.
+    pub(crate) fn write_level0_table(
+        &self,
+        mem: &Arc<Memtable>,
+        vlog_discards: &mut BTreeMap<u64, u64>,
+    ) -> Result<Option<TableMeta>> {
         if mem.is_empty() {
             return Ok(None);
         }
@@ -41,10 +62,19 @@ impl DbInner {
         let path = table_path(&self.dir, number);
         let file = self.fs.create(&path)?;
         let mut builder = TableBuilder::new(file, self.table_options());
+        // Snapshots taken from now on see at least every write in `mem`,
+        // so the live ones are all that can need an older version.
+        let mut filter = CompactionFilter::new(self.snapshots.all(), false);
         let mut it = mem.iter();
         it.seek_to_first();
         while it.valid() {
-            builder.add(it.key(), it.value())?;
+            if filter.keep(it.key()) {
+                builder.add(it.key(), it.value())?;
+            } else if kind_byte_of(it.key()) == ValueKind::ValuePointer as u8 {
+                if let Some(pointer) = ValuePointer::decode(it.value()) {
+                    *vlog_discards.entry(pointer.file.0).or_insert(0) += u64::from(pointer.len);
+                }
+            }
             it.next();
         }
         it.status()?;
@@ -67,7 +97,8 @@ impl DbInner {
 
     /// Flushes the oldest frozen memtable.
     fn flush_frozen(self: &Arc<Self>, frozen: &Arc<Frozen>) -> Result<()> {
-        let table = self.write_level0_table(&frozen.mem)?;
+        let mut discards = BTreeMap::new();
+        let table = self.write_level0_table(&frozen.mem, &mut discards)?;
         let mut edit = VersionEdit {
             added_tables: table.into_iter().collect(),
             retired_wals: frozen.wal.iter().map(|n| n.0).collect(),
@@ -80,6 +111,7 @@ impl DbInner {
         }
         {
             let mut manifest = self.manifest.lock();
+            edit.vlog_discards = live_discards(manifest.state(), discards);
             if edit != VersionEdit::default() {
                 manifest.apply(edit)?;
             }
@@ -99,6 +131,7 @@ impl DbInner {
         self.state_changed.notify_all();
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         self.schedule_compactions();
+        self.schedule_vlog_gc();
         if let Some(wal) = frozen.wal {
             // The manifest no longer names the WAL. If removal fails, the
             // orphan is removed at the next open; the data is safe either way.

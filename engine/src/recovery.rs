@@ -15,13 +15,13 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use jkv_compaction::CompactionStatus;
+use jkv_format::names::vlog_path;
 use jkv_format::names::{self, parse_file_name, FileKind};
+use jkv_format::ValuePointer;
 use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::{BlockCache, TableCache};
-use jkv_format::names::vlog_path;
-use jkv_format::ValuePointer;
 use jkv_vlog::{VlogIter, VlogReader};
 
 use crate::compaction::CompactionState;
@@ -148,6 +148,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         vlog_reader: Arc::new(VlogReader::new(fs.clone(), dir.to_path_buf())),
         active_vlog_number: AtomicU64::new(0),
         vlog_gc: Mutex::new(VlogGcState::default()),
+        vlog_gc_run: Mutex::new(()),
         bg_error: Mutex::new(None),
         closed: AtomicBool::new(false),
         counters: Counters::new(options.num_levels),
@@ -253,6 +254,7 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
         last_seq = last_seq.max(SeqNo(t.max_seq));
     }
     let mut tables: Vec<TableMeta> = Vec::new();
+    let mut discards = std::collections::BTreeMap::new();
     let mut mem = Arc::new(Memtable::new());
     let last_wal = state.live_wals.iter().next_back().copied();
     let mut vlog_valid_len: std::collections::HashMap<u64, u64> = Default::default();
@@ -303,15 +305,16 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
         })?;
         last_seq = last_seq.max(summary.max_seq);
         if mem.approximate_memory_bytes() >= inner.options.write_buffer_size {
-            tables.extend(inner.write_level0_table(&mem)?);
+            tables.extend(inner.write_level0_table(&mem, &mut discards)?);
             mem = Arc::new(Memtable::new());
         }
     }
-    tables.extend(inner.write_level0_table(&mem)?);
+    tables.extend(inner.write_level0_table(&mem, &mut discards)?);
 
     let mut writer = inner.writer.lock();
     writer.last_seq = last_seq;
     let mut edit = VersionEdit {
+        vlog_discards: crate::flush::live_discards(state, discards),
         added_tables: tables,
         retired_wals: state.live_wals.iter().copied().collect(),
         last_seq: Some(last_seq.0),

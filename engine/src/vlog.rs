@@ -193,16 +193,15 @@ impl DbInner {
         self.vlog_reader.read(&pointer, key)
     }
 
-    /// Runs garbage collection until no file is due. One run at a time; a
-    /// second caller waits for nothing and returns an empty report.
+    /// Runs garbage collection until no file is due. One run at a time: a
+    /// caller waits for a run in progress, then runs its own.
     pub(crate) fn vlog_gc(&self) -> Result<VlogGcReport> {
-        {
-            let mut gc = self.vlog_gc.lock();
-            if gc.running {
-                return Ok(VlogGcReport::default());
-            }
-            gc.running = true;
-        }
+        let _run = self.vlog_gc_run.lock();
+        self.vlog_gc_locked()
+    }
+
+    fn vlog_gc_locked(&self) -> Result<VlogGcReport> {
+        self.vlog_gc.lock().running = true;
         let result = self.vlog_gc_loop();
         self.vlog_gc.lock().running = false;
         self.retire_collected_vlogs()?;
@@ -378,7 +377,12 @@ impl DbInner {
         let jobs = Arc::clone(&self.jobs);
         jobs.start();
         pool.spawn(move || {
-            match inner.vlog_gc() {
+            // Skip when a run is already going (it collects what is due).
+            let result = match inner.vlog_gc_run.try_lock() {
+                Some(_run) => inner.vlog_gc_locked(),
+                None => Ok(VlogGcReport::default()),
+            };
+            match result {
                 Ok(_) | Err(Error::Closed) => {}
                 Err(e) => {
                     let _: Error = inner.poison(e);
