@@ -2,6 +2,7 @@
 //!
 //! Lock order (outermost first); a thread holding one lock only takes locks
 //! further down this list:
+//! 0. `vlog_gc_run` — held for a whole value-log collection.
 //! 1. `writer`   — the write-group leader's state: active WAL, active
 //!    memtable, last assigned sequence. Held for a whole commit group.
 //! 2. `manifest` — manifest appends (file I/O).
