@@ -112,6 +112,11 @@ pub(crate) struct DbInner {
     /// Held for a whole garbage-collection run (outermost: taken before
     /// `writer`), so runs do not overlap.
     pub vlog_gc_run: Mutex<()>,
+    /// Value-log garbage seen by the write path since open, by file (leaf
+    /// lock); see `estimate_vlog_garbage`.
+    pub vlog_garbage_estimate: Mutex<std::collections::HashMap<u64, u64>>,
+    /// A weak handle on this `DbInner`, for work started from `&self`.
+    pub me: std::sync::OnceLock<std::sync::Weak<DbInner>>,
     /// First failure that made the database read-only.
     pub bg_error: Mutex<Option<Arc<Error>>>,
     pub closed: AtomicBool,

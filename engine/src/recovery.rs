@@ -149,12 +149,15 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         active_vlog_number: AtomicU64::new(0),
         vlog_gc: Mutex::new(VlogGcState::default()),
         vlog_gc_run: Mutex::new(()),
+        vlog_garbage_estimate: Mutex::new(Default::default()),
+        me: std::sync::OnceLock::new(),
         bg_error: Mutex::new(None),
         closed: AtomicBool::new(false),
         counters: Counters::new(options.num_levels),
         options,
         lock: Mutex::new(Some(lock)),
     });
+    let _ = inner.me.set(Arc::downgrade(&inner));
     recover_wals(&inner, &state)?;
     remove_orphans(&inner)?;
     let flush_thread = {

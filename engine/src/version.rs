@@ -159,9 +159,7 @@ pub(crate) struct SuperVersion {
     pub imms: Vec<Arc<Frozen>>,
     /// The tables.
     pub version: Arc<Version>,
-    /// The value-log files readers may need: held (not read) so that a
-    /// collected file outlives every reader that could still resolve a
-    /// pointer into it.
-    #[allow(dead_code)]
+    /// The value-log files readers may need: held so that a collected file
+    /// outlives every reader that could still resolve a pointer into it.
     pub vlogs: Arc<crate::vlog::VlogSet>,
 }

@@ -145,6 +145,9 @@ impl DbInner {
             drop(manifest);
             self.active_vlog_number.store(number.0, Ordering::Release);
             writer.vlog = Some(vlog);
+            // A file was sealed: collection may be due (overwrites counted
+            // since the last flush are in the estimate).
+            self.schedule_vlog_gc_from_writer();
         }
         Ok(writer
             .vlog
@@ -175,6 +178,41 @@ impl DbInner {
             .vlog_bytes
             .fetch_add(written, Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// Before a group's entries go into the memtable: every value-log entry
+    /// they overwrite or delete becomes garbage (unless a snapshot still
+    /// reads it). The in-memory estimate lets garbage collection start
+    /// before flushes and compactions count that garbage for good (the
+    /// persisted `discard_bytes`); picking uses the larger of the two, so
+    /// nothing is counted twice. Costs one lookup per entry, only while
+    /// the database has value logs.
+    pub(crate) fn estimate_vlog_garbage(&self, batches: &[&mut WriteBatch]) {
+        if self.options.value_threshold.is_none() {
+            return;
+        }
+        let sv = self.super_version();
+        if sv.vlogs.files.is_empty() {
+            return;
+        }
+        let mut found: Vec<(u64, u64)> = Vec::new();
+        for batch in batches {
+            for entry in batch.entries().flatten() {
+                if let Ok(Some((ValueKind::ValuePointer, raw))) =
+                    self.lookup_raw(entry.key, SeqNo::MAX)
+                {
+                    if let Some(old) = ValuePointer::decode(&raw) {
+                        found.push((old.file.0, u64::from(old.len)));
+                    }
+                }
+            }
+        }
+        if !found.is_empty() {
+            let mut estimate = self.vlog_garbage_estimate.lock();
+            for (file, bytes) in found {
+                *estimate.entry(file).or_insert(0) += bytes;
+            }
+        }
     }
 
     /// The value a pointer entry of `key` refers to.
@@ -228,11 +266,15 @@ impl DbInner {
         let pending: Vec<u64> = self.vlog_gc.lock().pending.iter().map(|p| p.0).collect();
         let files: Vec<(u64, u64)> = {
             let manifest = self.manifest.lock();
+            let estimate = self.vlog_garbage_estimate.lock();
             manifest
                 .state()
                 .vlogs
                 .iter()
-                .map(|(&n, meta)| (n, meta.discard_bytes))
+                .map(|(&n, meta)| {
+                    let guess = estimate.get(&n).copied().unwrap_or(0);
+                    (n, meta.discard_bytes.max(guess))
+                })
                 .collect()
         };
         let mut total = 0u64;
@@ -349,10 +391,25 @@ impl DbInner {
                 handle.obsolete.store(true, Ordering::Release);
             }
         }
+        {
+            let mut estimate = self.vlog_garbage_estimate.lock();
+            for n in &ready {
+                estimate.remove(n);
+            }
+        }
         state.vlogs = Arc::new(VlogSet::from_state(manifest.state(), &state.vlogs, self));
         let mem = self.super_version().mem.clone();
         self.install(&state, mem);
         Ok(())
+    }
+
+    /// `schedule_vlog_gc` for the write leader, which has `&self` only: the
+    /// job needs an owning handle, taken from the flush thread's `Arc`
+    /// through the weak self-reference.
+    fn schedule_vlog_gc_from_writer(&self) {
+        if let Some(me) = self.me.get().and_then(|w| w.upgrade()) {
+            me.schedule_vlog_gc();
+        }
     }
 
     /// Starts a background collection when a file may be due.

@@ -157,6 +157,7 @@ impl DbInner {
                 .wal_bytes
                 .fetch_add(written, Ordering::Relaxed);
         }
+        self.estimate_vlog_garbage(batches);
         let mut entry_seq = writer.last_seq;
         for batch in batches.iter() {
             for entry in batch.entries() {

@@ -40,9 +40,15 @@ fn large_values_go_to_the_value_log_and_read_back() {
             batch.put(format!("small{n}"), "tiny");
         }
         db.write(batch, WriteOptions::SYNC).unwrap();
-        assert_eq!(db.get(key(7)).unwrap().as_deref(), Some(big(7, 0).as_slice()));
+        assert_eq!(
+            db.get(key(7)).unwrap().as_deref(),
+            Some(big(7, 0).as_slice())
+        );
         db.flush().unwrap();
-        assert_eq!(db.get(key(8)).unwrap().as_deref(), Some(big(8, 0).as_slice()));
+        assert_eq!(
+            db.get(key(8)).unwrap().as_deref(),
+            Some(big(8, 0).as_slice())
+        );
         let stats = db.stats();
         assert!(stats.vlog_bytes() > 200 * 4000, "{stats}");
         // Tables hold pointers, not the values.
@@ -57,7 +63,10 @@ fn large_values_go_to_the_value_log_and_read_back() {
         assert_eq!(k.as_ref(), key(i as u64).as_slice());
         assert_eq!(v.as_ref(), big(i as u64, 0).as_slice());
     }
-    let rev: Vec<_> = db.scan_rev(key(10)..key(20), &snap).map(|r| r.unwrap().1).collect();
+    let rev: Vec<_> = db
+        .scan_rev(key(10)..key(20), &snap)
+        .map(|r| r.unwrap().1)
+        .collect();
     assert_eq!(rev.first().map(|v| v.to_vec()), Some(big(19, 0)));
     assert!(check(dir.path()).unwrap().is_ok());
 }
@@ -77,12 +86,20 @@ fn gc_reclaims_overwritten_values_and_snapshots_still_read_theirs() {
     }
     db.compact().unwrap();
     let before = vlog_bytes(dir.path());
-    let report = db.vlog_gc().unwrap();
-    assert!(report.files_collected > 0, "{report:?} {}", db.stats());
+    db.vlog_gc().unwrap();
+    // Collections also run in the background as value-log files fill up.
+    let stats = db.stats();
+    assert!(stats.vlog_gc_files > 0, "{stats}");
     // The snapshot reads its (old) values: their files stay while it lives.
     for n in (0..300).step_by(17) {
-        assert_eq!(db.get_at(key(n), &snap).unwrap().as_deref(), Some(big(n, 0).as_slice()));
-        assert_eq!(db.get(key(n)).unwrap().as_deref(), Some(big(n, 4).as_slice()));
+        assert_eq!(
+            db.get_at(key(n), &snap).unwrap().as_deref(),
+            Some(big(n, 0).as_slice())
+        );
+        assert_eq!(
+            db.get(key(n)).unwrap().as_deref(),
+            Some(big(n, 4).as_slice())
+        );
     }
     drop(snap);
     db.vlog_gc().unwrap();
@@ -97,13 +114,19 @@ fn gc_reclaims_overwritten_values_and_snapshots_still_read_theirs() {
         db.stats()
     );
     for n in 0..300 {
-        assert_eq!(db.get(key(n)).unwrap().as_deref(), Some(big(n, 4).as_slice()));
+        assert_eq!(
+            db.get(key(n)).unwrap().as_deref(),
+            Some(big(n, 4).as_slice())
+        );
     }
     db.close().unwrap();
     drop(db);
     let db = Db::open(dir.path(), options()).unwrap();
     for n in (0..300).step_by(7) {
-        assert_eq!(db.get(key(n)).unwrap().as_deref(), Some(big(n, 4).as_slice()));
+        assert_eq!(
+            db.get(key(n)).unwrap().as_deref(),
+            Some(big(n, 4).as_slice())
+        );
     }
     assert!(check(dir.path()).unwrap().is_ok());
 }
@@ -146,7 +169,9 @@ fn damaged_value_log_bytes_are_corruption_on_read_and_in_check() {
         }
         db.close().unwrap();
     }
-    let vlog = files_with_ext(dir.path(), "vlog").pop().expect("a value log");
+    let vlog = files_with_ext(dir.path(), "vlog")
+        .pop()
+        .expect("a value log");
     // Inside the value of the fifth entry (24-byte header, ~4 KiB entries).
     flip_byte(&vlog, 24 + 4 * 4050 + 100, 0x10);
     let db = Db::open(dir.path(), options()).unwrap();
@@ -178,5 +203,8 @@ fn separation_off_keeps_values_in_the_tree() {
     }
     db.flush().unwrap();
     assert!(files_with_ext(dir.path(), "vlog").is_empty());
-    assert_eq!(db.get(key(3)).unwrap().as_deref(), Some(big(3, 0).as_slice()));
+    assert_eq!(
+        db.get(key(3)).unwrap().as_deref(),
+        Some(big(3, 0).as_slice())
+    );
 }
