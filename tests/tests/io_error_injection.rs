@@ -1,6 +1,9 @@
 //! I/O errors at every operation: for every k, the k-th file-system
 //! operation of seeded workloads fails with EIO (once) and with ENOSPC (for
-//! good, disk full). Checked:
+//! good, disk full). The workloads are three of the plain mix and two of
+//! the compaction and value-log GC mix (`gc_workload`: value log, tiny
+//! tables, background and explicit compactions, `vlog_gc`), so faults also
+//! hit compaction outputs, value-log appends and GC rewrites. Checked:
 //! - every error the caller gets is typed: `Error::Io { op, path, .. }`
 //!   carrying the injected errno and naming a path that failed, or
 //!   `Error::ReadOnly` wrapping one;
@@ -26,11 +29,13 @@ use jkv::{Db, Error, WriteOptions};
 use jkv_format::FileSystem;
 use jkv_tests::simfs::{Errno, Fault, OpKind, SimFs};
 use jkv_tests::workload::{
-    apply, batch_of, check_crash_image, crash_options, db_dir, read_all, run_recorded, workload,
-    ModelState, Step,
+    apply, batch_of, check_crash_image_with, crash_options, db_dir, gc_crash_options, gc_workload,
+    read_all, run_compaction, run_recorded_with, workload, ModelState, OptionsFn, Step,
 };
 
 const SEEDS: [u64; 3] = [100, 101, 102];
+/// Seeds of the compaction and GC mix (one with hot keys, one without).
+const GC_SEEDS: [u64; 2] = [200, 201];
 const STEPS: usize = 40;
 
 /// Bumped by each injection; a watchdog aborts if it stalls (a hang).
@@ -41,18 +46,25 @@ fn every_io_error_is_typed_and_loses_nothing_acknowledged() {
     start_watchdog();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut injections = 0u64;
-    for seed in SEEDS {
-        let steps = workload(seed, STEPS);
+    let mixes = SEEDS
+        .iter()
+        .map(|&s| (s, workload(s, STEPS), crash_options as OptionsFn))
+        .chain(
+            GC_SEEDS
+                .iter()
+                .map(|&s| (s, gc_workload(s, STEPS), gc_crash_options as OptionsFn)),
+        );
+    for (seed, steps, options) in mixes {
         let total = {
             let fs = SimFs::new();
-            run_recorded(&fs, &steps);
+            run_recorded_with(&fs, &steps, options);
             fs.count_all()
         };
         for k in 1..=total {
             for (errno, sticky) in [(Errno::Eio, false), (Errno::Enospc, true)] {
                 injections += 1;
                 PROGRESS.fetch_add(1, Ordering::Relaxed);
-                let outcome = run_with_fault(&steps, k, errno, sticky).unwrap_or_else(|why| {
+                let outcome = run_with_fault(&steps, options, k, errno, sticky).unwrap_or_else(|why| {
                     panic!("seed {seed}, operation {k} failing with {errno:?} (sticky {sticky}): {why}")
                 });
                 *outcomes.entry(outcome).or_default() += 1;
@@ -81,7 +93,13 @@ struct Run {
 
 /// Runs `steps` with the `k`-th operation failing; checks every error and
 /// the recovery. Returns how the fault surfaced.
-fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<String, String> {
+fn run_with_fault(
+    steps: &[Step],
+    options: OptionsFn,
+    k: u64,
+    errno: Errno,
+    sticky: bool,
+) -> Result<String, String> {
     let fs = SimFs::new();
     fs.create_dir_all(&db_dir()).map_err(|e| e.to_string())?;
     fs.inject(Fault {
@@ -96,7 +114,7 @@ fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<
         maybe: None,
     };
     let mut outcome = String::from("no error surfaced");
-    let mut db = Some(open(&fs, errno, &mut outcome)?);
+    let mut db = Some(open(&fs, options, errno, &mut outcome)?);
     for step in steps {
         let Some(d) = db.as_ref() else { break };
         match step {
@@ -133,6 +151,29 @@ fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<
                     break;
                 }
             },
+            Step::Compact | Step::CompactRange(..) => match run_compaction(d, step) {
+                Ok(()) => run.durable = run.states.len() - 1,
+                Err(e) => {
+                    check_typed(&fs, &e, errno)?;
+                    if d.health().is_ok() {
+                        outcome = "compaction failed, database healthy".into();
+                        continue;
+                    }
+                    outcome = check_read_only(&fs, d, &run, "compaction")?;
+                    break;
+                }
+            },
+            Step::VlogGc => {
+                if let Err(e) = d.vlog_gc() {
+                    check_typed(&fs, &e, errno)?;
+                    if d.health().is_ok() {
+                        outcome = "vlog gc failed, database healthy".into();
+                        continue;
+                    }
+                    outcome = check_read_only(&fs, d, &run, "vlog gc")?;
+                    break;
+                }
+            }
             Step::Reopen => {
                 let d = db.take().expect("checked above");
                 match d.close() {
@@ -148,7 +189,7 @@ fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<
                     }
                 }
                 drop(d);
-                match Db::open(db_dir(), crash_options(&fs)) {
+                match Db::open(db_dir(), options(&fs)) {
                     Ok(d) => db = Some(d),
                     Err(e) => {
                         check_typed(&fs, &e, errno)?;
@@ -185,7 +226,7 @@ fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<
         // The flush thread makes the operation count vary a little from run
         // to run; a k past this run's end injects nothing.
         fs.clear_faults();
-        recover_and_check(&fs, &run)?;
+        recover_and_check(&fs, &run, options)?;
         return Ok("not reached".into());
     }
     if failed[0].0 == OpKind::Sync
@@ -203,12 +244,12 @@ fn run_with_fault(steps: &[Step], k: u64, errno: Errno, sticky: bool) -> Result<
         }
     }
     fs.clear_faults();
-    recover_and_check(&fs, &run)?;
+    recover_and_check(&fs, &run, options)?;
     Ok(format!("{outcome} ({:?})", failed[0].0))
 }
 
-fn open(fs: &SimFs, errno: Errno, outcome: &mut String) -> Result<Db, String> {
-    match Db::open(db_dir(), crash_options(fs)) {
+fn open(fs: &SimFs, options: OptionsFn, errno: Errno, outcome: &mut String) -> Result<Db, String> {
+    match Db::open(db_dir(), options(fs)) {
         Ok(db) => Ok(db),
         Err(e) => {
             check_typed(fs, &e, errno)?;
@@ -217,8 +258,7 @@ fn open(fs: &SimFs, errno: Errno, outcome: &mut String) -> Result<Db, String> {
             // later injections are still meaningful (nothing was
             // acknowledged before).
             fs.clear_faults();
-            Db::open(db_dir(), crash_options(fs))
-                .map_err(|e| format!("reopen after open fault: {e}"))
+            Db::open(db_dir(), options(fs)).map_err(|e| format!("reopen after open fault: {e}"))
         }
     }
 }
@@ -303,7 +343,7 @@ fn kind_of(e: &Error) -> &'static str {
 }
 
 /// Reopens what a process crash leaves and what a machine crash leaves.
-fn recover_and_check(fs: &SimFs, run: &Run) -> Result<(), String> {
+fn recover_and_check(fs: &SimFs, run: &Run, options: OptionsFn) -> Result<(), String> {
     let mut states = run.states.clone();
     let acked = states.len() - 1;
     let hi = match &run.maybe {
@@ -313,9 +353,9 @@ fn recover_and_check(fs: &SimFs, run: &Run) -> Result<(), String> {
         }
         None => acked,
     };
-    check_crash_image(&fs.full_image(), &states, acked, hi)
+    check_crash_image_with(&fs.full_image(), &states, acked, hi, options)
         .map_err(|e| format!("process-crash reopen: {e}"))?;
-    check_crash_image(&fs.synced_image(), &states, run.durable, hi)
+    check_crash_image_with(&fs.synced_image(), &states, run.durable, hi, options)
         .map_err(|e| format!("machine-crash reopen: {e}"))?;
     Ok(())
 }
