@@ -280,6 +280,13 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
                 let Some(pointer) = ValuePointer::decode(entry.value) else {
                     continue;
                 };
+                if !state.vlogs.contains_key(&pointer.file.0) {
+                    // Garbage collection retired the file: it did so only
+                    // after rewriting every entry the tree still pointed
+                    // to (synced, in a later WAL record), so this version
+                    // is shadowed and never read.
+                    continue;
+                }
                 let valid = *vlog_valid_len
                     .entry(pointer.file.0)
                     .or_insert_with(|| vlog_valid_len_of(inner, pointer.file));
