@@ -293,7 +293,11 @@ impl DbIterator {
         while self.merge.valid() {
             let ikey = self.merge.key();
             let parsed = parse_internal_key(ikey).ok_or_else(|| {
-                Error::InvalidArgument("malformed internal key in a source".into())
+                Error::corruption(
+                    &self.db.dir,
+                    0,
+                    "a memtable or table yielded a malformed internal key",
+                )
             })?;
             if self.after_end(parsed.user_key) {
                 return Ok(None);
@@ -333,7 +337,11 @@ impl DbIterator {
             let mut newest: Option<(ValueKind, Bytes)> = None;
             while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
                 let parsed = parse_internal_key(self.merge.key()).ok_or_else(|| {
-                    Error::InvalidArgument("malformed internal key in a source".into())
+                    Error::corruption(
+                        &self.db.dir,
+                        0,
+                        "a memtable or table yielded a malformed internal key",
+                    )
                 })?;
                 if parsed.seq <= self.snapshot {
                     newest = Some((parsed.kind, Bytes::copy_from_slice(self.merge.value())));
