@@ -145,14 +145,14 @@ ELAPSED=$(( $(date +%s) - START ))
 LABELS=""
 for engine in "${ENGINE_LIST[@]}"; do
   case $engine in
-    rocksdb) label="RocksDB $ROCKSDB_VERSION (db_bench, assertions on)" ;;
+    rocksdb) label="RocksDB $ROCKSDB_VERSION (db_bench with assertions)" ;;
     fjall) label="fjall $FJALL_VERSION" ;;
     *) label=$engine ;;
   esac
   LABELS=${LABELS:+$LABELS,}$label
 done
 if [ "$WRITE_DOC" = 1 ]; then SVG=$ROOT/docs/benchmarks.svg; else SVG=$WORK/benchmarks.svg; fi
-TABLE=$("$CHART" --results="$RESULTS" --svg="$SVG" --engines="$ENGINES" --labels="$LABELS" \
+TABLE=$("$CHART" --results="$RESULTS" --svg="$SVG" --engines="$ENGINES" --labels="$LABELS" --runs=1 \
   --title="jkv-bench suite ($SCALE scale): ops/s relative to the fastest engine, median of $ROUNDS rounds")
 
 GENERATED=$WORK/generated.md

@@ -157,6 +157,52 @@ pub fn markdown_table(rows: &[Row], labels: &[&str]) -> String {
     t
 }
 
+/// Every run, one row per workload and engine, rounds in the order they
+/// ran: shows how much the medians moved between rounds.
+pub fn runs_table(samples: &[Sample], engines: &[&str], labels: &[&str]) -> String {
+    let rounds = rows(samples, engines)
+        .iter()
+        .flat_map(|r| {
+            engines.iter().map(move |e| {
+                samples
+                    .iter()
+                    .filter(|s| s.workload == r.workload && s.engine == *e)
+                    .count()
+            })
+        })
+        .max()
+        .unwrap_or(0);
+    let mut t = String::from("| workload | engine |");
+    for i in 1..=rounds {
+        let _ = write!(t, " round {i} |");
+    }
+    t.push_str("\n|---|---|");
+    for _ in 0..rounds {
+        t.push_str("---:|");
+    }
+    t.push('\n');
+    for r in rows(samples, engines) {
+        for (e, label) in engines.iter().zip(labels) {
+            let _ = write!(t, "| {} | {label} |", r.workload);
+            let runs: Vec<f64> = samples
+                .iter()
+                .filter(|s| s.workload == r.workload && s.engine == *e)
+                .map(|s| s.ops_per_sec)
+                .collect();
+            for i in 0..rounds {
+                match runs.get(i) {
+                    Some(v) => {
+                        let _ = write!(t, " {} |", thousands(*v));
+                    }
+                    None => t.push_str(" – |"),
+                }
+            }
+            t.push('\n');
+        }
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

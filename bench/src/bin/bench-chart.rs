@@ -3,13 +3,13 @@
 //! (throughput relative to the fastest engine of each workload, so fills,
 //! syncs and scans share one axis).
 //!
-//! `bench-chart --results=FILE --svg=OUT --engines=jkv,rocksdb,fjall --labels="jkv,RocksDB,fjall"`
+//! `bench-chart --results=FILE --svg=OUT [--runs=1] --engines=jkv,rocksdb,fjall --labels="jkv,RocksDB,fjall"`
 
 use std::process::ExitCode;
 
 use plotters::prelude::*;
 
-use jkv_bench::summary::{markdown_table, parse_samples, rows, thousands, Row};
+use jkv_bench::summary::{markdown_table, parse_samples, rows, runs_table, thousands, Row};
 
 const COLORS: [RGBColor; 4] = [
     RGBColor(0xd6, 0x4f, 0x1e),
@@ -24,6 +24,7 @@ struct Args {
     engines: Vec<String>,
     labels: Vec<String>,
     title: String,
+    runs: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         engines: vec!["jkv".into(), "rocksdb".into(), "fjall".into()],
         labels: Vec::new(),
         title: "Throughput relative to the fastest engine per workload (median of rounds)".into(),
+        runs: false,
     };
     for a in std::env::args().skip(1) {
         let (name, value) = a
@@ -46,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
             "engines" => args.engines = list(value),
             "labels" => args.labels = list(value),
             "title" => args.title = value.into(),
+            "runs" => args.runs = value == "1",
             _ => return Err(format!("unknown flag --{name}")),
         }
     }
@@ -63,7 +66,7 @@ fn draw(path: &str, title: &str, rows: &[Row], labels: &[String]) -> Result<(), 
     let bar_px = 16i32;
     let group_px = bar_px * engines as i32 + 14;
     let top = 80i32;
-    let left = 190i32;
+    let left = 240i32;
     let bar_max = 560.0;
     let width = 1000u32;
     let height = (top + group_px * rows.len() as i32 + 30) as u32;
@@ -123,6 +126,10 @@ fn main() -> ExitCode {
         let labels: Vec<&str> = args.labels.iter().map(String::as_str).collect();
         let rows = rows(&samples, &engines);
         print!("{}", markdown_table(&rows, &labels));
+        if args.runs {
+            println!("\nEvery run (ops/s), rounds in the order they ran:\n");
+            print!("{}", runs_table(&samples, &engines, &labels));
+        }
         draw(&args.svg, &args.title, &rows, &args.labels)
     };
     match run() {

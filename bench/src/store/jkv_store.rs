@@ -105,7 +105,7 @@ impl Store for JkvStore {
         // Bytes written as the engine defines them in its write amplification
         // (WAL, flushed and compacted tables, and whatever else it counts).
         let s = self.db.stats();
-        let written = s.write_amplification()? * s.user_bytes_written as f64;
+        let written = s.write_amplification().unwrap_or(0.0) * s.user_bytes_written as f64;
         Some((s.user_bytes_written, written.round() as u64))
     }
 
