@@ -307,11 +307,17 @@ fn check_wal(
                     report.problem(path, Some(record.offset), what);
                 }
             }
-            Err(ReadStop::TornTail { offset }) => report.notes.push(format!(
-                "{}: torn tail at byte {} (dropped at open)",
-                path.display(),
-                base + offset
-            )),
+            Err(ReadStop::TornTail { offset }) => {
+                let at = base + offset;
+                // Zeros after the records are the writer's pre-allocation.
+                let zeros = data[at as usize..].iter().all(|&b| b == 0);
+                if !zeros {
+                    report.notes.push(format!(
+                        "{}: torn tail at byte {at} (dropped at open)",
+                        path.display()
+                    ));
+                }
+            }
             Err(ReadStop::Corrupt { offset, what }) => {
                 report.problem(path, Some(base + offset), what)
             }

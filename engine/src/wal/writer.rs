@@ -9,10 +9,15 @@ use jkv_format::{FileNumber, FileSystem, Result, WritableFile};
 
 use super::RECORD_BATCH;
 
+/// The WAL file is extended with zeros this many bytes at a time.
+const PREALLOCATE_STEP: u64 = 1 << 20;
+
 /// An open WAL being appended to.
 pub(crate) struct WalWriter {
     file: Box<dyn WritableFile>,
     number: FileNumber,
+    /// The file is extended with zeros up to here (see `PREALLOCATE_STEP`).
+    allocated: u64,
     /// Reused frame buffer: a whole commit group becomes one `append`.
     buf: Vec<u8>,
 }
@@ -26,6 +31,7 @@ impl WalWriter {
         Ok(WalWriter {
             file,
             number,
+            allocated: 0,
             buf: Vec::new(),
         })
     }
@@ -41,6 +47,13 @@ impl WalWriter {
         self.buf.clear();
         for payload in payloads {
             append_record(&mut self.buf, RECORD_BATCH, payload);
+        }
+        let end = self.file.len() + self.buf.len() as u64;
+        if end > self.allocated {
+            // Grow in steps, so that most synced appends do not change the
+            // file's size (a zero tail reads as the end of the log).
+            self.allocated = end.div_ceil(PREALLOCATE_STEP) * PREALLOCATE_STEP;
+            self.file.preallocate(self.allocated)?;
         }
         self.file.append(&self.buf)?;
         self.file.flush()?;
