@@ -15,6 +15,10 @@ pub struct MergingIterator {
     children: Vec<Box<dyn InternalIterator>>,
     current: Option<usize>,
     reverse: bool,
+    /// A child stopped on an error: the merge stops too, instead of going
+    /// on with the other children (which would show older versions of the
+    /// keys the failed child could not read).
+    failed: bool,
 }
 
 impl MergingIterator {
@@ -24,6 +28,7 @@ impl MergingIterator {
             children,
             current: None,
             reverse,
+            failed: false,
         }
     }
 
@@ -31,6 +36,10 @@ impl MergingIterator {
     /// cannot happen between sources of one database: every entry has its
     /// own sequence number.
     fn pick(&mut self) {
+        if self.failed {
+            self.current = None;
+            return;
+        }
         let mut best: Option<usize> = None;
         for (i, child) in self.children.iter().enumerate() {
             if !child.valid() {
@@ -64,7 +73,16 @@ impl MergingIterator {
                 child.seek(target);
             }
         }
+        self.note_failures();
         self.pick();
+    }
+
+    /// Records whether a child that is not positioned stopped on an error.
+    fn note_failures(&mut self) {
+        self.failed = self
+            .children
+            .iter()
+            .any(|c| !c.valid() && c.status().is_err());
     }
 
     /// Positions at the first entry in the merge's direction.
@@ -76,6 +94,7 @@ impl MergingIterator {
                 child.seek_to_first();
             }
         }
+        self.note_failures();
         self.pick();
     }
 
@@ -87,10 +106,14 @@ impl MergingIterator {
     /// Moves one entry in the merge's direction.
     pub fn advance(&mut self) {
         if let Some(i) = self.current {
+            let child = &mut self.children[i];
             if self.reverse {
-                self.children[i].prev();
+                child.prev();
             } else {
-                self.children[i].next();
+                child.next();
+            }
+            if !child.valid() && child.status().is_err() {
+                self.failed = true;
             }
             self.pick();
         }

@@ -327,8 +327,19 @@ impl DbInner {
                 break;
             }
         }
-        if !self.options.wal {
-            // The rewrites live only in the memtable until flushed.
+        if self.options.wal {
+            // An entry counts as dead when a newer write shadows it; that
+            // write must be durable before the file can go, or a machine
+            // crash would bring the dead entry back as the newest version.
+            // Older WALs were synced when their memtables froze.
+            let mut writer = self.writer.lock();
+            self.sync_vlog(&mut writer).map_err(|e| self.poison(e))?;
+            if let Some(wal) = writer.wal.as_mut() {
+                wal.sync().map_err(|e| self.poison(e))?;
+            }
+        } else {
+            // The rewrites and the shadowing writes live only in memtables
+            // until flushed.
             self.flush_all()?;
         }
         let gc_seq = last_seq.max(SeqNo(self.visible_seq.load(Ordering::Acquire)));

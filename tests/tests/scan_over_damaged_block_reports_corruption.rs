@@ -28,7 +28,6 @@ fn key(n: usize) -> String {
 }
 
 #[test]
-#[ignore = "engine bug: a scan skips a data block that fails its checksum and returns older versions"]
 fn scan_over_a_damaged_block_never_returns_an_older_version() {
     let fs = SimFs::new();
     fs.create_dir_all(&db_dir()).unwrap();

@@ -27,7 +27,6 @@ fn options(fs: &SimFs) -> jkv::Options {
 }
 
 #[test]
-#[ignore = "engine bug: vlog GC retires a file the live WAL points into; replay then stops at that pointer"]
 fn gc_of_a_file_the_wal_points_into_keeps_every_write_after_reopen() {
     let fs = SimFs::new();
     fs.create_dir_all(&db_dir()).unwrap();
