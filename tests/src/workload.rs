@@ -142,22 +142,9 @@ pub fn workload(seed: u64, len: usize) -> Vec<Step> {
 /// [`KEY_COUNT`] keys. Fixed points: a flush at a quarter, `compact` at a
 /// half followed by `vlog_gc`, `compact_range` over a random key range at
 /// two thirds, `vlog_gc` before the end, and one reopen at a random point.
-///
-/// Each `vlog_gc` step comes right after a flush, so that GC never
-/// collects a file the live WAL still points into: that case loses writes
-/// on reopen (an engine bug, see
-/// `tests/tests/vlog_gc_then_reopen_replays_the_wal.rs`);
-/// [`gc_workload_unflushed`] leaves the flushes out.
+/// Nothing is flushed before a `vlog_gc`, so GC also collects files the
+/// live WAL still points into.
 pub fn gc_workload(seed: u64, len: usize) -> Vec<Step> {
-    gc_workload_with(seed, len, true)
-}
-
-/// [`gc_workload`] without the flush before each `vlog_gc`.
-pub fn gc_workload_unflushed(seed: u64, len: usize) -> Vec<Step> {
-    gc_workload_with(seed, len, false)
-}
-
-fn gc_workload_with(seed: u64, len: usize, flush_before_gc: bool) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6c0_6c0);
     let keys = if seed.is_multiple_of(2) { 6 } else { KEY_COUNT };
     let mut steps = Vec::with_capacity(len);
@@ -178,9 +165,6 @@ fn gc_workload_with(seed: u64, len: usize, flush_before_gc: bool) -> Vec<Step> {
             None
         };
         if let Some(step) = fixed {
-            if flush_before_gc && matches!(step, Step::VlogGc) {
-                steps.push(Step::Flush);
-            }
             steps.push(step);
             continue;
         }

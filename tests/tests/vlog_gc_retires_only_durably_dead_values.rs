@@ -6,6 +6,7 @@
 //! again the pointer into the retired file, and `get` fails with `Io` (no
 //! such file) instead of returning the older value. Found by
 //! `crash_states.rs` (compaction and GC mix, seed 61 in long mode).
+//! Fixed in 7ebf390: GC syncs the WAL before a file can be retired.
 //!
 //! Checked: a key's value sits in a sealed value-log file and in a flushed
 //! table; every other entry of that file is overwritten with synced

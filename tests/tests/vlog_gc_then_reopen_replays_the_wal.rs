@@ -6,6 +6,9 @@
 //! rewrites too, and older pointers in tables into the removed file come
 //! back as the newest versions, so `get` fails with `Io` (no such file).
 //! If the WAL is not the last one, open fails with `Corruption` instead.
+//! Found by `crash_states.rs` (compaction and GC mix, `vlog_gc` without a
+//! flush before it); fixed in a0bc206: replay takes a pointer into a file
+//! the manifest retired for a shadowed version.
 //!
 //! Checked: writes that filled and sealed a value-log file stay only in the
 //! WAL (large memtable), `vlog_gc` collects that file, the database is
