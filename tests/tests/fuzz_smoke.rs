@@ -16,17 +16,20 @@
 //! Asserted: no panic (each execution runs under `catch_unwind`), no hang
 //! (a watchdog aborts when one execution takes over 30 s), and every error
 //! is `Corruption` (the decoders and the database read from memory, so an
-//! `Io` or any other kind is a wrong classification of damaged bytes;
-//! the database may also say `Io` for a value-log file a damaged pointer
-//! names but that does not exist). With a table or value log damaged,
-//! every value the database returns must also be the right one and no key
-//! may go missing without an error (this found a scan that skipped a
-//! damaged table block and showed older versions, fixed, and a backward
-//! scan that returns an older version of the key after a damaged block in
-//! a lower table before reporting `Corruption`, open: counted as `known
-//! engine bug`, not failed; both in
-//! `scan_over_damaged_block_reports_corruption.rs`). A failing input is written to
-//! `target/fuzz-smoke/<target>-<n>.bin`.
+//! `Io` or any other kind is a wrong classification of damaged bytes; the
+//! database may also say `Io` for a value-log file a damaged pointer names
+//! but that does not exist). With a table, value log or WAL damaged, every
+//! value the database returns must also be the right one (for the WAL and
+//! value log: of a prefix of the writes left in the WAL) and no key may go
+//! missing without an error.
+//!
+//! This found a scan that skipped a damaged table block and showed older
+//! versions (fixed), and a backward scan that returns an older version of
+//! the key after a damaged block of a lower table before reporting
+//! `Corruption` (open: counted as `known engine bug`, not failed); both in
+//! `scan_over_damaged_block_reports_corruption.rs`. A failing input is
+//! written to `target/tmp/fuzz-smoke/<target>-<n>.bin`, the seed database
+//! beside it; `replay_saved_input` reruns one.
 //!
 //! Prints `execs=N panics=0` per target. Runs about 40 s in all by
 //! default; `JKV_FUZZ_SECS=N` spreads N seconds over the targets,
@@ -374,12 +377,11 @@ fn run_vlog(path: &Path, data: Vec<u8>) -> Outcome {
 type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Opens the seed database with `path` replaced by `data`, reads every key
-/// and scans both ways. With `allowed` non-empty (damage to a table or
-/// value log, which nothing may silently drop), every value read must be
-/// that of one of the `allowed` states and no key may be missing without
-/// an error; damage to the WAL or the manifest may legitimately lose a
-/// tail of the writes or (known gap) the tables of a cut manifest, so
-/// there only errors count.
+/// and scans both ways. With `allowed` non-empty (damage to a table, value
+/// log or WAL), every value read must be that of one of the `allowed`
+/// states and no key may be missing without an error; damage to the
+/// manifest may (known gap) lose the tables of a cut manifest, so there
+/// only errors count.
 fn run_db(
     image: &Image,
     path: &Path,
@@ -594,6 +596,9 @@ fn mutated_files_never_panic_hang_or_return_untyped_errors() {
                 // unsynced tail: replay stops at the first WAL write whose
                 // value is gone, so a prefix of the WAL's writes remains.
                 "db:vlog" => run_db(&image, &path, input.clone(), &keys, &states),
+                // WAL damage reaching its end is a torn tail: a prefix of
+                // its writes remains; anything else is `Corruption`.
+                "db:wal" => run_db(&image, &path, input.clone(), &keys, &states),
                 _ => run_db(&image, &path, input.clone(), &keys, &[]),
             }));
             RUNNING_SINCE_MS.store(0, Ordering::Relaxed);
