@@ -4,8 +4,8 @@
 //! bytes (those of 128 bytes or more go to the value log). Checked:
 //! - an expected-state oracle: three writer threads put, delete and write
 //!   batches on keys of their own (`k0000`..`k0299`, key `n` belongs to
-//!   writer `n % 3`) while every thread reads any key with `get` and short
-//!   scans. A key being written may read as its old or its new value;
+//!   writer `n % 3`) and, between writes, read any key with `get` and
+//!   short scans. A key being written may read as its old or its new value;
 //!   otherwise a read must equal the oracle exactly;
 //! - bank transfers: two threads move amounts between 50 accounts in
 //!   atomic batches (account values padded so some live in the value log),
