@@ -348,6 +348,11 @@ impl DbIterator {
                 }
                 self.merge.advance();
             }
+            if !self.merge.valid() {
+                // The merge may have stopped on an error before the newest
+                // versions of this key: report it rather than an older one.
+                self.merge.status()?;
+            }
             if self.after_end(&key) {
                 continue;
             }

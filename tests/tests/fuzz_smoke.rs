@@ -24,10 +24,10 @@
 //! missing without an error.
 //!
 //! This found a scan that skipped a damaged table block and showed older
-//! versions (fixed), and a backward scan that returns an older version of
-//! the key after a damaged block of a lower table before reporting
-//! `Corruption` (open: counted as `known engine bug`, not failed); both in
-//! `scan_over_damaged_block_reports_corruption.rs`. A failing input is
+//! versions, and a backward scan that returned an older version of the key
+//! after a damaged block of a lower table before reporting `Corruption`
+//! (both fixed; regression tests in
+//! `scan_over_damaged_block_reports_corruption.rs`). A failing input is
 //! written to `target/tmp/fuzz-smoke/<target>-<n>.bin`, the seed database
 //! beside it; `replay_saved_input` reruns one.
 //!
@@ -209,10 +209,6 @@ enum Outcome {
     Refused,
     /// Refused with an error of the wrong kind, or a wrong result.
     WrongError(String),
-    /// A wrong result of a known engine bug, counted and not failed: a
-    /// backward scan returned an older version of its last key before
-    /// reporting `Corruption`.
-    KnownBug,
 }
 
 fn judge(e: &Error, allow_missing_vlog: bool) -> Outcome {
@@ -494,13 +490,7 @@ fn run_db(
         return outcome;
     }
     let mut wrong = wrong_against(allowed.last().expect("allowed is not empty"));
-    if wrong.iter().all(|(_, known)| *known) {
-        // scan_over_damaged_block_reports_corruption.rs, ignored test
-        // `..._lower_table_...`.
-        Outcome::KnownBug
-    } else {
-        Outcome::WrongError(wrong.swap_remove(0).0)
-    }
+    Outcome::WrongError(wrong.swap_remove(0).0)
 }
 
 /// Reads the whole seed database.
@@ -520,7 +510,6 @@ struct Count {
     refused: u64,
     panics: u64,
     wrong_errors: u64,
-    known_bug: u64,
 }
 
 /// Start of the running execution (ms since the test began; 0 = idle).
@@ -618,10 +607,6 @@ fn mutated_files_never_panic_hang_or_return_untyped_errors() {
                     count.refused += 1;
                     None
                 }
-                Ok(Outcome::KnownBug) => {
-                    count.known_bug += 1;
-                    None
-                }
                 Ok(Outcome::WrongError(what)) => {
                     count.wrong_errors += 1;
                     Some(format!("wrong error: {what}"))
@@ -658,9 +643,8 @@ fn mutated_files_never_panic_hang_or_return_untyped_errors() {
     std::panic::set_hook(default_hook);
     for (target, c) in &counts {
         println!(
-            "{target}: execs={} panics={} wrong_errors={} (accepted {}, refused {}, \
-             known engine bug {})",
-            c.execs, c.panics, c.wrong_errors, c.accepted, c.refused, c.known_bug
+            "{target}: execs={} panics={} wrong_errors={} (accepted {}, refused {})",
+            c.execs, c.panics, c.wrong_errors, c.accepted, c.refused
         );
     }
     for n in &notes {
