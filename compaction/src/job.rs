@@ -12,7 +12,7 @@ use jkv_format::{
     Error, FileNumber, InternalIterator, Result, SeqNo, ValueKind, ValuePointer, WritableFile,
 };
 use jkv_manifest::TableMeta;
-use jkv_sstable::{Table, TableBuilder, TableOptions};
+use jkv_sstable::{Table, TableBuilder, TableOptions, TableSummary};
 
 use crate::merge::{CompactionFilter, MergingIterator};
 use crate::picker::CompactionTask;
@@ -111,8 +111,12 @@ pub fn run_job(
 }
 
 fn finish(number: FileNumber, builder: TableBuilder, level: usize) -> Result<TableMeta> {
-    let summary = builder.finish()?;
-    Ok(TableMeta {
+    Ok(table_meta(number, level, builder.finish()?))
+}
+
+/// The manifest entry of a finished table `number` at `level`.
+pub fn table_meta(number: FileNumber, level: usize, summary: TableSummary) -> TableMeta {
+    TableMeta {
         id: number.0,
         level: level as u32,
         size_bytes: summary.file_size,
@@ -121,5 +125,5 @@ fn finish(number: FileNumber, builder: TableBuilder, level: usize) -> Result<Tab
         largest: summary.largest,
         min_seq: summary.min_seq.0,
         max_seq: summary.max_seq.0,
-    })
+    }
 }

@@ -22,7 +22,7 @@ pub mod picker;
 pub mod status;
 
 pub use config::CompactionConfig;
-pub use job::{run_job, JobOutput};
+pub use job::{run_job, table_meta, JobOutput};
 pub use levels::LevelTargets;
 pub use merge::{CompactionFilter, MergingIterator};
 pub use picker::{pick, CompactionTask, TaskKind};

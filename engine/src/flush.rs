@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use jkv_compaction::CompactionFilter;
+use jkv_compaction::{table_meta, CompactionFilter};
 use jkv_format::key::kind_byte_of;
 use jkv_format::names::{table_path, wal_path};
 use jkv_format::{Error, InternalIterator, Result, ValueKind, ValuePointer};
@@ -83,16 +83,7 @@ impl DbInner {
         self.counters
             .flush_bytes
             .fetch_add(summary.file_size, Ordering::Relaxed);
-        Ok(Some(TableMeta {
-            id: number.0,
-            level: 0,
-            size_bytes: summary.file_size,
-            entries: summary.entry_count,
-            smallest: summary.smallest,
-            largest: summary.largest,
-            min_seq: summary.min_seq.0,
-            max_seq: summary.max_seq.0,
-        }))
+        Ok(Some(table_meta(number, 0, summary)))
     }
 
     /// Flushes the oldest frozen memtable.
