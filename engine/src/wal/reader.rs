@@ -148,11 +148,15 @@ mod tests {
         );
         let full = std::fs::read(&path).unwrap();
         assert_eq!(keys(&StdFs, &path).unwrap(), ["a", "b", "c"]);
-        std::fs::write(&path, &full[..full.len() - 2]).unwrap();
+        // The writer pre-allocates zeros after the records: they read as
+        // the end of the log.
+        let end = full.iter().rposition(|&b| b != 0).unwrap() + 1;
+        assert!(end < full.len(), "the log was pre-allocated");
+        std::fs::write(&path, &full[..end - 2]).unwrap();
         assert_eq!(keys(&StdFs, &path).unwrap(), ["a", "b"]);
         // The tail was cut, so the log is clean now.
         let cut = std::fs::read(&path).unwrap();
-        assert!(cut.len() < full.len() - 2);
+        assert!(cut.len() < end - 2);
         assert_eq!(keys(&StdFs, &path).unwrap(), ["a", "b"]);
     }
 
