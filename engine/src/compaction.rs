@@ -24,7 +24,6 @@ use jkv_manifest::{TableId, VersionEdit};
 use parking_lot::{Condvar, Mutex};
 
 use crate::db::DbInner;
-use crate::version::Version;
 
 /// The conflict tracker and manual-compaction bookkeeping (lock order 2b:
 /// after `manifest`, before `state`).
@@ -186,11 +185,6 @@ impl DbInner {
         };
         manifest.apply(edit)?;
         let mut state = self.state.lock();
-        let version = Arc::new(Version::from_state(
-            manifest.state(),
-            &state.version,
-            &self.deleter,
-        ));
         if inputs_obsolete {
             for t in &task.inputs {
                 if let Some(handle) = state.version.handle(t.id) {
@@ -198,9 +192,7 @@ impl DbInner {
                 }
             }
         }
-        state.version = version;
-        let mem = self.super_version().mem.clone();
-        self.install(&state, mem);
+        self.publish(manifest.state(), &mut state, None);
         drop(state);
         drop(manifest);
         if task.kind == TaskKind::Move {

@@ -25,7 +25,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use jkv_format::fs::DirLock;
 use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
-use jkv_manifest::Manifest;
+use jkv_manifest::{Manifest, ManifestState};
 use jkv_memtable::Memtable;
 use jkv_sstable::{BlockCache, TableCache};
 
@@ -167,6 +167,22 @@ impl DbInner {
             vlogs: state.vlogs.clone(),
         });
         *self.current.write() = sv;
+    }
+
+    /// Makes the table and value-log sets of `manifest` (just edited, its
+    /// lock held) the current ones and publishes them with `mem` as the
+    /// active memtable (`None`: keep the published one). Handles of files
+    /// that stay are reused.
+    pub fn publish(
+        &self,
+        manifest: &ManifestState,
+        state: &mut DbState,
+        mem: Option<Arc<Memtable>>,
+    ) {
+        state.version = Arc::new(Version::from_state(manifest, &state.version, &self.deleter));
+        state.vlogs = Arc::new(VlogSet::from_state(manifest, &state.vlogs, self));
+        let mem = mem.unwrap_or_else(|| self.super_version().mem.clone());
+        self.install(state, mem);
     }
 
     /// The published view.

@@ -20,7 +20,7 @@ use jkv_memtable::Memtable;
 use jkv_sstable::{TableBuilder, TableOptions};
 
 use crate::db::DbInner;
-use crate::version::{Frozen, Version};
+use crate::version::Frozen;
 
 /// The discards that concern value logs the manifest still names.
 pub(crate) fn live_discards(
@@ -107,17 +107,10 @@ impl DbInner {
                 manifest.apply(edit)?;
             }
             let mut state = self.state.lock();
-            let version = Arc::new(Version::from_state(
-                manifest.state(),
-                &state.version,
-                &self.deleter,
-            ));
             let position = state.imms.iter().position(|f| Arc::ptr_eq(f, frozen));
             let position = position.expect("only the flush thread removes frozen memtables");
             state.imms.remove(position);
-            state.version = version;
-            let mem = self.super_version().mem.clone();
-            self.install(&state, mem);
+            self.publish(manifest.state(), &mut state, None);
         }
         self.state_changed.notify_all();
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);

@@ -348,17 +348,7 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
         .visible_seq
         .store(last_seq.0, std::sync::atomic::Ordering::Release);
     let mut db_state = inner.state.lock();
-    db_state.version = Arc::new(Version::from_state(
-        manifest.state(),
-        &db_state.version,
-        &inner.deleter,
-    ));
-    db_state.vlogs = Arc::new(VlogSet::from_state(
-        manifest.state(),
-        &db_state.vlogs,
-        inner,
-    ));
-    inner.install(&db_state, writer.mem.clone());
+    inner.publish(manifest.state(), &mut db_state, Some(writer.mem.clone()));
     Ok(())
 }
 

@@ -139,8 +139,7 @@ impl DbInner {
             let mut manifest = self.manifest.lock();
             manifest.apply(edit)?;
             let mut state = self.state.lock();
-            state.vlogs = Arc::new(VlogSet::from_state(manifest.state(), &state.vlogs, self));
-            self.install(&state, writer.mem.clone());
+            self.publish(manifest.state(), &mut state, Some(writer.mem.clone()));
             drop(state);
             drop(manifest);
             self.active_vlog_number.store(number.0, Ordering::Release);
@@ -408,9 +407,7 @@ impl DbInner {
                 estimate.remove(n);
             }
         }
-        state.vlogs = Arc::new(VlogSet::from_state(manifest.state(), &state.vlogs, self));
-        let mem = self.super_version().mem.clone();
-        self.install(&state, mem);
+        self.publish(manifest.state(), &mut state, None);
         Ok(())
     }
 
