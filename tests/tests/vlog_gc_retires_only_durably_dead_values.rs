@@ -30,6 +30,9 @@ fn options(fs: &SimFs) -> Options {
         // no live entry to rewrite (a rewrite is a synced write, which
         // would make the unsynced overwrite durable too).
         .vlog_gc_garbage_ratio(0.9)
+        // Collection runs only when the test calls it (no background pool):
+        // a background run at a value-log roll would change the scenario.
+        .auto_compactions(false)
         .vlog_space_amp_max(100.0)
         .auto_compactions(false)
         .file_system(Arc::new(fs.clone()))
