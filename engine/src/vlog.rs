@@ -184,8 +184,8 @@ impl DbInner {
     /// reads it). The in-memory estimate lets garbage collection start
     /// before flushes and compactions count that garbage for good (the
     /// persisted `discard_bytes`); picking uses the larger of the two, so
-    /// nothing is counted twice. Costs one lookup per entry, only while
-    /// the database has value logs.
+    /// nothing is counted twice. Costs one lookup per large put or delete,
+    /// only while the database has value logs.
     pub(crate) fn estimate_vlog_garbage(&self, batches: &[&mut WriteBatch]) {
         if self.options.value_threshold.is_none() {
             return;
@@ -196,7 +196,13 @@ impl DbInner {
         }
         let mut found: Vec<(u64, u64)> = Vec::new();
         for batch in batches {
-            for entry in batch.entries().flatten() {
+            // Small puts are left out: they keep the write path free of
+            // lookups, and a flush counts what they shadow.
+            let shadowing = batch
+                .entries()
+                .flatten()
+                .filter(|e| matches!(e.kind, ValueKind::ValuePointer | ValueKind::Deletion));
+            for entry in shadowing {
                 if let Ok(Some((ValueKind::ValuePointer, raw))) =
                     self.lookup_raw(entry.key, SeqNo::MAX)
                 {
