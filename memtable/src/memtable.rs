@@ -28,15 +28,17 @@ use jkv_format::{InternalIterator, InternalKey, Result, SeqNo, ValueKind};
 use crate::arena::Arena;
 
 /// Estimated heap bytes of one skiplist node beyond the arena bytes: the
-/// key and value handles (16 bytes each), the reference count and height
-/// (8), a tower of two pointers on average (16), rounded up to the
-/// allocator's 64-byte size class.
-pub const NODE_OVERHEAD_BYTES: usize = 64;
+/// key handle (16-byte key prefix + 16), the value handle (16), the
+/// reference count and height (8), a tower of one or two pointers, rounded
+/// up to the allocator's 80-byte size class.
+pub const NODE_OVERHEAD_BYTES: usize = 80;
 
 /// A read-only byte range inside the memtable's arena.
 ///
 /// Only this module creates or dereferences one, and only for slices that
-/// [`Arena`] handed out for the memtable that owns the handle.
+/// [`Arena`] handed out for the memtable that owns the handle — or, inside a
+/// search key ([`KeyHandle::search`]), for the caller's slice, which
+/// outlives the search call the handle is made for and dropped after.
 #[derive(Clone, Copy)]
 struct ArenaSlice {
     ptr: NonNull<u8>,
@@ -60,8 +62,9 @@ impl ArenaSlice {
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: the handle was made from a slice the memtable's arena
-        // handed out. Handles live only inside that memtable's skiplist (and
+        // SAFETY: a search key's slice is borrowed for the whole search (see
+        // the type's docs). Otherwise the handle was made from a slice the
+        // memtable's arena handed out. Handles live only inside that memtable's skiplist (and
         // in entries of it held by iterators that also hold an
         // `Arc<Memtable>`), and the arena is dropped after the skiplist
         // (field order in `Memtable`), so the block is alive; arena bytes
@@ -71,9 +74,46 @@ impl ArenaSlice {
 }
 
 /// Skiplist key: an internal key in the arena, ordered by
-/// [`compare_internal_keys`].
+/// [`compare_internal_keys`], with the first 16 bytes of its user key copied
+/// into the node.
+///
+/// The copy makes most comparisons of a skiplist search one load from the
+/// node the search already touched, instead of a second cache miss into the
+/// arena: prefixes compare (as big-endian integers, zero-padded) in the same
+/// order as the user keys they start, and only equal prefixes fall back to
+/// the full key. A search key is the same type built over the caller's bytes
+/// ([`KeyHandle::search`]), so lookups take the fast path too.
 #[derive(Clone, Copy)]
-struct KeyHandle(ArenaSlice);
+struct KeyHandle {
+    prefix: u128,
+    key: ArenaSlice,
+}
+
+/// Bytes of the user key kept in a [`KeyHandle`].
+const PREFIX_LEN: usize = 16;
+
+impl KeyHandle {
+    fn new(ikey: &[u8]) -> KeyHandle {
+        let user = &ikey[..ikey.len().saturating_sub(TRAILER_LEN)];
+        let mut prefix = [0u8; PREFIX_LEN];
+        let n = user.len().min(PREFIX_LEN);
+        prefix[..n].copy_from_slice(&user[..n]);
+        KeyHandle {
+            prefix: u128::from_be_bytes(prefix),
+            key: ArenaSlice::new(ikey),
+        }
+    }
+
+    /// A key to search the skiplist with, borrowing `ikey` (which must
+    /// outlive the search; the handle is never stored).
+    fn search(ikey: &[u8]) -> KeyHandle {
+        KeyHandle::new(ikey)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.key.bytes()
+    }
+}
 
 /// Skiplist value: the value bytes in the arena.
 #[derive(Clone, Copy)]
@@ -91,44 +131,16 @@ impl PartialOrd for KeyHandle {
     }
 }
 impl Ord for KeyHandle {
+    #[inline]
     fn cmp(&self, other: &Self) -> CmpOrdering {
-        compare_internal_keys(self.0.bytes(), other.0.bytes())
-    }
-}
-
-/// An internal key borrowed from anywhere, so the skiplist can be searched
-/// with a caller's bytes. Same order as [`KeyHandle`], as `Borrow` requires.
-#[repr(transparent)]
-struct SeekKey([u8]);
-
-impl SeekKey {
-    fn new(bytes: &[u8]) -> &SeekKey {
-        // SAFETY: `SeekKey` is a `repr(transparent)` wrapper of `[u8]`, so
-        // the two references have the same layout and metadata.
-        unsafe { &*(bytes as *const [u8] as *const SeekKey) }
-    }
-}
-
-impl PartialEq for SeekKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
-}
-impl Eq for SeekKey {}
-impl PartialOrd for SeekKey {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for SeekKey {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        compare_internal_keys(&self.0, &other.0)
-    }
-}
-
-impl std::borrow::Borrow<SeekKey> for KeyHandle {
-    fn borrow(&self) -> &SeekKey {
-        SeekKey::new(self.0.bytes())
+        // Zero padding keeps prefix order equal to user-key order: at the
+        // first differing byte either both keys have a byte there, or the
+        // shorter key ended (padding 0) while the longer one goes on, and a
+        // key is ordered before its extensions.
+        match self.prefix.cmp(&other.prefix) {
+            CmpOrdering::Equal => compare_internal_keys(self.bytes(), other.bytes()),
+            unequal => unequal,
+        }
     }
 }
 
@@ -207,7 +219,7 @@ impl Memtable {
         self.user_bytes
             .fetch_add((user_key.len() + value.len()) as u64, Ordering::Relaxed);
         self.map.insert(
-            KeyHandle(ArenaSlice::new(key)),
+            KeyHandle::new(key),
             ValueHandle(ArenaSlice::new(val)),
         );
         self.entries.fetch_add(1, Ordering::Release);
@@ -220,8 +232,8 @@ impl Memtable {
         let target = InternalKey::seek(user_key, snapshot);
         let entry = self
             .map
-            .lower_bound(Bound::Included(SeekKey::new(target.as_bytes())))?;
-        let parsed = parse_internal_key(entry.key().0.bytes())
+            .lower_bound(Bound::Included(&KeyHandle::search(target.as_bytes())))?;
+        let parsed = parse_internal_key(entry.key().bytes())
             .expect("memtable keys are encoded by insert with a known kind");
         if parsed.user_key != user_key {
             return None;
@@ -337,15 +349,27 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek(&mut self, target: &[u8]) {
-        let bound = Bound::Included(SeekKey::new(target));
+        let target = KeyHandle::search(target);
         // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe { erase(self.memtable.map.lower_bound(bound)) };
+        self.current = unsafe {
+            erase(
+                self.memtable
+                    .map
+                    .lower_bound(Bound::Included(&target)),
+            )
+        };
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) {
-        let bound = Bound::Included(SeekKey::new(target));
+        let target = KeyHandle::search(target);
         // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe { erase(self.memtable.map.upper_bound(bound)) };
+        self.current = unsafe {
+            erase(
+                self.memtable
+                    .map
+                    .upper_bound(Bound::Included(&target)),
+            )
+        };
     }
 
     fn next(&mut self) {
@@ -369,7 +393,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.entry().key().0.bytes()
+        self.entry().key().bytes()
     }
 
     fn value(&self) -> &[u8] {
