@@ -146,7 +146,8 @@ USAGE: jkv-bench [--flag=value ...]
   --sync=0|1              fsync every write (default 0)
   --disable_wal=0|1       skip the write-ahead log (default 0)
   --write_buffer_size=B   memtable bytes (default 67108864)
-  --cache_size=B          block cache bytes (default 8388608)
+  --cache_size=B          block cache bytes (default 8388608; jkv reads blocks from the
+                          map and ignores it, the OS page cache holds them)
   --bloom_bits=N          bloom filter bits per key, 0 = none (default 10)
   --compression_type=none only none is supported
   --seek_nexts=N          entries read after each seek in seekrandom (default 0)

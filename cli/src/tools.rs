@@ -23,7 +23,7 @@ pub fn sst_dump(file: &Path) -> Result<ExitCode, Error> {
         Some(FileKind::Table(n)) => n,
         _ => FileNumber(0),
     };
-    let table = Table::open(&StdFs, file, number, None)?;
+    let table = Table::open(&StdFs, file, number)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     table.dump(&mut out)?;

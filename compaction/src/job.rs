@@ -48,7 +48,7 @@ pub fn run_job(
 ) -> Result<JobOutput> {
     let children: Vec<Box<dyn InternalIterator>> = inputs
         .iter()
-        .map(|t| Box::new(t.iter_bypassing_cache()) as Box<dyn InternalIterator>)
+        .map(|t| Box::new(t.iter_verifying()) as Box<dyn InternalIterator>)
         .collect();
     let mut merge = MergingIterator::new(children, false);
     merge.seek_to_start();

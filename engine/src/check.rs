@@ -232,7 +232,7 @@ fn check_table(
     db_id: u64,
     report: &mut CheckReport,
 ) {
-    let table = match Table::open(fs, path, number, None) {
+    let table = match Table::open(fs, path, number) {
         Ok(t) => t,
         Err(e) => return report.error(path, e),
     };

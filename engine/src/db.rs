@@ -27,7 +27,7 @@ use jkv_format::fs::DirLock;
 use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
 use jkv_manifest::{Manifest, ManifestState};
 use jkv_memtable::Memtable;
-use jkv_sstable::{BlockCache, TableCache};
+use jkv_sstable::TableCache;
 
 use crate::batch::WriteBatch;
 use crate::compaction::{CompactionState, JobTracker};
@@ -90,7 +90,6 @@ pub(crate) struct DbInner {
     pub next_file: AtomicU64,
     pub snapshots: Arc<SnapshotRegistry>,
     pub table_cache: TableCache,
-    pub block_cache: Option<BlockCache>,
     /// Deletes obsolete table files when their last version goes.
     pub deleter: Arc<TableDeleter>,
     /// The conflict tracker; `compaction_done` is signalled when a task ends.

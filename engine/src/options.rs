@@ -18,7 +18,6 @@ pub struct Options {
     pub(crate) wal: bool,
     pub(crate) block_size: usize,
     pub(crate) bloom_bits_per_key: usize,
-    pub(crate) block_cache_bytes: usize,
     pub(crate) max_open_tables: usize,
     pub(crate) num_levels: usize,
     pub(crate) manifest_rewrite_threshold_bytes: u64,
@@ -42,7 +41,6 @@ impl Default for Options {
             wal: true,
             block_size: 4096,
             bloom_bits_per_key: 10,
-            block_cache_bytes: 64 << 20,
             max_open_tables: 1000,
             num_levels: 7,
             manifest_rewrite_threshold_bytes: 4 << 20,
@@ -68,7 +66,6 @@ impl fmt::Debug for Options {
             .field("wal", &self.wal)
             .field("block_size", &self.block_size)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
-            .field("block_cache_bytes", &self.block_cache_bytes)
             .field("max_open_tables", &self.max_open_tables)
             .field("num_levels", &self.num_levels)
             .field(
@@ -131,12 +128,6 @@ impl Options {
     /// Default: 10 (about 1% false positives).
     pub fn bloom_bits_per_key(mut self, bits: usize) -> Self {
         self.bloom_bits_per_key = bits;
-        self
-    }
-
-    /// Byte budget of the shared block cache; 0 disables it. Default: 64 MiB.
-    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
-        self.block_cache_bytes = bytes;
         self
     }
 

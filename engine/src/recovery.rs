@@ -21,7 +21,7 @@ use jkv_format::ValuePointer;
 use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
-use jkv_sstable::{BlockCache, TableCache};
+use jkv_sstable::TableCache;
 use jkv_vlog::{VlogIter, VlogReader};
 
 use crate::compaction::CompactionState;
@@ -73,14 +73,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
     }
     check_files_present(&*fs, dir, &state)?;
 
-    let block_cache =
-        (options.block_cache_bytes > 0).then(|| BlockCache::new(options.block_cache_bytes as u64));
-    let table_cache = TableCache::new(
-        fs.clone(),
-        dir.to_path_buf(),
-        options.max_open_tables,
-        block_cache.clone(),
-    );
+    let table_cache = TableCache::new(fs.clone(), dir.to_path_buf(), options.max_open_tables);
     let deleter = Arc::new(TableDeleter {
         fs: fs.clone(),
         dir: dir.to_path_buf(),
@@ -135,7 +128,6 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         next_file: AtomicU64::new(state.next_file.max(1)),
         snapshots: Arc::new(SnapshotRegistry::default()),
         table_cache,
-        block_cache,
         deleter,
         compaction: Mutex::new(CompactionState {
             status: CompactionStatus::new(options.num_levels),

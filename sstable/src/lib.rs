@@ -8,8 +8,9 @@
 //! - [`TableBuilder`] writes a table from sorted entries and syncs it.
 //! - [`Table`] maps a finished file, checks its metadata, answers point
 //!   lookups ([`Table::get`]) and gives cursors ([`TableIter`]).
-//! - [`BlockCache`] shares verified blocks between tables; [`TableCache`]
-//!   keeps tables open by file number.
+//! - [`TableCache`] keeps tables open by file number. Data blocks are read
+//!   straight from the map; each table remembers which blocks passed their
+//!   checksum (`verified.rs`), so only a block's first read pays for it.
 //!
 //! Everything read from disk is checked before use; damage surfaces as
 //! [`Error::Corruption`] naming the file and byte offset, never as a panic.
@@ -20,7 +21,6 @@
 
 pub mod block;
 pub mod builder;
-pub mod cache;
 pub mod dump;
 pub mod error;
 pub mod filter;
@@ -32,12 +32,12 @@ pub mod table;
 pub mod table_cache;
 pub mod table_iter;
 pub mod verify;
+mod verified;
 
 #[cfg(test)]
 mod test_support;
 
 pub use builder::{TableBuilder, TableOptions, TableSummary};
-pub use cache::BlockCache;
 pub use error::{Error, Result};
 pub use handle::BlockHandle;
 pub use properties::TableProperties;

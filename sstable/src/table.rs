@@ -4,8 +4,8 @@
 //!
 //! `open` verifies every metadata block's checksum and keeps the parsed
 //! index and filter in memory; data blocks are read on demand from the map,
-//! through the shared [`BlockCache`] when there is one (a hit skips the
-//! checksum). A point lookup asks the filter, binary-searches the in-memory
+//! and each block's checksum is verified on its first read only (see
+//! `verified.rs`). A point lookup asks the filter, binary-searches the in-memory
 //! index and seeks in one data block, allocating nothing but the returned
 //! value's handle on the mapped bytes.
 //!
@@ -24,12 +24,12 @@ use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
 
 use crate::block::iter::EntryCursor;
 use crate::block::{Block, BlockView};
-use crate::cache::BlockCache;
 use crate::filter::BloomFilter;
 use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::{read_block, BlockHandle};
 use crate::index::Index;
 use crate::properties::TableProperties;
+use crate::verified::VerifiedBlocks;
 
 thread_local! {
     /// Key buffer of point lookups on this thread, reused so a lookup does
@@ -49,7 +49,8 @@ pub struct Table {
     index: Index,
     filter: Option<BloomFilter>,
     properties: TableProperties,
-    cache: Option<BlockCache>,
+    /// Data blocks (by index position) whose checksum passed.
+    verified: VerifiedBlocks,
 }
 
 impl std::fmt::Debug for Table {
@@ -63,31 +64,26 @@ impl std::fmt::Debug for Table {
     }
 }
 
-/// A data block being read: from the cache, or borrowed from the map.
-pub(crate) enum BlockRef<'a> {
-    Cached(Arc<Block>),
-    Mapped { view: BlockView<'a>, start: usize },
+/// A data block being read, borrowed from the map: its parsed view and its
+/// offset in the file.
+pub(crate) struct BlockRef<'a> {
+    view: BlockView<'a>,
+    start: usize,
 }
 
 impl BlockRef<'_> {
     #[inline]
     pub(crate) fn view(&self) -> BlockView<'_> {
-        match self {
-            BlockRef::Cached(b) => b.view(),
-            BlockRef::Mapped { view, .. } => *view,
-        }
+        self.view
     }
 
     /// Zero-copy handle on `len` bytes at block offset `at` (a checked entry
     /// range).
     #[inline]
     fn slice(&self, file: &Bytes, at: usize, len: usize) -> Bytes {
-        let (bytes, start) = match self {
-            BlockRef::Cached(b) => (b.data(), at),
-            BlockRef::Mapped { start, .. } => (file, start + at),
-        };
+        let start = self.start + at;
         match start.checked_add(len) {
-            Some(end) if end <= bytes.len() => bytes.slice(start..end),
+            Some(end) if end <= file.len() => file.slice(start..end),
             _ => Bytes::new(),
         }
     }
@@ -107,13 +103,8 @@ impl Table {
     /// Maps `path` and checks its footer (magic, version, checksum), index,
     /// filter and properties. Damage is [`Error::Corruption`] naming the
     /// file and the offset of the bad footer field or block. Blocks are
-    /// cached in `cache` under `file_number`.
-    pub fn open(
-        fs: &dyn FileSystem,
-        path: &Path,
-        file_number: FileNumber,
-        cache: Option<BlockCache>,
-    ) -> Result<Arc<Table>> {
+    /// checksum-verified on their first read.
+    pub fn open(fs: &dyn FileSystem, path: &Path, file_number: FileNumber) -> Result<Arc<Table>> {
         let file = fs.map(path)?;
         let footer = Footer::decode(&file, path)?;
         let footer_start = (file.len() - FOOTER_LEN) as u64;
@@ -162,10 +153,10 @@ impl Table {
             file,
             footer,
             data_end,
-            index,
             filter,
             properties,
-            cache,
+            verified: VerifiedBlocks::new(index.len()),
+            index,
         }))
     }
 
@@ -204,7 +195,7 @@ impl Table {
     ) -> Result<Option<(ValueKind, SeqNo, Bytes)>> {
         while i < self.index.len() {
             let handle = self.index.handle(i);
-            let block = self.data_block(handle)?;
+            let block = self.data_block(i)?;
             cursor
                 .seek_by(block.view(), cmp)
                 .map_err(|c| c.into_error(&self.path, handle.offset))?;
@@ -239,38 +230,49 @@ impl Table {
         Ok(None)
     }
 
-    /// The data block at `handle`, checksum verified (or from the cache).
-    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<BlockRef<'_>> {
-        let Some(cache) = &self.cache else {
+    /// Data block `i` (index position), its checksum verified unless an
+    /// earlier read of this table verified it.
+    pub(crate) fn data_block(&self, i: usize) -> Result<BlockRef<'_>> {
+        let handle = self.index.handle(i);
+        let start = handle.offset as usize;
+        let contents = if self.verified.contains(i) {
+            // Verified before: the same bounds check, no checksum.
+            match start
+                .checked_add(handle.size as usize)
+                .and_then(|end| self.file.get(start..end))
+            {
+                Some(contents) => contents,
+                None => read_block(&self.file, handle, self.data_end, &self.path)?,
+            }
+        } else {
             let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
-            let view =
-                BlockView::parse(contents).map_err(|c| c.into_error(&self.path, handle.offset))?;
-            return Ok(BlockRef::Mapped {
-                view,
-                start: handle.offset as usize,
-            });
+            self.verified.insert(i);
+            contents
         };
-        if let Some(block) = cache.get(self.file_number, handle.offset) {
-            return Ok(BlockRef::Cached(block));
-        }
-        let block = Arc::new(self.read_data_block(handle)?);
-        cache.insert(self.file_number, handle.offset, block.clone());
-        Ok(BlockRef::Cached(block))
+        let view =
+            BlockView::parse(contents).map_err(|c| c.into_error(&self.path, handle.offset))?;
+        Ok(BlockRef { view, start })
     }
 
-    /// The data block at `handle` as an owned block (for iterators).
-    pub(crate) fn data_block_owned(&self, handle: BlockHandle) -> Result<Block> {
-        if self.cache.is_none() {
-            return self.read_data_block(handle);
+    /// Data block `i` as an owned block (for iterators), its checksum
+    /// verified unless an earlier read of this table verified it.
+    pub(crate) fn data_block_owned(&self, i: usize) -> Result<Block> {
+        let handle = self.index.handle(i);
+        if !self.verified.contains(i) {
+            let block = self.read_data_block(handle)?;
+            self.verified.insert(i);
+            return Ok(block);
         }
-        match self.data_block(handle)? {
-            BlockRef::Cached(b) => Ok(Block::clone(&b)),
-            BlockRef::Mapped { .. } => self.read_data_block(handle),
+        let start = handle.offset as usize;
+        match start.checked_add(handle.size as usize) {
+            Some(end) if end <= self.file.len() => Block::new(self.file.slice(start..end))
+                .map_err(|c| c.into_error(&self.path, handle.offset)),
+            _ => self.read_data_block(handle),
         }
     }
 
-    /// Reads and verifies the data block at `handle` from the map, bypassing
-    /// the cache.
+    /// Reads the data block at `handle` from the map, always verifying its
+    /// checksum.
     pub(crate) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
         let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
         let start = handle.offset as usize;
@@ -337,9 +339,15 @@ impl Table {
         self.data_end
     }
 
-    /// Bytes of memory held for this table besides the map (parsed index).
+    /// Bytes of memory held for this table besides the map (parsed index,
+    /// verified-block bits).
     pub fn memory_bytes(&self) -> usize {
-        self.index.memory_bytes() + std::mem::size_of::<Table>()
+        self.index.memory_bytes() + self.verified.memory_bytes() + std::mem::size_of::<Table>()
+    }
+
+    /// Data blocks whose checksum was verified since the table was opened.
+    pub fn verified_block_count(&self) -> usize {
+        self.verified.count()
     }
 }
 
@@ -389,7 +397,7 @@ mod tests {
     fn round_trip_through_std_fs() {
         let dir = tempfile::tempdir().unwrap();
         let entries = sample_entries(3000);
-        for cache in [None, Some(BlockCache::new(1 << 20))] {
+        for _pass in 0..2 {
             let (path, summary) = build_table(dir.path(), 3, &entries, small_blocks());
             assert_eq!(summary.entry_count, 3000);
             assert_eq!(summary.smallest, entries[0].0);
@@ -397,7 +405,7 @@ mod tests {
             assert_eq!((summary.min_seq, summary.max_seq), (SeqNo(1), SeqNo(3000)));
             assert_eq!(summary.file_size, std::fs::metadata(&path).unwrap().len());
 
-            let t = Table::open(&StdFs, &path, FileNumber(3), cache.clone()).unwrap();
+            let t = Table::open(&StdFs, &path, FileNumber(3)).unwrap();
             let p = t.properties();
             assert_eq!(p.entry_count, 3000);
             assert_eq!(p.deletion_count, 3000u64.div_ceil(17));
@@ -478,8 +486,8 @@ mod tests {
             db_id: 0,
         };
         let (path, _) = build_table(dir.path(), 1, &entries, opts);
-        for cache in [None, Some(BlockCache::new(1 << 20))] {
-            let t = Table::open(&StdFs, &path, FileNumber(1), cache).unwrap();
+        for _pass in 0..2 {
+            let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
             assert!(t.properties().data_block_count >= 8);
             assert_eq!(t.get(b"k", SeqNo(0)).unwrap(), None);
             for snap in 1..=45u64 {
@@ -519,7 +527,7 @@ mod tests {
             db_id: 0,
         };
         let (path, _) = build_table(dir.path(), 1, &entries, opts);
-        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
         assert_eq!(t.index_entries().len(), 2);
         let first_separator = t.index_entries().next().unwrap().0.to_vec();
         assert_eq!(jkv_format::key::user_key(&first_separator), b"b");
@@ -537,7 +545,7 @@ mod tests {
         let (path, summary) = build_table(dir.path(), 1, &[], TableOptions::default());
         assert_eq!(summary.entry_count, 0);
         assert!(summary.smallest.is_empty());
-        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
         assert_eq!(t.get(b"a", SeqNo::MAX).unwrap(), None);
         let mut it = t.iter();
         it.seek_to_first();
@@ -555,7 +563,7 @@ mod tests {
         };
         let entries = sample_entries(100);
         let (path, _) = build_table(dir.path(), 2, &entries, no_filter);
-        let t = Table::open(&StdFs, &path, FileNumber(2), None).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(2)).unwrap();
         assert!(t.filter().is_none());
         assert_eq!(t.properties().filter_size_bytes, 0);
         assert!(t.may_contain(b"anything"));
@@ -599,7 +607,7 @@ mod tests {
         assert!(b.estimated_size_bytes() > 0);
         let s = b.finish().unwrap();
         assert_eq!(s.entry_count, 3);
-        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
         t.verify().unwrap();
         assert_eq!(&t.get(b"b", SeqNo(4)).unwrap().unwrap().2[..], b"b4");
 
@@ -616,7 +624,7 @@ mod tests {
     }
 
     fn expect_corruption(path: &Path, want_offset: u64) -> String {
-        match Table::open(&StdFs, path, FileNumber(1), None) {
+        match Table::open(&StdFs, path, FileNumber(1)) {
             Err(Error::Corruption { file, offset, what }) => {
                 assert_eq!(file, path);
                 assert_eq!(offset, want_offset, "{what}");
@@ -664,13 +672,13 @@ mod tests {
 
         // A damaged data block is found by get, iteration and verify.
         std::fs::write(&path, &good).unwrap();
-        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
         let (_, h) = t.index_entries().nth(1).unwrap();
         drop(t);
         let mut bad = good.clone();
         bad[h.offset as usize + 5] ^= 0x20;
         std::fs::write(&path, &bad).unwrap();
-        let t = Table::open(&StdFs, &path, FileNumber(1), None).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
         let e = t.verify().unwrap_err();
         assert!(
             matches!(e, Error::Corruption { offset, .. } if offset == h.offset),
@@ -686,17 +694,26 @@ mod tests {
     }
 
     #[test]
-    fn block_cache_serves_repeated_reads() {
+    fn blocks_are_verified_once_per_open_table() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = build_table(dir.path(), 4, &sample_entries(500), small_blocks());
-        let cache = BlockCache::new(1 << 20);
-        let t = Table::open(&StdFs, &path, FileNumber(4), Some(cache.clone())).unwrap();
+        let t = Table::open(&StdFs, &path, FileNumber(4)).unwrap();
+        assert_eq!(t.verified_block_count(), 0);
         t.get(b"key000100", SeqNo::MAX).unwrap().unwrap();
-        let misses = cache.misses();
-        assert!(misses >= 1);
+        let verified = t.verified_block_count();
+        assert!(verified >= 1);
         let (_, _, v) = t.get(b"key000100", SeqNo::MAX).unwrap().unwrap();
-        assert_eq!(cache.misses(), misses);
-        assert!(cache.hits() >= 1);
         assert!(v.starts_with(b"value-100-"));
+        assert_eq!(t.verified_block_count(), verified);
+        // A full scan verifies every block; a second open starts afresh.
+        let mut it = t.iter();
+        it.seek_to_first();
+        while it.valid() {
+            it.next();
+        }
+        it.status().unwrap();
+        assert_eq!(t.verified_block_count() as u64, t.properties().data_block_count);
+        let again = Table::open(&StdFs, &path, FileNumber(4)).unwrap();
+        assert_eq!(again.verified_block_count(), 0);
     }
 }

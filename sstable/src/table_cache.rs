@@ -24,7 +24,6 @@ use jkv_format::names::table_path;
 use jkv_format::{FileNumber, FileSystem, Result};
 use parking_lot::RwLock;
 
-use crate::cache::BlockCache;
 use crate::table::Table;
 
 /// The open tables and the order they were opened in.
@@ -42,7 +41,6 @@ pub struct TableCache {
     dir: PathBuf,
     tables: Arc<RwLock<OpenTables>>,
     capacity_tables: usize,
-    block_cache: Option<BlockCache>,
 }
 
 impl fmt::Debug for TableCache {
@@ -56,20 +54,13 @@ impl fmt::Debug for TableCache {
 
 impl TableCache {
     /// A cache of at most about `capacity_tables` open tables (at least 1)
-    /// of the `NNNNNN.sst` files in `dir`, reading blocks through
-    /// `block_cache` when given.
-    pub fn new(
-        fs: Arc<dyn FileSystem>,
-        dir: PathBuf,
-        capacity_tables: usize,
-        block_cache: Option<BlockCache>,
-    ) -> TableCache {
+    /// of the `NNNNNN.sst` files in `dir`.
+    pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, capacity_tables: usize) -> TableCache {
         TableCache {
             fs,
             dir,
             tables: Arc::default(),
             capacity_tables: capacity_tables.max(1),
-            block_cache,
         }
     }
 
@@ -80,12 +71,7 @@ impl TableCache {
             return Ok(Arc::clone(table));
         }
         // Open without holding the lock: opening reads the file.
-        let opened = Table::open(
-            &*self.fs,
-            &table_path(&self.dir, n),
-            n,
-            self.block_cache.clone(),
-        )?;
+        let opened = Table::open(&*self.fs, &table_path(&self.dir, n), n)?;
         let mut tables = self.tables.write();
         if let Some(table) = tables.by_number.get(&n) {
             return Ok(Arc::clone(table));
@@ -103,23 +89,23 @@ impl TableCache {
         Ok(opened)
     }
 
-    /// Forgets table `n` and its cached blocks: call when its file is
-    /// deleted, so the file's mapping is released once the last reader
-    /// drops it.
+    /// Forgets table `n`: call when its file is deleted, so the file's
+    /// mapping is released once the last reader drops it.
     pub fn evict(&self, n: FileNumber) {
-        {
-            let mut tables = self.tables.write();
-            tables.by_number.remove(&n);
-            tables.order.retain(|&o| o != n);
-        }
-        if let Some(c) = &self.block_cache {
-            c.evict_file(n);
-        }
+        let mut tables = self.tables.write();
+        tables.by_number.remove(&n);
+        tables.order.retain(|&o| o != n);
     }
 
-    /// The block cache tables read through, if any.
-    pub fn block_cache(&self) -> Option<&BlockCache> {
-        self.block_cache.as_ref()
+    /// Data blocks verified (checksum checked) in the open tables since
+    /// they were opened.
+    pub fn verified_block_count(&self) -> u64 {
+        let tables = self.tables.read();
+        tables
+            .by_number
+            .values()
+            .map(|t| t.verified_block_count() as u64)
+            .sum()
     }
 
     /// The directory tables are opened from.
@@ -147,17 +133,12 @@ mod tests {
             let entries = vec![(ik(format!("t{n}").as_bytes(), n), b"v".to_vec())];
             build_table(dir.path(), n, &entries, TableOptions::default());
         }
-        let blocks = BlockCache::new(1 << 20);
-        let tc = TableCache::new(
-            Arc::new(StdFs),
-            dir.path().to_path_buf(),
-            2,
-            Some(blocks.clone()),
-        );
+        let tc = TableCache::new(Arc::new(StdFs), dir.path().to_path_buf(), 2);
         let a = tc.get(FileNumber(1)).unwrap();
         let b = tc.get(FileNumber(1)).unwrap();
         assert!(Arc::ptr_eq(&a, &b), "second get shares the open table");
         assert!(a.get(b"t1", SeqNo::MAX).unwrap().is_some());
+        assert_eq!(tc.verified_block_count(), 1);
         for n in 1..=3u64 {
             assert_eq!(tc.get(FileNumber(n)).unwrap().file_number(), FileNumber(n));
         }
@@ -181,12 +162,7 @@ mod tests {
         for n in 1..=4u64 {
             build_table(dir.path(), n, &entries, TableOptions::default());
         }
-        let tc = TableCache::new(
-            Arc::new(StdFs),
-            dir.path().to_path_buf(),
-            2,
-            Some(BlockCache::new(64 << 10)),
-        );
+        let tc = TableCache::new(Arc::new(StdFs), dir.path().to_path_buf(), 2);
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let tc = &tc;

@@ -24,34 +24,33 @@ pub struct TableIter {
     /// Index entry of the block loaded in `data`; `None` when no block is.
     block_index: Option<usize>,
     data: BlockIter,
-    /// Read blocks through the table's block cache (else straight from the
-    /// map, verifying each block's checksum).
-    use_cache: bool,
+    /// Trust blocks an earlier read of the table verified (else verify
+    /// every block's checksum).
+    trust_verified: bool,
     err: Option<Error>,
 }
 
 impl Table {
-    /// A cursor over the table's entries, initially invalid. Blocks are
-    /// read through the block cache (and added to it) when the table has
-    /// one.
+    /// A cursor over the table's entries, initially invalid. A block's
+    /// checksum is verified unless an earlier read of this table verified
+    /// it.
     pub fn iter(self: &Arc<Self>) -> TableIter {
         self.new_iter(true)
     }
 
-    /// Like [`iter`](Self::iter), but neither looks blocks up in the block
-    /// cache nor adds them: for scans that read each block once (compaction),
-    /// so they do not evict what point lookups need and do not pay for
-    /// cache inserts.
-    pub fn iter_bypassing_cache(self: &Arc<Self>) -> TableIter {
+    /// Like [`iter`](Self::iter), but verifies every block's checksum as it
+    /// loads it: for compaction, which rewrites what it reads and so must
+    /// not carry damage that appeared after a block was first verified.
+    pub fn iter_verifying(self: &Arc<Self>) -> TableIter {
         self.new_iter(false)
     }
 
-    fn new_iter(self: &Arc<Self>, use_cache: bool) -> TableIter {
+    fn new_iter(self: &Arc<Self>, trust_verified: bool) -> TableIter {
         TableIter {
             table: Arc::clone(self),
             block_index: None,
             data: BlockIter::new(Block::empty(), self.shared_path(), 0),
-            use_cache,
+            trust_verified,
             err: None,
         }
     }
@@ -70,8 +69,8 @@ impl TableIter {
         }
         self.block_index = None;
         let handle = self.table.index().handle(i);
-        let block = if self.use_cache {
-            self.table.data_block_owned(handle)
+        let block = if self.trust_verified {
+            self.table.data_block_owned(i)
         } else {
             self.table.read_data_block(handle)
         };
@@ -248,7 +247,7 @@ impl InternalIterator for TableIter {
 mod tests {
     use super::*;
     use crate::test_support::{apply_and_compare, arb_entries, arb_op, build_table};
-    use crate::{BlockCache, TableOptions};
+    use crate::TableOptions;
     use jkv_format::iter::VecIter;
     use jkv_format::{FileNumber, StdFs};
     use proptest::prelude::*;
@@ -259,15 +258,14 @@ mod tests {
         /// Many tiny blocks, so every move crosses block boundaries often.
         #[test]
         fn matches_vec_iter(entries in arb_entries(), block_size in 16usize..200,
-                            restart_interval in 1usize..5, cached in any::<bool>(),
+                            restart_interval in 1usize..5,
                             ops in proptest::collection::vec(arb_op(), 1..80)) {
             let dir = tempfile::tempdir().unwrap();
             let options = TableOptions { block_size_bytes: block_size, restart_interval, bloom_bits_per_key: 10, db_id: 0 };
             let (path, _) = build_table(dir.path(), 1, &entries, options);
-            let cache = cached.then(|| BlockCache::new(1 << 20));
-            let table = Table::open(&StdFs, &path, FileNumber(1), cache).unwrap();
+            let table = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
             let mut it = table.iter();
-            let mut bypass = table.iter_bypassing_cache();
+            let mut bypass = table.iter_verifying();
             let mut model = VecIter::new(entries);
             let mut bypass_model = model.clone();
             for op in &ops {

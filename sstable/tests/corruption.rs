@@ -135,7 +135,7 @@ fn every_single_bit_flip_is_detected_and_never_misread() {
     let entries = entries();
     let good = build(&fs, path, &entries, options());
     let expected: BTreeMap<_, _> = entries.into_iter().collect();
-    let table = Table::open(&fs, path, FileNumber(1), None).unwrap();
+    let table = Table::open(&fs, path, FileNumber(1)).unwrap();
     assert!(
         !read_everything(&table, &expected, true),
         "the good table reads clean"
@@ -147,7 +147,7 @@ fn every_single_bit_flip_is_detected_and_never_misread() {
             let mut bad = good.clone();
             bad[i] ^= 1 << bit;
             fs.put(path, bad);
-            let detected = match Table::open(&fs, path, FileNumber(1), None) {
+            let detected = match Table::open(&fs, path, FileNumber(1)) {
                 Err(e) => {
                     assert_corruption(&e, &format!("open, byte {i} bit {bit}"));
                     true
@@ -164,7 +164,7 @@ fn every_single_bit_flip_is_detected_and_never_misread() {
 fn layout(bytes: &[u8], fs: &MemFs) -> (Vec<BlockHandle>, usize) {
     let path = Path::new(PATH);
     fs.put(path, bytes.to_vec());
-    let t = Table::open(fs, path, FileNumber(1), None).unwrap();
+    let t = Table::open(fs, path, FileNumber(1)).unwrap();
     let f = *t.footer();
     let mut handles: Vec<_> = t.index_entries().map(|(_, h)| h).collect();
     handles.extend(f.filter);
@@ -207,7 +207,7 @@ proptest! {
             resign_footer(&mut data);
         }
         fs.put(path, data);
-        match Table::open(&fs, path, FileNumber(1), None) {
+        match Table::open(&fs, path, FileNumber(1)) {
             Err(e) => assert_corruption(&e, "open of arbitrary bytes"),
             Ok(t) => { read_everything(&t, &BTreeMap::new(), false); }
         }
@@ -220,7 +220,6 @@ proptest! {
         block_pick in any::<usize>(),
         flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6),
         overwrite in proptest::option::of((any::<usize>(), any::<u32>())),
-        cache in any::<bool>(),
     ) {
         let fs = MemFs::default();
         let path = Path::new(PATH);
@@ -239,8 +238,7 @@ proptest! {
         }
         resign(&mut bad, h);
         fs.put(path, bad);
-        let cache = cache.then(|| jkv_sstable::BlockCache::new(1 << 20));
-        match Table::open(&fs, path, FileNumber(1), cache) {
+        match Table::open(&fs, path, FileNumber(1)) {
             Err(e) => assert_corruption(&e, "open"),
             Ok(t) => { read_everything(&t, &BTreeMap::new(), false); }
         }
@@ -256,7 +254,7 @@ proptest! {
         bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
         resign_footer(&mut bad);
         fs.put(path, bad);
-        match Table::open(&fs, path, FileNumber(1), None) {
+        match Table::open(&fs, path, FileNumber(1)) {
             Err(e) => assert_corruption(&e, "open"),
             Ok(t) => { read_everything(&t, &BTreeMap::new(), false); }
         }

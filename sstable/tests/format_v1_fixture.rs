@@ -61,7 +61,7 @@ fn version_1_fixture_opens_and_reads_back() {
     let stored = std::fs::read(fixture_path()).expect("fixture present");
     assert_eq!(stored, fresh, "the writer's output changed: format change?");
 
-    let t = Table::open(&jkv_format::StdFs, &fixture_path(), FileNumber(42), None).unwrap();
+    let t = Table::open(&jkv_format::StdFs, &fixture_path(), FileNumber(42)).unwrap();
     assert_eq!(t.footer().version, 1);
     t.verify().unwrap();
     let mut it = t.iter();

@@ -13,7 +13,6 @@ pub fn small_options() -> Options {
     Options::default()
         .write_buffer_size(16 * 1024)
         .block_size(512)
-        .block_cache_bytes(1 << 20)
         .manifest_rewrite_threshold_bytes(4096)
         .target_table_size(8 * 1024)
         .base_level_size(32 * 1024)

@@ -50,7 +50,6 @@ pub fn crash_options(fs: &SimFs) -> Options {
         .write_buffer_size(4096)
         .manifest_rewrite_threshold_bytes(1024)
         .block_size(256)
-        .block_cache_bytes(64 << 10)
         .file_system(Arc::new(fs.clone()))
 }
 

@@ -175,8 +175,7 @@ fn level0_stays_bounded_under_sustained_writes() {
     let options = Options::default()
         .write_buffer_size(32 * 1024)
         .target_table_size(64 * 1024)
-        .base_level_size(256 * 1024)
-        .block_cache_bytes(1 << 20);
+        .base_level_size(256 * 1024);
     let db = Db::open(dir.path(), options).unwrap();
     let mut l0_max = 0;
     for n in 0..40_000u64 {

@@ -65,7 +65,6 @@ fn options(fs: &SimFs) -> Options {
     Options::default()
         .write_buffer_size(4096)
         .block_size(256)
-        .block_cache_bytes(64 << 10)
         .manifest_rewrite_threshold_bytes(64 << 10)
         .target_table_size(2048)
         .base_level_size(4096)
@@ -264,7 +263,7 @@ fn run_record(data: &[u8]) -> Outcome {
 fn run_sstable(path: &Path, data: Vec<u8>, keys: &[Vec<u8>]) -> Outcome {
     let fs = disk_with(path, data);
     let number = FileNumber(1);
-    let table = match from_result(Table::open(&fs, path, number, None), false) {
+    let table = match from_result(Table::open(&fs, path, number), false) {
         Ok(t) => t,
         Err(o) => return o,
     };

@@ -103,7 +103,7 @@ fn check_with_damaged_block(which: Which, block: usize) {
         other => panic!("{name} is not a table name: {other:?}"),
     };
     let handle = {
-        let table = Table::open(&fs, &path, number, None).unwrap();
+        let table = Table::open(&fs, &path, number).unwrap();
         let handles: Vec<_> = table.index_entries().map(|(_, h)| h).collect();
         assert!(handles.len() >= 3, "the table needs several data blocks");
         handles[block]

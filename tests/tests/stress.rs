@@ -115,7 +115,6 @@ fn options() -> Options {
     Options::default()
         .write_buffer_size(16 * 1024)
         .block_size(512)
-        .block_cache_bytes(256 << 10)
         .manifest_rewrite_threshold_bytes(8 * 1024)
         .target_table_size(8 * 1024)
         .base_level_size(32 * 1024)

@@ -18,7 +18,6 @@ impl JkvStore {
     pub fn open(flags: &Flags) -> Result<JkvStore> {
         let options = Options::default()
             .write_buffer_size(flags.write_buffer_size)
-            .block_cache_bytes(flags.cache_size)
             .bloom_bits_per_key(flags.bloom_bits)
             .wal(!flags.disable_wal)
             // Without --value_threshold every value stays in the tree, as in
