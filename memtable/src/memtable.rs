@@ -218,10 +218,8 @@ impl Memtable {
         self.seq_max.fetch_max(seq.0, Ordering::Relaxed);
         self.user_bytes
             .fetch_add((user_key.len() + value.len()) as u64, Ordering::Relaxed);
-        self.map.insert(
-            KeyHandle::new(key),
-            ValueHandle(ArenaSlice::new(val)),
-        );
+        self.map
+            .insert(KeyHandle::new(key), ValueHandle(ArenaSlice::new(val)));
         self.entries.fetch_add(1, Ordering::Release);
     }
 
@@ -351,25 +349,13 @@ impl InternalIterator for MemtableIter {
     fn seek(&mut self, target: &[u8]) {
         let target = KeyHandle::search(target);
         // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe {
-            erase(
-                self.memtable
-                    .map
-                    .lower_bound(Bound::Included(&target)),
-            )
-        };
+        self.current = unsafe { erase(self.memtable.map.lower_bound(Bound::Included(&target))) };
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) {
         let target = KeyHandle::search(target);
         // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe {
-            erase(
-                self.memtable
-                    .map
-                    .upper_bound(Bound::Included(&target)),
-            )
-        };
+        self.current = unsafe { erase(self.memtable.map.upper_bound(Bound::Included(&target))) };
     }
 
     fn next(&mut self) {

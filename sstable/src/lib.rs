@@ -31,8 +31,8 @@ pub mod properties;
 pub mod table;
 pub mod table_cache;
 pub mod table_iter;
-pub mod verify;
 mod verified;
+pub mod verify;
 
 #[cfg(test)]
 mod test_support;

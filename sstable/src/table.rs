@@ -712,7 +712,10 @@ mod tests {
             it.next();
         }
         it.status().unwrap();
-        assert_eq!(t.verified_block_count() as u64, t.properties().data_block_count);
+        assert_eq!(
+            t.verified_block_count() as u64,
+            t.properties().data_block_count
+        );
         let again = Table::open(&StdFs, &path, FileNumber(4)).unwrap();
         assert_eq!(again.verified_block_count(), 0);
     }

@@ -31,7 +31,9 @@ impl VerifiedBlocks {
     /// An empty set for a table of `blocks` data blocks.
     pub(crate) fn new(blocks: usize) -> VerifiedBlocks {
         VerifiedBlocks {
-            words: (0..blocks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            words: (0..blocks.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             blocks,
         }
     }
@@ -39,8 +41,7 @@ impl VerifiedBlocks {
     /// True when block `i` was verified. Out-of-range blocks never are.
     #[inline]
     pub(crate) fn contains(&self, i: usize) -> bool {
-        i < self.blocks
-            && self.words[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
+        i < self.blocks && self.words[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
     }
 
     /// Records that block `i` passed its checksum (ignored out of range).
