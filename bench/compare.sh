@@ -11,7 +11,10 @@
 #   bench/compare.sh --quick    small scale (a few minutes); writes only to the work dir
 #
 # Options: --rounds=N, --workdir=DIR (default ${TMPDIR:-/tmp}/jkv-compare),
-# --engines=LIST (default jkv,rocksdb,fjall), --write-doc / --no-doc.
+# --engines=LIST (default jkv,rocksdb,fjall,redb), --write-doc / --no-doc.
+# redb (a B-tree) runs the steps whose data the read workloads need and
+# counts as a peer on read workloads only; it skips the synced-write and
+# KV-separation steps.
 #
 # RocksDB is Debian's rocksdb-tools (RocksDB 7.8), whose db_bench is built
 # with assertions enabled (it prints "Assertions are enabled; benchmarks
@@ -22,7 +25,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 ROUNDS=3
 WORK=${TMPDIR:-/tmp}/jkv-compare
-ENGINES=jkv,rocksdb,fjall
+ENGINES=jkv,rocksdb,fjall,redb
 WRITE_DOC=auto
 for arg in "$@"; do
   case $arg in
@@ -83,6 +86,7 @@ FSYNC_SIZED_RATE=$(echo "$FSYNC_LINES" | awk '$1 == "fsyncsized" && $4 == "micro
 rm -rf "$WORK/fsync-probe"
 ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' rocksdb-tools 2>/dev/null || echo unknown)
 FJALL_VERSION=$(awk '/^name = "fjall"$/ {getline; gsub(/"/, "", $3); print $3}' "$ROOT/Cargo.lock")
+REDB_VERSION=$(awk '/^name = "redb"$/ {getline; gsub(/"/, "", $3); print $3}' "$ROOT/Cargo.lock")
 RUSTC_VERSION=$(rustc --version)
 JKV_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fdatasync: $FSYNC_RATE appends/s, $FSYNC_SIZED_RATE writes/s into a pre-sized file"
@@ -126,6 +130,9 @@ for round in $(seq 1 "$ROUNDS"); do
   for step in "${STEPS[@]}"; do
     IFS='|' read -r name suffix flags <<< "$step"
     for engine in "${ENGINE_LIST[@]}"; do
+      if [ "$engine" = redb ] && [[ $name =~ ^(sync1|sync8|bigsep)$ ]]; then
+        continue
+      fi
       log=$WORK/logs/round$round-$name-$engine.log
       echo "== round $round/$ROUNDS, $name, $engine ($(( $(date +%s) - START )) s)"
       if ! run_step "$engine" "$flags" > "$log" 2> "$log.err"; then
@@ -147,6 +154,7 @@ for engine in "${ENGINE_LIST[@]}"; do
   case $engine in
     rocksdb) label="RocksDB $ROCKSDB_VERSION (db_bench with assertions)" ;;
     fjall) label="fjall $FJALL_VERSION" ;;
+    redb) label="redb $REDB_VERSION" ;;
     *) label=$engine ;;
   esac
   LABELS=${LABELS:+$LABELS,}$label
@@ -164,7 +172,7 @@ GENERATED=$WORK/generated.md
   echo "**Machine.** $CORES cores ($CPU), $MEM_GIB GiB memory, $FS file system."
   echo "Sequential write with \`dd if=/dev/zero bs=1M count=$DD_MIB conv=fdatasync\`: $DD_RATE."
   echo "Synced writes (\`jkv-bench --benchmarks=fsyncrate,fsyncsized --num=2000 --value_size=100\`: write 100 B, then \`fdatasync\`): $FSYNC_RATE per second appending to a file, $FSYNC_SIZED_RATE per second writing into a file pre-sized with \`set_len\` (no file-size change to make durable)."
-  echo "$RUSTC_VERSION; RocksDB from Debian's rocksdb-tools $ROCKSDB_VERSION; fjall $FJALL_VERSION."
+  echo "$RUSTC_VERSION; RocksDB from Debian's rocksdb-tools $ROCKSDB_VERSION; fjall $FJALL_VERSION; redb $REDB_VERSION."
   echo
   echo "**Common flags** (every engine): \`${COMMON[*]}\`. Steps, each a separate process per engine:"
   echo
@@ -174,7 +182,7 @@ GENERATED=$WORK/generated.md
     echo "- \`$name\`: \`$flags\`"
   done
   echo
-  echo "Median ops/s (higher is better). *The RocksDB column is Debian's db_bench, built with assertions enabled: a floor for RocksDB, not its best.*"
+  echo "Median ops/s (higher is better). *The RocksDB column is Debian's db_bench, built with assertions enabled: a floor for RocksDB, not its best.* redb, a B-tree, is a peer on read workloads only (its write figures are shown, marked, and not counted); it does not run the synced-write and KV-separation steps."
   echo
   echo "$TABLE"
   echo

@@ -68,6 +68,15 @@ pub struct Row {
     pub workload: String,
     /// Median ops/s per engine; `None` where the engine has no run.
     pub medians: Vec<Option<f64>>,
+    /// Per engine: whether it counts as a peer in this row (see
+    /// [`counts_as_peer`]).
+    pub peers: Vec<bool>,
+}
+
+/// Whether `engine` is a peer jkv is measured against on `workload`: every
+/// engine is, except redb (a B-tree built for reads) on write workloads.
+pub fn counts_as_peer(engine: &str, workload: &str) -> bool {
+    engine != "redb" || workload.starts_with("read") || workload.starts_with("seek")
 }
 
 impl Row {
@@ -76,8 +85,8 @@ impl Row {
         let own = self.medians.first().copied().flatten()?;
         let best = self.medians[1..]
             .iter()
-            .flatten()
-            .copied()
+            .zip(&self.peers[1..])
+            .filter_map(|(m, &peer)| m.filter(|_| peer))
             .fold(None, |b: Option<f64>, x| Some(b.map_or(x, |b| b.max(x))))?;
         (best > 0.0).then(|| own / best)
     }
@@ -96,6 +105,7 @@ pub fn rows(samples: &[Sample], engines: &[&str]) -> Vec<Row> {
         .into_iter()
         .map(|w| Row {
             workload: w.to_string(),
+            peers: engines.iter().map(|e| counts_as_peer(e, w)).collect(),
             medians: engines
                 .iter()
                 .map(|e| {
@@ -139,10 +149,11 @@ pub fn markdown_table(rows: &[Row], labels: &[&str]) -> String {
     t.push_str("---:|\n");
     for r in rows {
         let _ = write!(t, "| {} |", r.workload);
-        for m in &r.medians {
+        for (m, &peer) in r.medians.iter().zip(&r.peers) {
             match m {
                 Some(v) => {
-                    let _ = write!(t, " {} |", thousands(*v));
+                    let mark = if peer { "" } else { " (not a peer here)" };
+                    let _ = write!(t, " {}{mark} |", thousands(*v));
                 }
                 None => t.push_str(" – |"),
             }
@@ -232,6 +243,27 @@ mod tests {
             table.contains("| readrandom | 1,000,000 | – | – | – |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn redb_is_a_peer_on_reads_only() {
+        let text = "fillrandom\tjkv\t1\t100\n\
+                    fillrandom\tfjall\t1\t80\n\
+                    fillrandom\tredb\t1\t400\n\
+                    readrandom\tjkv\t1\t100\n\
+                    readrandom\tfjall\t1\t80\n\
+                    readrandom\tredb\t1\t200\n";
+        let samples = parse_samples(text).unwrap();
+        let rows = rows(&samples, &["jkv", "fjall", "redb"]);
+        assert!((rows[0].ratio_to_best_peer().unwrap() - 1.25).abs() < 1e-9);
+        assert!((rows[1].ratio_to_best_peer().unwrap() - 0.5).abs() < 1e-9);
+        let table = markdown_table(&rows, &["jkv", "fjall", "redb"]);
+        assert!(
+            table.contains("| fillrandom | 100 | 80 | 400 (not a peer here) | 1.25× |"),
+            "{table}"
+        );
+        assert!(counts_as_peer("redb", "seekrandom"));
+        assert!(!counts_as_peer("redb", "fillsync (8 threads)"));
     }
 
     #[test]
