@@ -84,6 +84,8 @@ pub(crate) struct DbInner {
     pub current: RwLock<Arc<SuperVersion>>,
     pub queue: Mutex<WriteQueue>,
     pub queue_changed: Condvar,
+    /// Signalled when a write is queued while a leader gathers its group.
+    pub queue_gather: Condvar,
     /// Sequence number of the last write readers may see.
     pub visible_seq: AtomicU64,
     /// Next file number to hand out (recorded in manifest edits).

@@ -124,6 +124,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         })),
         queue: Mutex::new(WriteQueue::default()),
         queue_changed: Condvar::new(),
+        queue_gather: Condvar::new(),
         visible_seq: AtomicU64::new(0),
         next_file: AtomicU64::new(state.next_file.max(1)),
         snapshots: Arc::new(SnapshotRegistry::default()),

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -33,10 +34,18 @@ const GROUP_BYTES_MAX: usize = 4 << 20;
 /// halves with each further L0 table.
 const THROTTLE_BYTES_PER_SEC: u64 = 64 << 20;
 
+/// Largest synced group whose writers are remembered for gathering.
+const GATHER_TRACK_MAX: usize = 64;
+
+/// Longest a leader waits to gather writers, however slow syncs are.
+const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
+
 /// One queued write.
 struct PendingWrite {
     batch: Mutex<WriteBatch>,
     sync: bool,
+    /// The writing thread, to count distinct synced writers.
+    thread: ThreadId,
     result: Mutex<Option<Result<()>>>,
 }
 
@@ -45,6 +54,42 @@ struct PendingWrite {
 pub(crate) struct WriteQueue {
     pending: VecDeque<Arc<PendingWrite>>,
     leader_active: bool,
+    /// A leader is waiting on `queue_gather` for more writes.
+    gathering: bool,
+    /// Threads of the last synced group (when it was small enough to track).
+    last_sync_threads: Vec<ThreadId>,
+    /// Distinct threads over the last two synced groups: how many synced
+    /// writers are taking turns. 0 when unknown or not worth gathering for.
+    sync_writers: usize,
+    /// How long the last synced group took to commit.
+    last_sync_time: Duration,
+}
+
+impl WriteQueue {
+    /// After a synced group of `threads` committed in `took`, re-estimates
+    /// how many writers are taking turns.
+    ///
+    /// Gathering, why: with several synced writers, the members of a group
+    /// can only queue their next write after the group's fsync wakes them;
+    /// a new leader that starts at once gets only the writers that queued
+    /// during that fsync, and groups alternate between a few writers and
+    /// the rest, each writer waiting out two fsyncs per write. Waiting a
+    /// moment for the woken writers to come back (bounded by half an fsync)
+    /// lets every writer join every group.
+    fn record_sync_group(&mut self, threads: Vec<ThreadId>, took: Duration) {
+        self.sync_writers = if threads.len() <= GATHER_TRACK_MAX {
+            threads.len()
+                + self
+                    .last_sync_threads
+                    .iter()
+                    .filter(|t| !threads.contains(t))
+                    .count()
+        } else {
+            0
+        };
+        self.last_sync_threads = threads;
+        self.last_sync_time = took;
+    }
 }
 
 impl DbInner {
@@ -57,10 +102,15 @@ impl DbInner {
         let me = Arc::new(PendingWrite {
             batch: Mutex::new(batch),
             sync: options.sync,
+            thread: std::thread::current().id(),
             result: Mutex::new(None),
         });
         let mut queue = self.queue.lock();
         queue.pending.push_back(me.clone());
+        if queue.gathering && queue.pending.len() >= queue.sync_writers {
+            // The gathering leader waits for exactly this.
+            self.queue_gather.notify_one();
+        }
         loop {
             if let Some(result) = me.result.lock().take() {
                 return result;
@@ -71,6 +121,21 @@ impl DbInner {
             }
             // Lead one group: everything queued, up to the size cap.
             queue.leader_active = true;
+            if queue.pending.len() < queue.sync_writers && queue.pending.iter().any(|w| w.sync) {
+                // See `WriteQueue::record_sync_group`.
+                let deadline = Instant::now() + (queue.last_sync_time / 2).min(GATHER_WAIT_MAX);
+                queue.gathering = true;
+                while queue.pending.len() < queue.sync_writers {
+                    if self
+                        .queue_gather
+                        .wait_until(&mut queue, deadline)
+                        .timed_out()
+                    {
+                        break;
+                    }
+                }
+                queue.gathering = false;
+            }
             let mut group = Vec::new();
             let mut bytes = 0;
             while let Some(next) = queue.pending.front() {
@@ -82,14 +147,25 @@ impl DbInner {
                 group.extend(queue.pending.pop_front());
             }
             drop(queue);
+            let sync = group.iter().any(|w| w.sync);
+            let started = Instant::now();
             let result = {
                 let mut writer = self.writer.lock();
                 self.commit_group(&mut writer, &group)
             };
+            let took = started.elapsed();
             for w in &group {
                 *w.result.lock() = Some(result.clone());
             }
             queue = self.queue.lock();
+            if sync {
+                let threads = if group.len() <= GATHER_TRACK_MAX {
+                    group.iter().map(|w| w.thread).collect()
+                } else {
+                    Vec::new()
+                };
+                queue.record_sync_group(threads, took);
+            }
             queue.leader_active = false;
             self.queue_changed.notify_all();
         }
