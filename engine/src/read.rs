@@ -100,6 +100,16 @@ fn lookup(
     if let Some((kind, _, value)) = sv.mem.get(key, snapshot) {
         return Ok(Some((kind, value)));
     }
+    lookup_below_active(db, sv, key, snapshot)
+}
+
+/// [`lookup`] without the active memtable: frozen memtables, then tables.
+pub(crate) fn lookup_below_active(
+    db: &DbInner,
+    sv: &SuperVersion,
+    key: &[u8],
+    snapshot: SeqNo,
+) -> Result<Option<(ValueKind, Bytes)>> {
     for frozen in &sv.imms {
         if let Some((kind, _, value)) = frozen.mem.get(key, snapshot) {
             return Ok(Some((kind, value)));

@@ -35,6 +35,8 @@ use jkv_vlog::{VlogIter, VlogReader, VlogWriter};
 
 use crate::batch::WriteBatch;
 use crate::db::{DbInner, WriterState};
+use crate::read::lookup_below_active;
+use crate::version::SuperVersion;
 
 /// A live value-log file. When it has been garbage collected (`obsolete`)
 /// the file is deleted as the last handle — held by super-versions, so by
@@ -179,44 +181,47 @@ impl DbInner {
         Ok(out)
     }
 
-    /// Before a group's entries go into the memtable: every value-log entry
-    /// they overwrite or delete becomes garbage (unless a snapshot still
-    /// reads it). The in-memory estimate lets garbage collection start
-    /// before flushes and compactions count that garbage for good (the
-    /// persisted `discard_bytes`); picking uses the larger of the two, so
-    /// nothing is counted twice. Costs one lookup per large put or delete,
-    /// only while the database has value logs.
-    pub(crate) fn estimate_vlog_garbage(&self, batches: &[&mut WriteBatch]) {
-        if self.options.value_threshold.is_none() {
-            return;
-        }
+    /// The write path's view for the value-log garbage estimate, or `None`
+    /// when there is nothing to estimate (no separation, no value logs).
+    ///
+    /// Every value-log entry a write overwrites or deletes becomes garbage
+    /// (unless a snapshot still reads it). The in-memory estimate lets
+    /// garbage collection start before flushes and compactions count that
+    /// garbage for good (the persisted `discard_bytes`); picking uses the
+    /// larger of the two, so nothing is counted twice. Only large puts
+    /// (pointers) and deletes are looked at: small puts keep the write path
+    /// free of lookups, and a flush counts what they shadow. The version a
+    /// write shadows in the active memtable comes free with the insert
+    /// ([`jkv_memtable::Memtable::insert_and_see_previous`]); only keys not
+    /// there cost a lookup ([`Self::shadowed_pointer_below`]).
+    pub(crate) fn vlog_garbage_view(&self) -> Option<Arc<SuperVersion>> {
+        self.options.value_threshold?;
         let sv = self.super_version();
-        if sv.vlogs.files.is_empty() {
+        (!sv.vlogs.files.is_empty()).then_some(sv)
+    }
+
+    /// The value-log entry (file, bytes) of the newest version of `key`
+    /// below the active memtable (frozen memtables, then tables), if that
+    /// version is a pointer.
+    pub(crate) fn shadowed_pointer_below(
+        &self,
+        sv: &SuperVersion,
+        key: &[u8],
+    ) -> Option<(u64, u64)> {
+        match lookup_below_active(self, sv, key, SeqNo::MAX) {
+            Ok(Some((ValueKind::ValuePointer, raw))) => pointer_extent(&raw),
+            _ => None,
+        }
+    }
+
+    /// Adds garbage the write path found, as (file, bytes).
+    pub(crate) fn add_vlog_garbage(&self, found: &[(u64, u64)]) {
+        if found.is_empty() {
             return;
         }
-        let mut found: Vec<(u64, u64)> = Vec::new();
-        for batch in batches {
-            // Small puts are left out: they keep the write path free of
-            // lookups, and a flush counts what they shadow.
-            let shadowing = batch
-                .entries()
-                .flatten()
-                .filter(|e| matches!(e.kind, ValueKind::ValuePointer | ValueKind::Deletion));
-            for entry in shadowing {
-                if let Ok(Some((ValueKind::ValuePointer, raw))) =
-                    self.lookup_raw(entry.key, SeqNo::MAX)
-                {
-                    if let Some(old) = ValuePointer::decode(&raw) {
-                        found.push((old.file.0, u64::from(old.len)));
-                    }
-                }
-            }
-        }
-        if !found.is_empty() {
-            let mut estimate = self.vlog_garbage_estimate.lock();
-            for (file, bytes) in found {
-                *estimate.entry(file).or_insert(0) += bytes;
-            }
+        let mut estimate = self.vlog_garbage_estimate.lock();
+        for &(file, bytes) in found {
+            *estimate.entry(file).or_insert(0) += bytes;
         }
     }
 
@@ -463,4 +468,9 @@ impl DbInner {
             jobs.finish();
         });
     }
+}
+
+/// (file, bytes) of the value-log entry an encoded pointer names.
+pub(crate) fn pointer_extent(raw: &[u8]) -> Option<(u64, u64)> {
+    ValuePointer::decode(raw).map(|p| (p.file.0, u64::from(p.len)))
 }

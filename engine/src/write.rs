@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use jkv_format::{Error, Result};
+use jkv_format::{Error, Result, ValueKind};
 use jkv_manifest::VersionEdit;
 use jkv_memtable::Memtable;
 
@@ -24,6 +24,7 @@ use crate::batch::WriteBatch;
 use crate::db::{DbInner, WriterState};
 use crate::options::WriteOptions;
 use crate::version::Frozen;
+use crate::vlog::pointer_extent;
 use crate::wal::writer::WalWriter;
 
 /// Bytes of batches one leader commits at most; a larger queue is split
@@ -233,17 +234,41 @@ impl DbInner {
                 .wal_bytes
                 .fetch_add(written, Ordering::Relaxed);
         }
-        self.estimate_vlog_garbage(batches);
+        let garbage_view = self.vlog_garbage_view();
+        let mut garbage = Vec::new();
         let mut entry_seq = writer.last_seq;
         for batch in batches.iter() {
             for entry in batch.entries() {
                 let entry = entry.expect("a batch built by WriteBatch decodes");
                 entry_seq = entry_seq.plus(1);
-                writer
-                    .mem
-                    .insert(entry.key, entry_seq, entry.kind, entry.value);
+                let shadowing = matches!(entry.kind, ValueKind::ValuePointer | ValueKind::Deletion);
+                let Some(sv) = garbage_view.as_ref().filter(|_| shadowing) else {
+                    writer
+                        .mem
+                        .insert(entry.key, entry_seq, entry.kind, entry.value);
+                    continue;
+                };
+                // In this memtable: `Some(kind's pointer extent)`.
+                let in_memtable = writer.mem.insert_and_see_previous(
+                    entry.key,
+                    entry_seq,
+                    entry.kind,
+                    entry.value,
+                    |previous| {
+                        previous.map(|(kind, raw)| match kind {
+                            ValueKind::ValuePointer => pointer_extent(raw),
+                            _ => None,
+                        })
+                    },
+                );
+                let shadowed = match in_memtable {
+                    Some(extent) => extent,
+                    None => self.shadowed_pointer_below(sv, entry.key),
+                };
+                garbage.extend(shadowed);
             }
         }
+        self.add_vlog_garbage(&garbage);
         debug_assert_eq!(entry_seq, seq);
         writer.last_seq = seq;
         self.visible_seq.store(seq.0, Ordering::Release);

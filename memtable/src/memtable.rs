@@ -198,6 +198,21 @@ impl Memtable {
     /// number. `seq` must be at most [`SeqNo::MAX`]. A deletion's value is
     /// normally empty.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        self.insert_and_see_previous(user_key, seq, kind, value, |_| ())
+    }
+
+    /// [`insert`](Self::insert), then calls `previous` with the version of
+    /// `user_key` this entry shadows in this memtable — the next older one:
+    /// its kind and value — or `None` when the memtable has no older
+    /// version. Free: it is the inserted node's successor, no search.
+    pub fn insert_and_see_previous<R>(
+        &self,
+        user_key: &[u8],
+        seq: SeqNo,
+        kind: ValueKind,
+        value: &[u8],
+        previous: impl FnOnce(Option<(ValueKind, &[u8])>) -> R,
+    ) -> R {
         debug_assert!(
             seq <= SeqNo::MAX,
             "sequence number {seq} wider than 56 bits"
@@ -218,9 +233,17 @@ impl Memtable {
         self.seq_max.fetch_max(seq.0, Ordering::Relaxed);
         self.user_bytes
             .fetch_add((user_key.len() + value.len()) as u64, Ordering::Relaxed);
-        self.map
+        let inserted = self
+            .map
             .insert(KeyHandle::new(key), ValueHandle(ArenaSlice::new(val)));
         self.entries.fetch_add(1, Ordering::Release);
+        let older = inserted.next();
+        let shadowed = older.as_ref().and_then(|e| {
+            let parsed = parse_internal_key(e.key().bytes())
+                .expect("memtable keys are encoded by insert with a known kind");
+            (parsed.user_key == user_key).then(|| (parsed.kind, e.value().0.bytes()))
+        });
+        previous(shadowed)
     }
 
     /// The newest entry of `user_key` with a sequence number at or below
@@ -408,6 +431,32 @@ mod tests {
         send_sync::<Memtable>();
         send_sync::<Arc<Memtable>>();
         send::<MemtableIter>();
+    }
+
+    #[test]
+    fn insert_sees_the_version_it_shadows() {
+        let m = Memtable::new();
+        let none = m.insert_and_see_previous(b"b", SeqNo(1), ValueKind::Value, b"b1", |p| {
+            p.map(|(k, v)| (k, v.to_vec()))
+        });
+        assert_eq!(none, None);
+        // Neighbours with other user keys are not versions of this one.
+        m.insert(b"a", SeqNo(2), ValueKind::Value, b"a2");
+        m.insert(b"ba", SeqNo(3), ValueKind::Value, b"ba3");
+        let seen = |m: &Memtable, seq, kind| {
+            m.insert_and_see_previous(b"b", SeqNo(seq), kind, b"", |p| {
+                p.map(|(k, v)| (k, v.to_vec()))
+            })
+        };
+        assert_eq!(
+            seen(&m, 4, ValueKind::Deletion),
+            Some((ValueKind::Value, b"b1".to_vec()))
+        );
+        assert_eq!(
+            seen(&m, 5, ValueKind::Value),
+            Some((ValueKind::Deletion, Vec::new()))
+        );
+        assert_eq!(m.len(), 5);
     }
 
     #[test]
