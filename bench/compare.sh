@@ -61,6 +61,12 @@ if ! command -v db_bench >/dev/null; then
   apt-get install -y rocksdb-tools || { apt-get update && apt-get install -y rocksdb-tools; }
 fi
 
+if [ ! -x /usr/bin/time ]; then
+  echo "== installing GNU time (bytes written and peak memory per engine)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y time || { apt-get update && apt-get install -y time; }
+fi
+
 echo "== building jkv-bench (release, features fjall,redb,chart)"
 (cd "$ROOT" && cargo build --release -p jkv-bench --features fjall,redb,chart)
 BIN=$ROOT/target/release/jkv-bench
@@ -70,6 +76,8 @@ rm -rf "$WORK"
 mkdir -p "$WORK/logs"
 RESULTS=$WORK/results.tsv
 printf '# workload\tengine\tround\tops_per_sec\n' > "$RESULTS"
+FOOTPRINT=$WORK/footprint.tsv
+printf '# step\tengine\tround\tbytes_written\tpeak_rss_kib\tdb_bytes\n' > "$FOOTPRINT"
 
 # --- machine facts ------------------------------------------------------------
 echo "== measuring the machine"
@@ -97,7 +105,9 @@ COMMON=(--key_size=16 --value_size=100 --compression_type=none --bloom_bits=10
 
 # step name | label suffix | flags
 STEPS=(
-  "load||--benchmarks=fillseq,fillrandom,overwrite,compact --num=$N"
+  "fillseq||--benchmarks=fillseq --num=$N"
+  "load||--benchmarks=fillrandom,overwrite --num=$N"
+  "compact||--benchmarks=compact --use_existing_db=1 --num=$N"
   "read||--benchmarks=readrandom,readseq --use_existing_db=1 --num=$N --reads=$READS"
   "seek||--benchmarks=seekrandom --use_existing_db=1 --num=$N --reads=$SEEKS --seek_nexts=10"
   "rww| (2 threads)|--benchmarks=readwhilewriting --use_existing_db=1 --num=$N --threads=2 --duration=$RWW_SECS"
@@ -107,9 +117,12 @@ STEPS=(
   "bigsep| 4 KiB, KV separation|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096 KVSEP"
 )
 
-# Runs one step on one engine; prints the engine's output into the log.
+# Runs one step on one engine; prints the engine's output into the log and
+# the process's bytes written (getrusage block outputs x 512, the kernel's
+# write_bytes: what reached the page cache for the disk, all threads) and
+# peak RSS in KiB into $3.
 run_step() {
-  local engine=$1 flags=$2 db=$WORK/db-$1
+  local engine=$1 flags=$2 timing=$3 db=$WORK/db-$1
   local -a extra=()
   if [[ $flags == *KVSEP* ]]; then
     flags=${flags/ KVSEP/}
@@ -120,8 +133,8 @@ run_step() {
   fi
   # shellcheck disable=SC2086 # $flags is a list of flags
   case $engine in
-    rocksdb) db_bench --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
-    *) "$BIN" --engine="$engine" --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
+    rocksdb) /usr/bin/time -f "%O %M" -o "$timing" db_bench --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
+    *) /usr/bin/time -f "%O %M" -o "$timing" "$BIN" --engine="$engine" --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
   esac
 }
 
@@ -135,7 +148,7 @@ for round in $(seq 1 "$ROUNDS"); do
       fi
       log=$WORK/logs/round$round-$name-$engine.log
       echo "== round $round/$ROUNDS, $name, $engine ($(( $(date +%s) - START )) s)"
-      if ! run_step "$engine" "$flags" > "$log" 2> "$log.err"; then
+      if ! run_step "$engine" "$flags" "$log.time" > "$log" 2> "$log.err"; then
         echo "compare.sh: $engine failed in step $name; see $log.err" >&2
         tail -5 "$log.err" >&2
         exit 1
@@ -143,6 +156,10 @@ for round in $(seq 1 "$ROUNDS"); do
       awk -v e="$engine" -v r="$round" -v s="$suffix" \
         '$2 == ":" && $4 == "micros/op" && $1 != "compact" {printf "%s%s\t%s\t%s\t%s\n", $1, s, e, r, $5}' \
         "$log" | tee -a "$RESULTS"
+      read -r out_blocks peak_kib < <(tail -1 "$log.time")
+      db_bytes=$(du -sb "$WORK/db-$engine" 2>/dev/null | cut -f1)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$engine" "$round" \
+        "$((out_blocks * 512))" "$peak_kib" "${db_bytes:-0}" >> "$FOOTPRINT"
     done
   done
 done
@@ -162,6 +179,28 @@ done
 if [ "$WRITE_DOC" = 1 ]; then SVG=$ROOT/docs/benchmarks.svg; else SVG=$WORK/benchmarks.svg; fi
 TABLE=$("$CHART" --results="$RESULTS" --svg="$SVG" --engines="$ENGINES" --labels="$LABELS" --runs=1 \
   --title="jkv-bench suite ($SCALE scale): ops/s relative to the fastest engine, median of $ROUNDS rounds")
+
+# Footprint table: medians per engine of the load step's bytes written and
+# peak RSS and of the database size after the compact step.
+FOOTPRINT_TABLE=$(awk -F'\t' -v engines="$ENGINES" -v labels="$LABELS" -v user=$((2 * N * 116)) '
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    if (n == 0) return ""
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  /^#/ { next }
+  $1 == "load" { wa[$2] = wa[$2] " " $4 / user; rss[$2] = rss[$2] " " $5 / 1024 }
+  $1 == "compact" { du[$2] = du[$2] " " $6 / 1048576 }
+  END {
+    ne = split(engines, e, ","); split(labels, l, ",")
+    print "| engine | write amplification, fillrandom + overwrite | peak memory, fillrandom + overwrite (MiB) | disk after compact (MiB) |"
+    print "|---|---:|---:|---:|"
+    for (i = 1; i <= ne; i++) {
+      w = median(wa[e[i]]); r = median(rss[e[i]]); d = median(du[e[i]])
+      printf "| %s | %s | %s | %s |\n", l[i], (w == "" ? "–" : sprintf("%.2f", w)), (r == "" ? "–" : sprintf("%.0f", r)), (d == "" ? "–" : sprintf("%.1f", d))
+    }
+  }' "$FOOTPRINT")
 
 GENERATED=$WORK/generated.md
 {
@@ -186,6 +225,10 @@ GENERATED=$WORK/generated.md
   echo
   echo "$TABLE"
   echo
+  echo "**Footprint** (medians of $ROUNDS rounds, measured the same way for every engine with \`/usr/bin/time -f '%O %M'\`: bytes written = the process's block outputs × 512, i.e. the kernel's write_bytes; peak memory = maximum RSS, which counts mapped file pages a process touched). Write amplification = bytes written by the \`load\` step (fillrandom + overwrite) ÷ their user bytes (2 × $N × (16 + 100) B); disk = \`du -sb\` of the database after the \`compact\` step."
+  echo
+  echo "$FOOTPRINT_TABLE"
+  echo
   echo "![ops/s relative to the fastest engine per workload](benchmarks.svg)"
   echo
   echo "<!-- END GENERATED -->"
@@ -202,4 +245,4 @@ if [ "$WRITE_DOC" = 1 ]; then
   echo "== wrote $DOC and $SVG"
 fi
 cat "$GENERATED"
-echo "== raw runs: $RESULTS; logs: $WORK/logs"
+echo "== raw runs: $RESULTS and $FOOTPRINT; logs: $WORK/logs"
