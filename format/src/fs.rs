@@ -68,6 +68,12 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug + 'static {
     /// A read-only view of the whole file as it is now: a memory map on the
     /// real file system. Cloning and slicing the result is zero-copy.
     fn map(&self, path: &Path) -> Result<Bytes>;
+    /// True when every non-empty `map` result is a shared, read-only
+    /// mapping of the file, so that [`release_mapped_pages`] may be called
+    /// on it. The default is false (in-memory file systems).
+    fn maps_are_file_backed(&self) -> bool {
+        false
+    }
     /// Reads `len` bytes at `offset`; fails with `UnexpectedEof` if the file
     /// is shorter.
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>>;
@@ -272,6 +278,38 @@ struct StdDirLock {
 
 impl DirLock for StdDirLock {}
 
+/// Drops this process's page mappings of the whole pages inside `data`
+/// (`madvise(MADV_DONTNEED)`): the bytes stay in the OS page cache and the
+/// next access maps them back in, but until then they no longer count as
+/// this process's resident memory. For scans that read a mapped file once
+/// (compaction inputs), so that a large compaction does not show as
+/// hundreds of MiB of resident memory. Does nothing elsewhere than Linux.
+///
+/// # Safety
+///
+/// `data` must lie inside a [`Bytes`] returned by `map` of a file system
+/// whose [`FileSystem::maps_are_file_backed`] is true. On anonymous memory
+/// (a heap buffer) the call would replace the pages with zeros.
+pub unsafe fn release_mapped_pages(data: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        let page = PAGE_BYTES as usize;
+        let start = data.as_ptr() as usize;
+        let first = start.div_ceil(page) * page;
+        let end = (start + data.len()) / page * page;
+        if end > first {
+            // SAFETY: by the caller's contract the range is part of a
+            // shared file mapping; dropping its page mappings loses
+            // nothing. Failure only means the pages stay resident.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = data;
+}
+
 impl FileSystem for StdFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let file = OpenOptions::new()
@@ -327,6 +365,11 @@ impl FileSystem for StdFs {
         let map =
             unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mapping", path, e))?;
         Ok(Bytes::from_owner(map))
+    }
+
+    fn maps_are_file_backed(&self) -> bool {
+        // `memmap2::Mmap::map` is a shared, read-only file mapping.
+        true
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -499,6 +542,24 @@ mod tests {
         assert_eq!(m.len() as u64, allocated);
         assert_eq!(&m[..expected.len()], &expected[..]);
         assert!(m[expected.len()..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn released_mapped_pages_read_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let data: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i % 253) as u8).collect();
+        let mut f = StdFs.create(&p).unwrap();
+        f.append(&data).unwrap();
+        f.sync().unwrap();
+        assert!(StdFs.maps_are_file_backed());
+        let m = StdFs.map(&p).unwrap();
+        assert_eq!(&m[..], &data[..]);
+        // An unaligned range: only the whole pages inside are released.
+        // SAFETY: `m` is a StdFs map, which is file-backed.
+        unsafe { release_mapped_pages(&m[10..m.len() - 10]) };
+        unsafe { release_mapped_pages(&m[..]) };
+        assert_eq!(&m[..], &data[..]);
     }
 
     #[test]

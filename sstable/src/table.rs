@@ -51,6 +51,8 @@ pub struct Table {
     properties: TableProperties,
     /// Data blocks (by index position) whose checksum passed.
     verified: VerifiedBlocks,
+    /// `file` is a file-backed mapping (see `release_pages`).
+    file_backed: bool,
 }
 
 impl std::fmt::Debug for Table {
@@ -147,6 +149,7 @@ impl Table {
             .map(|h| h.offset)
             .min()
             .unwrap_or(footer_start);
+        let file_backed = fs.maps_are_file_backed() && !file.is_empty();
         Ok(Arc::new(Table {
             path: Arc::from(path),
             file_number,
@@ -157,6 +160,7 @@ impl Table {
             properties,
             verified: VerifiedBlocks::new(index.len()),
             index,
+            file_backed,
         }))
     }
 
@@ -278,6 +282,20 @@ impl Table {
         let start = handle.offset as usize;
         Block::new(self.file.slice(start..start + contents.len()))
             .map_err(|c| c.into_error(&self.path, handle.offset))
+    }
+
+    /// Tells the OS this process is done with the file's bytes in `range`
+    /// for now (see [`jkv_format::fs::release_mapped_pages`]); they stay
+    /// readable. Does nothing unless the file is a file-backed mapping.
+    pub(crate) fn release_pages(&self, range: std::ops::Range<usize>) {
+        if !self.file_backed {
+            return;
+        }
+        if let Some(bytes) = self.file.get(range) {
+            // SAFETY: `file` came from `map` of a file system whose maps
+            // are file-backed (checked at open).
+            unsafe { jkv_format::fs::release_mapped_pages(bytes) }
+        }
     }
 
     /// False only if the table certainly holds no entry for `user_key`
