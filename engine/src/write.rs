@@ -100,13 +100,38 @@ impl DbInner {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut queue = self.queue.lock();
+        if !queue.leader_active
+            && queue.pending.is_empty()
+            && !(options.sync && queue.sync_writers > 1)
+        {
+            // Nobody else is writing: commit alone, without queueing (no
+            // shared allocations, no result hand-off).
+            queue.leader_active = true;
+            drop(queue);
+            let mut batch = batch;
+            let started = options.sync.then(Instant::now);
+            let result = {
+                let mut writer = self.writer.lock();
+                self.commit_batches(&mut writer, &mut [&mut batch], options.sync, 1)
+            };
+            let mut queue = self.queue.lock();
+            if let Some(started) = started {
+                queue.record_sync_group(vec![std::thread::current().id()], started.elapsed());
+            }
+            queue.leader_active = false;
+            if !queue.pending.is_empty() {
+                // Writers queued meanwhile wait for a leader.
+                self.queue_changed.notify_all();
+            }
+            return result;
+        }
         let me = Arc::new(PendingWrite {
             batch: Mutex::new(batch),
             sync: options.sync,
             thread: std::thread::current().id(),
             result: Mutex::new(None),
         });
-        let mut queue = self.queue.lock();
         queue.pending.push_back(me.clone());
         if queue.gathering && queue.pending.len() >= queue.sync_writers {
             // The gathering leader waits for exactly this.
@@ -149,23 +174,22 @@ impl DbInner {
             }
             drop(queue);
             let sync = group.iter().any(|w| w.sync);
-            let started = Instant::now();
+            let started = sync.then(Instant::now);
             let result = {
                 let mut writer = self.writer.lock();
                 self.commit_group(&mut writer, &group)
             };
-            let took = started.elapsed();
             for w in &group {
                 *w.result.lock() = Some(result.clone());
             }
             queue = self.queue.lock();
-            if sync {
+            if let Some(started) = started {
                 let threads = if group.len() <= GATHER_TRACK_MAX {
                     group.iter().map(|w| w.thread).collect()
                 } else {
                     Vec::new()
                 };
-                queue.record_sync_group(threads, took);
+                queue.record_sync_group(threads, started.elapsed());
             }
             queue.leader_active = false;
             self.queue_changed.notify_all();
@@ -174,16 +198,28 @@ impl DbInner {
 
     /// Writes one group: WAL, then memtable, then publish.
     fn commit_group(&self, writer: &mut WriterState, group: &[Arc<PendingWrite>]) -> Result<()> {
-        self.check_writable()?;
-        let group_bytes: usize = group.iter().map(|w| w.batch.lock().encoded_len()).sum();
-        self.throttle_for_level0(writer, group_bytes)?;
         let mut guards: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
         let mut batches: Vec<&mut WriteBatch> = guards.iter_mut().map(|g| &mut **g).collect();
         let sync = group.iter().any(|w| w.sync);
-        self.commit_locked(writer, &mut batches, sync)?;
+        self.commit_batches(writer, &mut batches, sync, group.len())
+    }
+
+    /// Commits the batches of `writes` writers as one group, after L0
+    /// backpressure.
+    fn commit_batches(
+        &self,
+        writer: &mut WriterState,
+        batches: &mut [&mut WriteBatch],
+        sync: bool,
+        writes: usize,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let group_bytes: usize = batches.iter().map(|b| b.encoded_len()).sum();
+        self.throttle_for_level0(writer, group_bytes)?;
+        self.commit_locked(writer, batches, sync)?;
         self.counters
             .writes
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
+            .fetch_add(writes as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -198,7 +198,7 @@ impl Memtable {
     /// number. `seq` must be at most [`SeqNo::MAX`]. A deletion's value is
     /// normally empty.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
-        self.insert_and_see_previous(user_key, seq, kind, value, |_| ())
+        self.insert_entry(user_key, seq, kind, value);
     }
 
     /// [`insert`](Self::insert), then calls `previous` with the version of
@@ -213,6 +213,26 @@ impl Memtable {
         value: &[u8],
         previous: impl FnOnce(Option<(ValueKind, &[u8])>) -> R,
     ) -> R {
+        let inserted = self.insert_entry(user_key, seq, kind, value);
+        // Reading the successor costs a cache miss, which is why plain
+        // `insert` does not.
+        let older = inserted.next();
+        let shadowed = older.as_ref().and_then(|e| {
+            let parsed = parse_internal_key(e.key().bytes())
+                .expect("memtable keys are encoded by insert with a known kind");
+            (parsed.user_key == user_key).then(|| (parsed.kind, e.value().0.bytes()))
+        });
+        previous(shadowed)
+    }
+
+    /// Adds the entry and returns its place in the skiplist.
+    fn insert_entry(
+        &self,
+        user_key: &[u8],
+        seq: SeqNo,
+        kind: ValueKind,
+        value: &[u8],
+    ) -> Entry<'_, KeyHandle, ValueHandle> {
         debug_assert!(
             seq <= SeqNo::MAX,
             "sequence number {seq} wider than 56 bits"
@@ -237,13 +257,7 @@ impl Memtable {
             .map
             .insert(KeyHandle::new(key), ValueHandle(ArenaSlice::new(val)));
         self.entries.fetch_add(1, Ordering::Release);
-        let older = inserted.next();
-        let shadowed = older.as_ref().and_then(|e| {
-            let parsed = parse_internal_key(e.key().bytes())
-                .expect("memtable keys are encoded by insert with a known kind");
-            (parsed.user_key == user_key).then(|| (parsed.kind, e.value().0.bytes()))
-        });
-        previous(shadowed)
+        inserted
     }
 
     /// The newest entry of `user_key` with a sequence number at or below
