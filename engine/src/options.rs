@@ -85,6 +85,14 @@ impl fmt::Debug for Options {
 }
 
 impl Options {
+    /// An empty memtable for this configuration: with a key filter of
+    /// 1/16 of the write buffer (see `jkv_memtable::Memtable::with_key_filter`).
+    pub(crate) fn new_memtable(&self) -> jkv_memtable::Memtable {
+        jkv_memtable::Memtable::with_key_filter(self.write_buffer_size / 16)
+    }
+}
+
+impl Options {
     /// Create the database when the directory holds none. Default: true.
     pub fn create_if_missing(mut self, yes: bool) -> Self {
         self.create_if_missing = yes;

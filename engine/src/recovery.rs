@@ -102,7 +102,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         db_id: state.db_id,
         writer: Mutex::new(WriterState {
             wal: None,
-            mem: Arc::new(Memtable::new()),
+            mem: Arc::new(options.new_memtable()),
             last_seq: SeqNo(state.last_seq),
             throttle_debt: std::time::Duration::ZERO,
             vlog: None,
@@ -117,7 +117,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         }),
         state_changed: Condvar::new(),
         current: RwLock::new(Arc::new(SuperVersion {
-            mem: Arc::new(Memtable::new()),
+            mem: Arc::new(options.new_memtable()),
             imms: Vec::new(),
             version: Arc::new(Version::default()),
             vlogs: Arc::new(VlogSet::default()),

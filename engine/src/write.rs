@@ -18,7 +18,6 @@ use parking_lot::Mutex;
 
 use jkv_format::{Error, Result, ValueKind};
 use jkv_manifest::VersionEdit;
-use jkv_memtable::Memtable;
 
 use crate::batch::WriteBatch;
 use crate::db::{DbInner, WriterState};
@@ -403,7 +402,7 @@ impl DbInner {
             None
         };
         let old_wal = mem::replace(&mut writer.wal, new_wal).map(|w| w.number());
-        let old_mem = mem::replace(&mut writer.mem, Arc::new(Memtable::new()));
+        let old_mem = mem::replace(&mut writer.mem, Arc::new(self.options.new_memtable()));
         let mut state = self.state.lock();
         state.imms.insert(
             0,

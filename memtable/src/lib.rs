@@ -7,6 +7,7 @@
 
 pub mod arena;
 pub mod error;
+mod filter;
 pub mod memtable;
 
 pub use arena::Arena;

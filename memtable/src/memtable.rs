@@ -22,6 +22,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
+
+use crate::filter::KeyFilter;
 use jkv_format::key::{compare_internal_keys, pack_trailer, parse_internal_key, TRAILER_LEN};
 use jkv_format::{InternalIterator, InternalKey, Result, SeqNo, ValueKind};
 
@@ -151,6 +153,8 @@ pub struct Memtable {
     // drop glue, so even freeing a node never reads arena bytes.)
     map: SkipMap<KeyHandle, ValueHandle>,
     arena: Arena,
+    /// User keys inserted, so lookups of other keys skip the skiplist.
+    filter: Option<KeyFilter>,
     /// Entries inserted; bumped after the entry is visible in `map`.
     entries: AtomicUsize,
     /// Smallest sequence number inserted, `u64::MAX` while empty.
@@ -178,11 +182,25 @@ impl std::fmt::Debug for Memtable {
 }
 
 impl Memtable {
-    /// An empty memtable. Takes no arena memory until the first insert.
+    /// An empty memtable without a key filter. Takes no arena memory until
+    /// the first insert.
     pub fn new() -> Memtable {
+        Memtable::build(None)
+    }
+
+    /// An empty memtable with a bloom filter of about `filter_bytes` over
+    /// its user keys (the engine gives it 1/16 of the write buffer), so
+    /// that [`get`](Self::get) of a key it does not hold is one cache
+    /// line instead of a skiplist search.
+    pub fn with_key_filter(filter_bytes: usize) -> Memtable {
+        Memtable::build(Some(KeyFilter::with_bytes(filter_bytes)))
+    }
+
+    fn build(filter: Option<KeyFilter>) -> Memtable {
         Memtable {
             map: SkipMap::new(),
             arena: Arena::new(),
+            filter,
             entries: AtomicUsize::new(0),
             seq_min: AtomicU64::new(u64::MAX),
             seq_max: AtomicU64::new(0),
@@ -247,6 +265,9 @@ impl Memtable {
             val.copy_from_slice(value);
         });
         let (key, val) = bytes.split_at(key_len);
+        if let Some(filter) = &self.filter {
+            filter.insert(user_key);
+        }
         // The counters move before the entry is published, so a reader that
         // finds the entry also finds it inside `seq_range`.
         self.seq_min.fetch_min(seq.0, Ordering::Relaxed);
@@ -264,10 +285,28 @@ impl Memtable {
     /// `snapshot`: its kind, sequence number and value (copied out; empty for
     /// a deletion). `None` when the memtable has no such entry.
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, SeqNo, Bytes)> {
-        let target = InternalKey::seek(user_key, snapshot);
+        if let Some(filter) = &self.filter {
+            if !filter.may_contain(user_key) {
+                return None;
+            }
+        }
+        // The seek key on the stack when it is short (no allocation).
+        let mut stack = [0u8; 64];
+        let heap;
+        let target: &[u8] = if user_key.len() + TRAILER_LEN <= stack.len() {
+            let n = user_key.len();
+            stack[..n].copy_from_slice(user_key);
+            stack[n..n + TRAILER_LEN].copy_from_slice(
+                &pack_trailer(snapshot.min(SeqNo::MAX), ValueKind::SEEK).to_le_bytes(),
+            );
+            &stack[..n + TRAILER_LEN]
+        } else {
+            heap = InternalKey::seek(user_key, snapshot);
+            heap.as_bytes()
+        };
         let entry = self
             .map
-            .lower_bound(Bound::Included(&KeyHandle::search(target.as_bytes())))?;
+            .lower_bound(Bound::Included(&KeyHandle::search(target)))?;
         let parsed = parse_internal_key(entry.key().bytes())
             .expect("memtable keys are encoded by insert with a known kind");
         if parsed.user_key != user_key {
@@ -284,7 +323,9 @@ impl Memtable {
     /// [`NODE_OVERHEAD_BYTES`] per entry. The engine freezes the memtable
     /// when this reaches `write_buffer_size`.
     pub fn approximate_memory_bytes(&self) -> usize {
-        self.arena.allocated_bytes() + self.len() * NODE_OVERHEAD_BYTES
+        self.arena.allocated_bytes()
+            + self.len() * NODE_OVERHEAD_BYTES
+            + self.filter.as_ref().map_or(0, KeyFilter::memory_bytes)
     }
 
     /// Number of entries (every version and deletion counts).
@@ -757,8 +798,14 @@ mod tests {
                 0..50,
             ),
             probes in proptest::collection::vec((user_key_strategy(), 0u64..60), 1..30),
+            filter_bytes in proptest::option::of(0usize..256),
         ) {
-            let m = Memtable::new();
+            // With and without a key filter; tiny filters answer "maybe"
+            // for most keys, larger ones "no" for most absent keys.
+            let m = match filter_bytes {
+                Some(bytes) => Memtable::with_key_filter(bytes),
+                None => Memtable::new(),
+            };
             for (seq, (key, kind, value)) in entries.iter().enumerate() {
                 let kind = ValueKind::from_u8(*kind).expect("kind strategy yields 0..3");
                 m.insert(key, SeqNo(seq as u64), kind, value);
