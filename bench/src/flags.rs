@@ -82,6 +82,8 @@ pub struct Flags {
     pub cache_size: usize,
     /// Bloom filter bits per key (0 = no filter).
     pub bloom_bits: usize,
+    /// Background compaction threads (jkv); `None`: the engine's default.
+    pub max_background_compactions: Option<usize>,
     /// Only `none` is supported.
     pub compression_type: String,
     /// Entries read after each seek in `seekrandom`.
@@ -115,6 +117,7 @@ impl Default for Flags {
             write_buffer_size: 64 << 20,
             cache_size: 8 << 20,
             bloom_bits: 10,
+            max_background_compactions: None,
             compression_type: "none".into(),
             seek_nexts: 0,
             value_threshold: None,
@@ -149,6 +152,8 @@ USAGE: jkv-bench [--flag=value ...]
   --cache_size=B          block cache bytes (default 8388608; jkv reads blocks from the
                           map and ignores it, the OS page cache holds them)
   --bloom_bits=N          bloom filter bits per key, 0 = none (default 10)
+  --max_background_compactions=N
+                          compaction threads (jkv; default: the engine's, 2)
   --compression_type=none only none is supported
   --seek_nexts=N          entries read after each seek in seekrandom (default 0)
   --value_threshold=B     key-value separation for values >= B bytes (jkv's value log, fjall's
@@ -252,6 +257,9 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
         "write_buffer_size" => flags.write_buffer_size = number(name, value)?,
         "cache_size" => flags.cache_size = number(name, value)?,
         "bloom_bits" => flags.bloom_bits = number(name, value)?,
+        "max_background_compactions" => {
+            flags.max_background_compactions = Some(number(name, value)?)
+        }
         "compression_type" => flags.compression_type = value.to_string(),
         "seek_nexts" => flags.seek_nexts = number(name, value)?,
         "value_threshold" => {

@@ -16,13 +16,16 @@ pub struct JkvStore {
 impl JkvStore {
     /// Opens (or creates) the database in `flags.db` with the flags' sizes.
     pub fn open(flags: &Flags) -> Result<JkvStore> {
-        let options = Options::default()
+        let mut options = Options::default()
             .write_buffer_size(flags.write_buffer_size)
             .bloom_bits_per_key(flags.bloom_bits)
             .wal(!flags.disable_wal)
             // Without --value_threshold every value stays in the tree, as in
             // the other engines with separation off.
             .value_threshold(flags.value_threshold);
+        if let Some(n) = flags.max_background_compactions {
+            options = options.compaction_threads(n);
+        }
         let db = Db::open(&flags.db, options).map_err(|e| Error::engine(NAME, "opening", e))?;
         Ok(JkvStore { db })
     }
