@@ -242,8 +242,7 @@ impl Db {
 
     /// The newest value of `key`, or `None`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let seq = SeqNo(self.inner.visible_seq.load(Ordering::Acquire));
-        self.inner.get(key.as_ref(), seq)
+        self.inner.get_latest(key.as_ref())
     }
 
     /// The value of `key` as of `snapshot`, or `None`.
@@ -253,8 +252,7 @@ impl Db {
 
     /// A snapshot of the database as it is now.
     pub fn snapshot(&self) -> Snapshot {
-        let seq = SeqNo(self.inner.visible_seq.load(Ordering::Acquire));
-        Snapshot::new(seq, self.inner.snapshots.clone())
+        Snapshot::of_current(&self.inner.visible_seq, self.inner.snapshots.clone())
     }
 
     /// Key-value pairs with keys in `range`, ascending, as of `snapshot`.

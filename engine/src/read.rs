@@ -17,10 +17,25 @@ use crate::version::SuperVersion;
 impl DbInner {
     pub(crate) fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Bytes>> {
         let sv = self.super_version();
+        self.get_in(&sv, key, snapshot)
+    }
+
+    /// The newest value of `key`. The super version is taken before the
+    /// sequence number is read: if it predates a value-log file's
+    /// retirement it still holds that file, and if not, the sequence number
+    /// read after it already covers the collection's rewrites — either way
+    /// no pointer read here leads into a deleted file.
+    pub(crate) fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let sv = self.super_version();
+        let seq = SeqNo(self.visible_seq.load(std::sync::atomic::Ordering::Acquire));
+        self.get_in(&sv, key, seq)
+    }
+
+    fn get_in(&self, sv: &SuperVersion, key: &[u8], snapshot: SeqNo) -> Result<Option<Bytes>> {
         self.counters
             .gets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match lookup(self, &sv, key, snapshot)? {
+        match lookup(self, sv, key, snapshot)? {
             Some((kind, value)) => self.visible(key, kind, value),
             None => Ok(None),
         }

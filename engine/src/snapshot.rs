@@ -3,6 +3,7 @@
 //! registry of live snapshots tells compaction which old versions must stay.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,6 +20,20 @@ pub(crate) struct SnapshotRegistry {
 impl SnapshotRegistry {
     fn pin(&self, seq: SeqNo) {
         *self.pinned.lock().entry(seq).or_insert(0) += 1;
+    }
+
+    /// Reads the sequence number from `current` and pins it in one step
+    /// under the registry's lock. Reading first and pinning after would
+    /// let value-log GC, which retires a file once [`Self::oldest`] allows,
+    /// retire and delete a file between the read and the pin, leaving the
+    /// new snapshot pointing into a deleted file. Under the lock, a GC that
+    /// looked before the pin has already published its rewrites, so the
+    /// sequence number read here sees them.
+    fn pin_current(&self, current: &AtomicU64) -> SeqNo {
+        let mut pinned = self.pinned.lock();
+        let seq = SeqNo(current.load(Ordering::Acquire));
+        *pinned.entry(seq).or_insert(0) += 1;
+        seq
     }
 
     fn release(&self, seq: SeqNo) {
@@ -59,6 +74,13 @@ pub struct Snapshot {
 impl Snapshot {
     pub(crate) fn new(seq: SeqNo, registry: Arc<SnapshotRegistry>) -> Self {
         registry.pin(seq);
+        Snapshot { seq, registry }
+    }
+
+    /// A snapshot at the sequence number in `current` (the database's
+    /// visible sequence number), read and pinned atomically.
+    pub(crate) fn of_current(current: &AtomicU64, registry: Arc<SnapshotRegistry>) -> Self {
+        let seq = registry.pin_current(current);
         Snapshot { seq, registry }
     }
 
