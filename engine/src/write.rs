@@ -114,15 +114,8 @@ impl DbInner {
                 let mut writer = self.writer.lock();
                 self.commit_batches(&mut writer, &mut [&mut batch], options.sync, 1)
             };
-            let mut queue = self.queue.lock();
-            if let Some(started) = started {
-                queue.record_sync_group(vec![std::thread::current().id()], started.elapsed());
-            }
-            queue.leader_active = false;
-            if !queue.pending.is_empty() {
-                // Writers queued meanwhile wait for a leader.
-                self.queue_changed.notify_all();
-            }
+            let synced = started.map(|t| (vec![std::thread::current().id()], t));
+            self.end_leading(&mut self.queue.lock(), synced);
             return result;
         }
         let me = Arc::new(PendingWrite {
@@ -182,17 +175,28 @@ impl DbInner {
                 *w.result.lock() = Some(result.clone());
             }
             queue = self.queue.lock();
-            if let Some(started) = started {
+            let synced = started.map(|t| {
                 let threads = if group.len() <= GATHER_TRACK_MAX {
                     group.iter().map(|w| w.thread).collect()
                 } else {
                     Vec::new()
                 };
-                queue.record_sync_group(threads, started.elapsed());
-            }
-            queue.leader_active = false;
-            self.queue_changed.notify_all();
+                (threads, t)
+            });
+            self.end_leading(&mut queue, synced);
         }
+    }
+
+    /// A leader is done: records a synced group's writers and duration
+    /// (`synced`: its threads and start), hands leadership back and wakes
+    /// the waiting writers (the group's members for their results, the
+    /// others to elect the next leader).
+    fn end_leading(&self, queue: &mut WriteQueue, synced: Option<(Vec<ThreadId>, Instant)>) {
+        if let Some((threads, started)) = synced {
+            queue.record_sync_group(threads, started.elapsed());
+        }
+        queue.leader_active = false;
+        self.queue_changed.notify_all();
     }
 
     /// Writes one group: WAL, then memtable, then publish.
@@ -269,7 +273,8 @@ impl DbInner {
                 .wal_bytes
                 .fetch_add(written, Ordering::Relaxed);
         }
-        let garbage_view = self.vlog_garbage_view();
+        // Taken at the first entry that needs it (most groups have none).
+        let mut garbage_view = None;
         let mut garbage = Vec::new();
         let mut entry_seq = writer.last_seq;
         for batch in batches.iter() {
@@ -277,7 +282,10 @@ impl DbInner {
                 let entry = entry.expect("a batch built by WriteBatch decodes");
                 entry_seq = entry_seq.plus(1);
                 let shadowing = matches!(entry.kind, ValueKind::ValuePointer | ValueKind::Deletion);
-                let Some(sv) = garbage_view.as_ref().filter(|_| shadowing) else {
+                let view = shadowing
+                    .then(|| garbage_view.get_or_insert_with(|| self.vlog_garbage_view()))
+                    .and_then(|view| view.as_ref());
+                let Some(sv) = view else {
                     writer
                         .mem
                         .insert(entry.key, entry_seq, entry.kind, entry.value);

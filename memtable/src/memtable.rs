@@ -25,7 +25,7 @@ use crossbeam_skiplist::SkipMap;
 
 use crate::filter::KeyFilter;
 use jkv_format::key::{compare_internal_keys, pack_trailer, parse_internal_key, TRAILER_LEN};
-use jkv_format::{InternalIterator, InternalKey, Result, SeqNo, ValueKind};
+use jkv_format::{InternalIterator, Result, SeqNo, ValueKind};
 
 use crate::arena::Arena;
 
@@ -290,20 +290,21 @@ impl Memtable {
                 return None;
             }
         }
-        // The seek key on the stack when it is short (no allocation).
+        // The seek key (`user_key ++ trailer`), on the stack when it is
+        // short (no allocation).
+        let trailer = pack_trailer(snapshot.min(SeqNo::MAX), ValueKind::SEEK).to_le_bytes();
+        let len = user_key.len() + TRAILER_LEN;
         let mut stack = [0u8; 64];
-        let heap;
-        let target: &[u8] = if user_key.len() + TRAILER_LEN <= stack.len() {
-            let n = user_key.len();
-            stack[..n].copy_from_slice(user_key);
-            stack[n..n + TRAILER_LEN].copy_from_slice(
-                &pack_trailer(snapshot.min(SeqNo::MAX), ValueKind::SEEK).to_le_bytes(),
-            );
-            &stack[..n + TRAILER_LEN]
+        let mut heap = Vec::new();
+        let target: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
         } else {
-            heap = InternalKey::seek(user_key, snapshot);
-            heap.as_bytes()
+            heap.resize(len, 0);
+            &mut heap
         };
+        target[..user_key.len()].copy_from_slice(user_key);
+        target[user_key.len()..].copy_from_slice(&trailer);
+        let target: &[u8] = target;
         let entry = self
             .map
             .lower_bound(Bound::Included(&KeyHandle::search(target)))?;
@@ -473,6 +474,7 @@ impl InternalIterator for MemtableIter {
 mod tests {
     use super::*;
     use jkv_format::iter::VecIter;
+    use jkv_format::InternalKey;
     use proptest::prelude::*;
 
     fn ik(k: &[u8], s: u64, kind: ValueKind) -> Vec<u8> {

@@ -237,50 +237,53 @@ impl Table {
     /// Data block `i` (index position), its checksum verified unless an
     /// earlier read of this table verified it.
     pub(crate) fn data_block(&self, i: usize) -> Result<BlockRef<'_>> {
-        let handle = self.index.handle(i);
-        let start = handle.offset as usize;
-        let contents = if self.verified.contains(i) {
-            // Verified before: the same bounds check, no checksum.
-            match start
-                .checked_add(handle.size as usize)
-                .and_then(|end| self.file.get(start..end))
-            {
-                Some(contents) => contents,
-                None => read_block(&self.file, handle, self.data_end, &self.path)?,
-            }
-        } else {
-            let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
-            self.verified.insert(i);
-            contents
-        };
+        let (handle, contents) = self.block_contents(i)?;
         let view =
             BlockView::parse(contents).map_err(|c| c.into_error(&self.path, handle.offset))?;
-        Ok(BlockRef { view, start })
+        Ok(BlockRef {
+            view,
+            start: handle.offset as usize,
+        })
     }
 
     /// Data block `i` as an owned block (for iterators), its checksum
     /// verified unless an earlier read of this table verified it.
     pub(crate) fn data_block_owned(&self, i: usize) -> Result<Block> {
-        let handle = self.index.handle(i);
-        if !self.verified.contains(i) {
-            let block = self.read_data_block(handle)?;
-            self.verified.insert(i);
-            return Ok(block);
-        }
-        let start = handle.offset as usize;
-        match start.checked_add(handle.size as usize) {
-            Some(end) if end <= self.file.len() => Block::new(self.file.slice(start..end))
-                .map_err(|c| c.into_error(&self.path, handle.offset)),
-            _ => self.read_data_block(handle),
-        }
+        let (handle, contents) = self.block_contents(i)?;
+        self.owned_block(handle, contents.len())
     }
 
     /// Reads the data block at `handle` from the map, always verifying its
     /// checksum.
     pub(crate) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
         let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
+        self.owned_block(handle, contents.len())
+    }
+
+    /// The contents of data block `i` in the map (bounds checked), with
+    /// its handle: checksum verified on the block's first read after the
+    /// table was opened, trusted after that.
+    fn block_contents(&self, i: usize) -> Result<(BlockHandle, &[u8])> {
+        let handle = self.index.handle(i);
+        if self.verified.contains(i) {
+            let start = handle.offset as usize;
+            let verified = start
+                .checked_add(handle.size as usize)
+                .and_then(|end| self.file.get(start..end));
+            if let Some(contents) = verified {
+                return Ok((handle, contents));
+            }
+        }
+        let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
+        self.verified.insert(i);
+        Ok((handle, contents))
+    }
+
+    /// A zero-copy block over the `len` content bytes at `handle` (a range
+    /// already checked against the map).
+    fn owned_block(&self, handle: BlockHandle, len: usize) -> Result<Block> {
         let start = handle.offset as usize;
-        Block::new(self.file.slice(start..start + contents.len()))
+        Block::new(self.file.slice(start..start + len))
             .map_err(|c| c.into_error(&self.path, handle.offset))
     }
 
