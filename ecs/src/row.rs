@@ -84,9 +84,10 @@ impl Row {
     }
 
     /// Sets the primary key (only before insert; commits refuse changes).
-    pub fn set_id(&mut self, id: i64) {
+    pub fn set_id(&mut self, id: i64) -> &mut Row {
         let at = self.component.offset(self.pos(ID));
         self.bytes[at..at + 8].copy_from_slice(&id.to_le_bytes());
+        self
     }
 
     /// The row's version: 0 before insert, 1 after, +1 per update commit.
