@@ -6,7 +6,7 @@
 //! decided where it was open.
 //!
 //! ```no_run
-//! use jkv_ecs::{Component, DType, Ecs, Property, Range, Row};
+//! use jkv_ecs::{Component, DType, Ecs, Property, Range};
 //! # fn main() -> jkv_ecs::Result<()> {
 //! let ecs = Ecs::open("/tmp/ecs-example", jkv::Options::default())?;
 //! let item = Component::builder("game", "Item")
@@ -15,7 +15,7 @@
 //!     .build()?;
 //! let items = ecs.table(&item, "server1", 1)?;
 //! ecs.retry(5, |txn| {
-//!     let mut row = Row::new(&item);
+//!     let mut row = ecs.new_row(&item)?;
 //!     row.set("owner", 10)?.set("name", "sword")?;
 //!     txn.insert(&items, row)?;
 //!     Ok(())

@@ -164,6 +164,14 @@ impl Ecs {
         Ok(())
     }
 
+    /// A new row of `component`: every column at its default, `id` a new
+    /// snowflake id from [`Ecs::next_id`], `_version` 0 (hetu's `new_row`).
+    pub fn new_row(&self, component: &Arc<Component>) -> Result<Row> {
+        let mut row = Row::new(component);
+        row.set_id(self.next_id()?);
+        Ok(row)
+    }
+
     /// Row `id`, or `None`.
     pub fn get(&self, table: &Table, id: i64) -> Result<Option<Row>> {
         self.check_open()?;

@@ -275,17 +275,15 @@ impl<'e> Transaction<'e> {
         );
     }
 
-    /// Inserts `row` (an id of 0 gets a new snowflake id); returns its id.
+    /// Inserts `row` under its id (make new rows with [`Ecs::new_row`],
+    /// which gives them a snowflake id); returns the id.
     /// Unique columns are checked now: a clash with a held row is
     /// [`Error::UniqueViolation`]; with a committed row too, unless this
     /// transaction saw that value absent earlier, which makes it a race.
-    pub fn insert(&mut self, table: &Table, mut row: Row) -> Result<i64> {
+    pub fn insert(&mut self, table: &Table, row: Row) -> Result<i64> {
         self.check_row_table(table, &row)?;
         if row.version() != 0 {
             return Err(Error::invalid("insert: a new row's _version must be 0"));
-        }
-        if row.id() == 0 {
-            row.set_id(self.ecs.next_id()?);
         }
         let id = row.id();
         let key = (table.component().name().to_string(), id);
@@ -406,9 +404,8 @@ impl<'e> Transaction<'e> {
                 Ok(new)
             }
             None => {
-                let mut row = Row::new(table.component());
+                let mut row = self.ecs.new_row(table.component())?;
                 row.set(column, value)?;
-                row.set_id(self.ecs.next_id()?);
                 change(&mut row)?;
                 self.insert(table, row.clone())?;
                 Ok(row)

@@ -24,7 +24,7 @@ fn case17_multi_table_insert_then_update_and_delete() {
     let mut txn = fx.ecs.begin();
     let mut rls_ids = Vec::new();
     for i in 0..10 {
-        let mut r = Row::new(&fx.item);
+        let mut r = fx.ecs.new_row(&fx.item).unwrap();
         r.set("owner", i)
             .unwrap()
             .set("time", 10 + i)
@@ -37,7 +37,7 @@ fn case17_multi_table_insert_then_update_and_delete() {
             r.set("name", "mid").unwrap();
             txn.update(&fx.items, r).unwrap();
         }
-        let mut r = Row::new(&fx.rls);
+        let mut r = fx.ecs.new_row(&fx.rls).unwrap();
         r.set("owner", i).unwrap();
         rls_ids.push(txn.insert(&fx.rlss, r).unwrap());
     }
@@ -187,7 +187,7 @@ fn case19_an_update_writes_only_changed_fields_and_bumps_the_version() {
 fn case20_insert_then_update_in_one_transaction() {
     let fx = open();
     let mut txn = fx.ecs.begin();
-    let mut r = Row::new(&fx.item);
+    let mut r = fx.ecs.new_row(&fx.item).unwrap();
     r.set("name", "first").unwrap().set("time", 1).unwrap();
     let id = txn.insert(&fx.items, r).unwrap();
     let mut r = txn.get(&fx.items, id).unwrap().unwrap();
@@ -331,7 +331,7 @@ fn case25_read_only_and_disjoint_transactions_never_conflict() {
     let mut txn = fx.ecs.begin();
     let mut ids = Vec::new();
     for i in 0..3 {
-        let mut r = Row::new(&fx.item);
+        let mut r = fx.ecs.new_row(&fx.item).unwrap();
         r.set("owner", 65535)
             .unwrap()
             .set("time", i)
@@ -371,7 +371,7 @@ fn case25_read_only_and_disjoint_transactions_never_conflict() {
 fn case26_insert_collisions_at_commit() {
     let fx = open();
     let row = |name: &str, time: i64| {
-        let mut r = Row::new(&fx.item);
+        let mut r = fx.ecs.new_row(&fx.item).unwrap();
         r.set("name", name).unwrap().set("time", time).unwrap();
         r
     };
@@ -440,7 +440,7 @@ fn case30_all_or_nothing() {
             &Range::between("time", f64::NEG_INFINITY, f64::INFINITY).limit(-1),
         )
         .unwrap();
-    let mut n = Row::new(&fx.item);
+    let mut n = fx.ecs.new_row(&fx.item).unwrap();
     n.set_id(fx.ecs.next_id().unwrap())
         .set("name", "new")
         .unwrap()
@@ -517,7 +517,7 @@ fn case30_all_or_nothing() {
 #[test]
 fn version_wraps_past_i32_max_to_one() {
     let fx = open();
-    let mut r = Row::new(&fx.item);
+    let mut r = fx.ecs.new_row(&fx.item).unwrap();
     r.set_id(1)
         .set("time", 1)
         .unwrap()

@@ -33,7 +33,7 @@ fn case02_variable_length_strings_keep_prefix_order() {
     let fx = open();
     let mut txn = fx.ecs.begin();
     for (i, name) in ["a", "a0", "a9", "ab"].iter().enumerate() {
-        let mut r = Row::new(&fx.item);
+        let mut r = fx.ecs.new_row(&fx.item).unwrap();
         r.set("name", *name)
             .unwrap()
             .set("time", 500 + i as i64)
@@ -59,7 +59,7 @@ fn case02_variable_length_strings_keep_prefix_order() {
 #[test]
 fn case04_get_after_insert_returns_the_row_at_version_1() {
     let fx = open();
-    let mut item = Row::new(&fx.item);
+    let mut item = fx.ecs.new_row(&fx.item).unwrap();
     item.set_id(77)
         .set("owner", 10)
         .unwrap()
@@ -67,7 +67,7 @@ fn case04_get_after_insert_returns_the_row_at_version_1() {
         .unwrap()
         .set("time", 1)
         .unwrap();
-    let mut rls = Row::new(&fx.rls);
+    let mut rls = fx.ecs.new_row(&fx.rls).unwrap();
     rls.set_id(78).set("owner", 11).unwrap();
     let mut txn = fx.ecs.begin();
     txn.insert(&fx.items, item.clone()).unwrap();
@@ -308,7 +308,7 @@ fn ties_come_back_in_numeric_id_order() {
     let fx = open();
     let mut txn = fx.ecs.begin();
     for (k, id) in [5i64, -3, 1 << 40, 12].iter().enumerate() {
-        let mut r = Row::new(&fx.item);
+        let mut r = fx.ecs.new_row(&fx.item).unwrap();
         r.set_id(*id)
             .set("owner", 7)
             .unwrap()

@@ -17,7 +17,7 @@ fn uv_field(e: Error) -> String {
 }
 
 fn row(fx: &Fx, name: &str, time: i64) -> Row {
-    let mut r = Row::new(&fx.item);
+    let mut r = fx.ecs.new_row(&fx.item).unwrap();
     r.set("name", name).unwrap().set("time", time).unwrap();
     r
 }
@@ -152,7 +152,7 @@ fn case35_upsert() {
 fn case35_upsert_finds_a_default_valued_unique_row() {
     let fx = open();
     let mut txn = fx.ecs.begin();
-    let mut r = Row::new(&fx.item);
+    let mut r = fx.ecs.new_row(&fx.item).unwrap();
     r.set("time", 5).unwrap();
     let id = txn.insert(&fx.items, r).unwrap();
     txn.commit().unwrap();
