@@ -299,6 +299,7 @@ impl<'e> Transaction<'e> {
             });
         }
         let c = table.component().clone();
+        check_encodable(table, &row, c.indexed())?;
         let unique: Vec<usize> = (0..c.properties().len())
             .filter(|&i| c.properties()[i].unique)
             .collect();
@@ -349,6 +350,12 @@ impl<'e> Transaction<'e> {
             )));
         }
         let c = table.component().clone();
+        let indexed: Vec<usize> = changed
+            .iter()
+            .copied()
+            .filter(|&i| c.properties()[i].index)
+            .collect();
+        check_encodable(table, &row, &indexed)?;
         let unique: Vec<usize> = changed
             .into_iter()
             .filter(|&i| c.properties()[i].unique)
@@ -431,9 +438,6 @@ impl<'e> Transaction<'e> {
         for &pos in positions {
             let name = &c.properties()[pos].name;
             let v = row.value_at(pos)?;
-            if c.properties()[pos].index && c.properties()[pos].dtype.is_float() {
-                table.sortable_of(row, pos)?; // refuses NaN now, not at commit
-            }
             for k in &self.order {
                 let e = &self.rows[k];
                 if e.table.component().name() == c.name()
@@ -545,4 +549,15 @@ fn with_value(table: &Table, pos: usize, v: &Value) -> Row {
 
 fn literal(v: &Value) -> Value {
     crate::store::literal(v.clone())
+}
+
+/// Refuses now, not at commit, a value an index cannot hold (NaN in an
+/// indexed float column).
+fn check_encodable(table: &Table, row: &Row, positions: &[usize]) -> Result<()> {
+    for &pos in positions {
+        if table.component().properties()[pos].dtype.is_float() {
+            table.sortable_of(row, pos)?;
+        }
+    }
+    Ok(())
 }
