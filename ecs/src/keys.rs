@@ -3,12 +3,22 @@
 //! layers and plain keys.
 //!
 //! ```text
-//! meta   = ECS_PREFIX 'm' lp(instance) lp(component)                         -> meta JSON
-//! table  = ECS_PREFIX 't' lp(instance) lp(component) cluster:u32 BE
-//! row    = table 'r' id8                                                     -> row bytes
-//! index  = table 'x' lp(column) sortable(value) 0x00 0x01 id8                -> empty
-//! lp(s)  = len:u8 s            id8 = (id as u64 ^ 2^63) BE (order-preserving)
+//! counter = ECS_PREFIX 'c'                                          -> next table number: u32 LE
+//! name    = ECS_PREFIX 'n' lp(instance) lp(component) cluster:u32 BE -> table number: u32 LE
+//! meta    = ECS_PREFIX 'm' lp(instance) lp(component)               -> meta JSON
+//! table   = ECS_PREFIX 't' table:u32 BE
+//! row     = table 'r' id8                                           -> row bytes
+//! index   = table 'x' column:u8 sortable(value) 0x00 0x01 id8        -> empty
+//! lp(s)   = len:u8 s        id8 = (id as u64 ^ 2^63) BE (order-preserving)
 //! ```
+//!
+//! A table (instance, component, cluster) is addressed by a number handed
+//! out once from the counter, so a row key is 16 bytes: the engine's
+//! memtable compares keys by their first 16 bytes before it falls back to
+//! memcmp, so row lookups never reach memcmp, and index entries of an
+//! 8-byte value are told apart within those 16 bytes unless the values tie.
+//! An index is named by its column's position in the component (indexes
+//! are rebuilt whenever a migration moves positions).
 //!
 //! The `0x01` before the id keeps the contract's sentinel bounds exact with
 //! fixed-width ids: a member of value v starts `v 00 01`, which sorts below
@@ -19,7 +29,9 @@
 use crate::error::{Error, Result};
 
 /// First bytes of every ECS key.
-pub const ECS_PREFIX: &[u8] = b"\x00ecs";
+pub const ECS_PREFIX: &[u8] = b"\x00E";
+const COUNTER_TAG: u8 = b'c';
+const NAME_TAG: u8 = b'n';
 const META_TAG: u8 = b'm';
 const TABLE_TAG: u8 = b't';
 const ROW_TAG: u8 = b'r';
@@ -29,6 +41,9 @@ const ID_MARK: u8 = 0x01;
 
 /// Length of an encoded id.
 pub const ID_LEN: usize = 8;
+/// Length of a row key.
+pub const ROW_KEY_LEN: usize = ECS_PREFIX.len() + 1 + 4 + 1 + ID_LEN;
+const _: () = assert!(ROW_KEY_LEN == 16);
 
 /// The order-preserving bytes of an id.
 pub fn id_bytes(id: i64) -> [u8; ID_LEN] {
@@ -53,6 +68,36 @@ fn lp(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Key of the table-number counter.
+pub fn counter_key() -> Vec<u8> {
+    [ECS_PREFIX, &[COUNTER_TAG]].concat()
+}
+
+/// Key of the table number of (instance, component, cluster).
+pub fn name_key(instance: &str, component: &str, cluster: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ECS_PREFIX.len() + 7 + instance.len() + component.len());
+    k.extend_from_slice(ECS_PREFIX);
+    k.push(NAME_TAG);
+    lp(&mut k, instance);
+    lp(&mut k, component);
+    k.extend_from_slice(&cluster.to_be_bytes());
+    k
+}
+
+/// Prefix of every key of table number `table`.
+pub fn table_prefix(table: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ROW_KEY_LEN);
+    k.extend_from_slice(ECS_PREFIX);
+    k.push(TABLE_TAG);
+    k.extend_from_slice(&table.to_be_bytes());
+    k
+}
+
+/// Prefix of the rows and index entries of every table (all keys but the
+/// counter, name and meta records).
+pub const ECS_TABLES_PREFIX: &[u8] = b"\x00Et";
+const _: () = assert!(ECS_TABLES_PREFIX.len() == ECS_PREFIX.len() + 1);
+
 /// Key of the meta record of (instance, component).
 pub fn meta_key(instance: &str, component: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(ECS_PREFIX.len() + 3 + instance.len() + component.len());
@@ -60,17 +105,6 @@ pub fn meta_key(instance: &str, component: &str) -> Vec<u8> {
     k.push(META_TAG);
     lp(&mut k, instance);
     lp(&mut k, component);
-    k
-}
-
-/// Prefix of every key (rows and index entries) of one table.
-pub fn table_prefix(instance: &str, component: &str, cluster: u32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(ECS_PREFIX.len() + 7 + instance.len() + component.len());
-    k.extend_from_slice(ECS_PREFIX);
-    k.push(TABLE_TAG);
-    lp(&mut k, instance);
-    lp(&mut k, component);
-    k.extend_from_slice(&cluster.to_be_bytes());
     k
 }
 
@@ -90,12 +124,12 @@ pub fn row_key(table: &[u8], id: i64) -> Vec<u8> {
     k
 }
 
-/// Prefix of one index's entries.
-pub fn index_prefix(table: &[u8], column: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(table.len() + 2 + column.len() + 16);
+/// Prefix of the entries of the index on the column at `position`.
+pub fn index_prefix(table: &[u8], position: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(table.len() + 2 + 16);
     k.extend_from_slice(table);
     k.push(INDEX_TAG);
-    lp(&mut k, column);
+    k.push(position);
     k
 }
 
@@ -156,7 +190,7 @@ mod tests {
 
     #[test]
     fn sentinels_bracket_every_id_of_a_value() {
-        let ix = index_prefix(&table_prefix("i", "C", 1), "name");
+        let ix = index_prefix(&table_prefix(1), 4);
         let v = b"a".to_vec();
         let longer = [b'a', 0, 0xFF, b'b'].to_vec(); // "a\0b"
         for id in [i64::MIN, 0, i64::MAX] {
@@ -168,10 +202,11 @@ mod tests {
     }
 
     #[test]
-    fn table_prefixes_do_not_nest() {
-        let a = table_prefix("ab", "c", 1);
-        let b = table_prefix("a", "bc", 1);
+    fn names_do_not_nest_and_row_keys_are_16_bytes() {
+        let a = name_key("ab", "c", 1);
+        let b = name_key("a", "bc", 1);
         assert!(!a.starts_with(&b) && !b.starts_with(&a));
+        assert_eq!(row_key(&table_prefix(7), -1).len(), 16);
         assert_eq!(
             row_channel("pytest", "Item", 1, 5),
             "pytest:Item:{CLU1}:id:5"

@@ -47,7 +47,7 @@ mod worker_id;
 pub use broker::{SubscriptionBroker, SubscriptionId, Update};
 pub use commit::Op;
 pub use error::{Error, RaceKind, Result};
-pub use keys::{index_channel, row_channel, ECS_PREFIX};
+pub use keys::{index_channel, row_channel, ECS_PREFIX, ECS_TABLES_PREFIX};
 pub use maint::{Maintenance, MaintenanceGuard, Meta, MigrationPlan, TableStatus};
 pub use notify::{MqClient, BACKLOG_MAX_AGE, MERGE_WINDOW};
 pub use range::Range;

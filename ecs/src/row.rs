@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::schema::{Component, DType, Property, ID, VERSION};
+use crate::schema::{Component, DType, Property, VERSION};
 use crate::value::{cast, CastMode, Value};
 
 /// One row of a component.
@@ -80,30 +80,24 @@ impl Row {
 
     /// The primary key.
     pub fn id(&self) -> i64 {
-        self.int_at(self.pos(ID))
+        self.int_at(self.component.id_position())
     }
 
     /// Sets the primary key (only before insert; commits refuse changes).
     pub fn set_id(&mut self, id: i64) -> &mut Row {
-        let at = self.component.offset(self.pos(ID));
+        let at = self.component.offset(self.component.id_position());
         self.bytes[at..at + 8].copy_from_slice(&id.to_le_bytes());
         self
     }
 
     /// The row's version: 0 before insert, 1 after, +1 per update commit.
     pub fn version(&self) -> i32 {
-        self.int_at(self.pos(VERSION)) as i32
+        self.int_at(self.component.version_position()) as i32
     }
 
     pub(crate) fn set_version(&mut self, version: i32) {
-        let at = self.component.offset(self.pos(VERSION));
+        let at = self.component.offset(self.component.version_position());
         self.bytes[at..at + 4].copy_from_slice(&version.to_le_bytes());
-    }
-
-    fn pos(&self, name: &str) -> usize {
-        self.component
-            .position(name)
-            .expect("every component has the reserved id and _version columns")
     }
 
     /// Column `name`'s value.

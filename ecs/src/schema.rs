@@ -23,6 +23,9 @@ pub const VERSION: &str = "_version";
 /// Longest component, instance or column name, in bytes (names are
 /// length-prefixed with one byte inside keys).
 pub const NAME_LEN_MAX: usize = 255;
+/// Most columns in a component, `id` and `_version` included (an index is
+/// named by its column's position, one byte, inside keys).
+pub const COLUMNS_MAX: usize = 256;
 
 /// A column type: numpy's fixed-width dtypes, little-endian.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,6 +239,9 @@ pub struct Component {
     row_size: usize,
     /// Positions (into `properties`) of indexed columns, `id` included.
     indexed: Vec<usize>,
+    /// Positions of `id` and `_version`.
+    id_position: usize,
+    version_position: usize,
     json: String,
     version: String,
 }
@@ -305,6 +311,13 @@ impl ComponentBuilder {
         props.push(Property::new(ID, DType::I64).unique());
         props.push(Property::new(VERSION, DType::I32));
         props.sort_by(|a, b| a.name.cmp(&b.name));
+        if props.len() > COLUMNS_MAX {
+            return Err(Error::invalid(format!(
+                "component {} has {} columns; at most {COLUMNS_MAX} (id and _version included)",
+                self.name,
+                props.len()
+            )));
+        }
         for pair in props.windows(2) {
             if pair[0].name == pair[1].name {
                 return Err(Error::invalid(format!(
@@ -328,6 +341,14 @@ impl ComponentBuilder {
             &props,
         );
         let version = md5_hex(json.as_bytes());
+        let id_position = props
+            .iter()
+            .position(|p| p.name == ID)
+            .expect("id was added");
+        let version_position = props
+            .iter()
+            .position(|p| p.name == VERSION)
+            .expect("_version was added");
         Ok(Arc::new(Component {
             namespace: self.namespace,
             name: self.name,
@@ -337,6 +358,8 @@ impl ComponentBuilder {
             offsets,
             row_size: at,
             indexed,
+            id_position,
+            version_position,
             json,
             version,
         }))
@@ -437,6 +460,16 @@ impl Component {
     /// Bytes in one row (numpy's `dtype.itemsize`).
     pub fn row_size(&self) -> usize {
         self.row_size
+    }
+
+    /// Position of `id`.
+    pub fn id_position(&self) -> usize {
+        self.id_position
+    }
+
+    /// Position of `_version`.
+    pub fn version_position(&self) -> usize {
+        self.version_position
     }
 
     /// Positions of indexed columns (`id` included), in name order.

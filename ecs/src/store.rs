@@ -42,6 +42,10 @@ pub(crate) struct Shared {
     /// an operation can take it inside a caller's explicit hold.
     pub(crate) maintenance: ReentrantMutex<()>,
     pub(crate) ids: Mutex<Snowflake>,
+    /// (instance, component, cluster) -> table number, as read or handed out.
+    numbers: Mutex<HashMap<(String, String, u32), u32>>,
+    /// Serializes handing out table numbers.
+    allocation: Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -67,6 +71,8 @@ impl Ecs {
                 commit_locks: Mutex::new(HashMap::new()),
                 maintenance: ReentrantMutex::new(()),
                 ids: Mutex::new(Snowflake::new(0)),
+                numbers: Mutex::new(HashMap::new()),
+                allocation: Mutex::new(()),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -130,6 +136,13 @@ impl Ecs {
         instance: &str,
         cluster: u32,
     ) -> Result<Table> {
+        if instance.is_empty() || instance.len() > crate::schema::NAME_LEN_MAX {
+            return Err(Error::invalid(format!(
+                "instance name {instance:?} must be 1..={} bytes",
+                crate::schema::NAME_LEN_MAX
+            )));
+        }
+        let number = self.table_number(instance, component.name(), cluster)?;
         let lock = self
             .shared
             .commit_locks
@@ -137,7 +150,40 @@ impl Ecs {
             .entry((instance.to_string(), cluster))
             .or_default()
             .clone();
-        Table::new(component, instance, cluster, lock)
+        Table::new(component, instance, cluster, number, lock)
+    }
+
+    /// The number of table (instance, component, cluster): read from its
+    /// name record, or handed out from the counter the first time (one
+    /// synced write of both, so a number is never handed out twice).
+    fn table_number(&self, instance: &str, component: &str, cluster: u32) -> Result<u32> {
+        let address = (instance.to_string(), component.to_string(), cluster);
+        if let Some(&n) = self.shared.numbers.lock().get(&address) {
+            return Ok(n);
+        }
+        let _alloc = self.shared.allocation.lock();
+        let db = &self.shared.db;
+        let name = keys::name_key(instance, component, cluster);
+        let number = match db.get(&name)? {
+            Some(bytes) => decode_number(&name, &bytes)?,
+            None => {
+                let counter = keys::counter_key();
+                let next = match db.get(&counter)? {
+                    Some(bytes) => decode_number(&counter, &bytes)?,
+                    None => 1,
+                };
+                let after = next
+                    .checked_add(1)
+                    .ok_or_else(|| Error::invalid("every table number (2^32) is used"))?;
+                let mut batch = WriteBatch::new();
+                batch.put(&counter, after.to_le_bytes());
+                batch.put(&name, next.to_le_bytes());
+                db.write(batch, WriteOptions::SYNC)?;
+                next
+            }
+        };
+        self.shared.numbers.lock().insert(address, number);
+        Ok(number)
     }
 
     /// A snapshot for reads that must agree with each other.
@@ -394,4 +440,15 @@ pub(crate) fn literal(value: Value) -> Value {
         }
         v => v,
     }
+}
+
+/// A stored table number (u32 little-endian).
+fn decode_number(key: &[u8], bytes: &[u8]) -> Result<u32> {
+    let raw: [u8; 4] = bytes.try_into().map_err(|_| {
+        Error::corruption(
+            key,
+            format!("a table number is 4 bytes, found {}", bytes.len()),
+        )
+    })?;
+    Ok(u32::from_le_bytes(raw))
 }

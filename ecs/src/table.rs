@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::row::Row;
-use crate::schema::{Component, NAME_LEN_MAX};
+use crate::schema::Component;
 use crate::sortable;
 
 /// One table: a component's rows in one instance and cluster. Cheap to clone.
@@ -20,6 +20,8 @@ struct TableInner {
     component: Arc<Component>,
     instance: String,
     cluster: u32,
+    /// The table's number (keys.rs): rows and index entries live under it.
+    number: u32,
     prefix: Vec<u8>,
     /// Index prefix per column position (`None` for unindexed columns and `id`).
     index_prefixes: Vec<Option<Vec<u8>>>,
@@ -45,26 +47,25 @@ impl Table {
         component: &Arc<Component>,
         instance: &str,
         cluster: u32,
+        number: u32,
         commit_lock: Arc<Mutex<()>>,
     ) -> Result<Table> {
-        if instance.is_empty() || instance.len() > NAME_LEN_MAX {
-            return Err(Error::invalid(format!(
-                "instance name {instance:?} must be 1..={NAME_LEN_MAX} bytes"
-            )));
-        }
-        let prefix = keys::table_prefix(instance, component.name(), cluster);
+        let prefix = keys::table_prefix(number);
         let index_prefixes = component
             .properties()
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
+                let position = u8::try_from(i).expect("components have at most 256 columns");
                 (p.index && p.name != crate::schema::ID)
-                    .then(|| keys::index_prefix(&prefix, &p.name))
+                    .then(|| keys::index_prefix(&prefix, position))
             })
             .collect();
         Ok(Table(Arc::new(TableInner {
             component: component.clone(),
             instance: instance.to_string(),
             cluster,
+            number,
             prefix,
             index_prefixes,
             commit_lock,
@@ -84,6 +85,11 @@ impl Table {
     /// The cluster id.
     pub fn cluster(&self) -> u32 {
         self.0.cluster
+    }
+
+    /// The table's number (docs/ecs.md, "Key layout").
+    pub fn number(&self) -> u32 {
+        self.0.number
     }
 
     /// Prefix of every key of this table.

@@ -55,6 +55,9 @@ pub struct Transaction<'e> {
     /// Negative observations: (component, column, value bytes) read and
     /// found absent. A later unique clash on one of them is a race.
     absent: HashSet<(String, String, Vec<u8>)>,
+    /// Unique values of held, not deleted rows: (component, position,
+    /// value key) -> ids, so pre-checks cost a lookup, not a scan.
+    held_unique: HashMap<(String, usize, Vec<u8>), Vec<i64>>,
     options: WriteOptions,
 }
 
@@ -67,6 +70,7 @@ impl Ecs {
             rows: HashMap::new(),
             order: Vec::new(),
             absent: HashSet::new(),
+            held_unique: HashMap::new(),
             options: WriteOptions::default(),
         }
     }
@@ -200,13 +204,24 @@ impl<'e> Transaction<'e> {
             return self.get(table, v.as_i64().expect("id is int64"));
         }
         let pos = c.position(column).expect("property exists");
-        for k in &self.order {
-            let e = &self.rows[k];
-            if e.table.component().name() == c.name()
-                && e.state != RowState::Delete
-                && e.current.value_at(pos)? == v
-            {
+        if p.unique {
+            let probe = with_value(table, pos, &v);
+            let held = self
+                .held_unique
+                .get(&(c.name().to_string(), pos, unique_key(&probe, pos)));
+            if let Some(&id) = held.and_then(|ids| ids.first()) {
+                let e = &self.rows[&(c.name().to_string(), id)];
                 return Ok(Some(e.current.clone()));
+            }
+        } else {
+            for k in &self.order {
+                let e = &self.rows[k];
+                if e.table.component().name() == c.name()
+                    && e.state != RowState::Delete
+                    && e.current.value_at(pos)? == v
+                {
+                    return Ok(Some(e.current.clone()));
+                }
             }
         }
         let found = self.ecs.get_by(table, column, v.clone())?;
@@ -261,8 +276,28 @@ impl<'e> Transaction<'e> {
         Ok(rows)
     }
 
+    /// Adds (`add`) or removes the unique values of `row` in `held_unique`.
+    fn track_unique(&mut self, row: &Row, add: bool) {
+        let c = row.component();
+        for (pos, p) in c.properties().iter().enumerate() {
+            if !p.unique || pos == c.id_position() {
+                continue;
+            }
+            let key = (c.name().to_string(), pos, unique_key(row, pos));
+            if add {
+                self.held_unique.entry(key).or_default().push(row.id());
+            } else if let Some(ids) = self.held_unique.get_mut(&key) {
+                ids.retain(|&i| i != row.id());
+                if ids.is_empty() {
+                    self.held_unique.remove(&key);
+                }
+            }
+        }
+    }
+
     fn hold(&mut self, table: &Table, row: Row) {
         let key = (table.component().name().to_string(), row.id());
+        self.track_unique(&row, true);
         self.order.push(key.clone());
         self.rows.insert(
             key,
@@ -304,6 +339,7 @@ impl<'e> Transaction<'e> {
             .filter(|&i| c.properties()[i].unique)
             .collect();
         self.precheck_unique(table, &row, &unique)?;
+        self.track_unique(&row, true);
         self.order.push(key.clone());
         self.rows.insert(
             key,
@@ -361,6 +397,8 @@ impl<'e> Transaction<'e> {
             .filter(|&i| c.properties()[i].unique)
             .collect();
         self.precheck_unique(table, &row, &unique)?;
+        self.track_unique(&current, false);
+        self.track_unique(&row, true);
         let e = self.rows.get_mut(&key).expect("held");
         e.current = row;
         if state == RowState::Clean {
@@ -376,6 +414,8 @@ impl<'e> Transaction<'e> {
         match self.rows.get_mut(&key) {
             Some(e) if e.state != RowState::Delete => {
                 e.state = RowState::Delete;
+                let current = e.current.clone();
+                self.track_unique(&current, false);
                 Ok(())
             }
             _ => Err(Error::NotFound(format!(
@@ -438,21 +478,14 @@ impl<'e> Transaction<'e> {
         for &pos in positions {
             let name = &c.properties()[pos].name;
             let v = row.value_at(pos)?;
-            for k in &self.order {
-                let e = &self.rows[k];
-                if e.table.component().name() == c.name()
-                    && e.state != RowState::Delete
-                    && e.current.id() != row.id()
-                    && e.current.value_at(pos)? == v
-                {
-                    return Err(Error::UniqueViolation {
-                        field: name.clone(),
-                        detail: format!(
-                            "value {v} is used by row {} in this transaction",
-                            e.current.id()
-                        ),
-                    });
-                }
+            let held = self
+                .held_unique
+                .get(&(c.name().to_string(), pos, unique_key(row, pos)));
+            if let Some(&other) = held.and_then(|ids| ids.iter().find(|&&i| i != row.id())) {
+                return Err(Error::UniqueViolation {
+                    field: name.clone(),
+                    detail: format!("value {v} is used by row {other} in this transaction"),
+                });
             }
             let holders: Vec<i64> = if name == ID {
                 match self.ecs.get(table, row.id())? {
@@ -560,4 +593,14 @@ fn check_encodable(table: &Table, row: &Row, positions: &[usize]) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The key a unique value is tracked under: the column's stored bytes, with
+/// floats normalized so that -0.0 and +0.0 (equal values) share one key.
+fn unique_key(row: &Row, pos: usize) -> Vec<u8> {
+    match row.value_at(pos) {
+        Ok(Value::Float(f)) if f == 0.0 => 0f64.to_le_bytes().to_vec(),
+        Ok(Value::Float(f)) => f.to_le_bytes().to_vec(),
+        _ => row.field_bytes(pos).to_vec(),
+    }
 }

@@ -169,7 +169,7 @@ fn rows_stored_under_another_schema_are_a_clear_error() {
     // A row whose bytes were cut.
     fx.ecs
         .db()
-        .put(row_key(INSTANCE, "Item", 1, fx.ids[1]), b"short")
+        .put(row_key(&fx.items, fx.ids[1]), b"short")
         .unwrap();
     let e = fx.ecs.get(&fx.items, fx.ids[1]).unwrap_err().to_string();
     assert!(e.contains("5 bytes"), "{e}");
@@ -185,7 +185,7 @@ fn rows_stored_under_another_schema_are_a_clear_error() {
 #[test]
 fn a_damaged_meta_record_is_reported_with_its_key() {
     let fx = open();
-    let mut key = b"\x00ecsm".to_vec();
+    let mut key = b"\x00Em".to_vec();
     key.push(INSTANCE.len() as u8);
     key.extend_from_slice(INSTANCE.as_bytes());
     key.push(4);

@@ -534,7 +534,7 @@ fn version_wraps_past_i32_max_to_one() {
         .unwrap();
     // Drive the stored version to i32::MAX through the engine directly.
     let stored = with_version(&fx.ecs.get(&fx.items, 1).unwrap().unwrap(), i32::MAX);
-    let key = row_key(INSTANCE, "Item", 1, 1);
+    let key = row_key(&fx.items, 1);
     fx.ecs.db().put(key, stored.as_bytes()).unwrap();
     let mut new = stored.clone();
     new.set("qty", 2).unwrap();

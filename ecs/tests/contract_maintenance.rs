@@ -404,7 +404,7 @@ fn rebuild_index_restores_entries_and_refuses_unique_duplicates() {
     dup.set("time", 110).unwrap();
     fx.ecs
         .db()
-        .put(row_key(INSTANCE, "Item", 1, fx.ids[1]), dup.as_bytes())
+        .put(row_key(&fx.items, fx.ids[1]), dup.as_bytes())
         .unwrap();
     let e = m.rebuild_index(&fx.items).unwrap_err().to_string();
     assert!(e.contains("unique"), "{e}");

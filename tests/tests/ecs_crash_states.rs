@@ -22,7 +22,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use jkv::WriteOptions;
-use jkv_ecs::{Component, DType, Ecs, Property, Range, Table, TableStatus, ECS_PREFIX};
+use jkv_ecs::{
+    Component, DType, Ecs, Property, Range, Table, TableStatus, ECS_PREFIX, ECS_TABLES_PREFIX,
+};
 use jkv_format::FileSystem;
 use jkv_tests::simfs::{Image, Replayer, SimFs};
 use jkv_tests::workload::{crash_options, db_dir, RunLog};
@@ -284,7 +286,7 @@ fn recover(image: &Image) -> Result<State, String> {
     let (_, meta) = m.check_table(&probe).map_err(|e| e.to_string())?;
     let Some(meta) = meta else {
         let snapshot = ecs.snapshot();
-        let keys = ecs.db().scan_prefix(ECS_PREFIX, &snapshot).count();
+        let keys = ecs.db().scan_prefix(ECS_TABLES_PREFIX, &snapshot).count();
         ecs.close().map_err(|e| format!("close failed: {e}"))?;
         return if keys == 0 {
             Ok(State::empty())
@@ -361,10 +363,19 @@ fn recover(image: &Image) -> Result<State, String> {
     // their index entries.
     let indexed = c.indexed().len() - 1; // `id` is the row keys themselves
     let snapshot = ecs.snapshot();
-    let keys = ecs.db().scan_prefix(ECS_PREFIX, &snapshot).count();
-    let want = 1 + state.rows.len() * (1 + indexed);
+    let keys = ecs.db().scan_prefix(ECS_TABLES_PREFIX, &snapshot).count();
+    let want = state.rows.len() * (1 + indexed);
     if keys != want {
-        return Err(format!("{keys} ECS keys, one whole version has {want}"));
+        return Err(format!(
+            "{keys} row and index keys, one whole version has {want}"
+        ));
+    }
+    let metas = ecs
+        .db()
+        .scan_prefix([ECS_PREFIX, b"m"].concat(), &snapshot)
+        .count();
+    if metas != 1 {
+        return Err(format!("{metas} meta records"));
     }
     ecs.close().map_err(|e| format!("close failed: {e}"))?;
     Ok(state)

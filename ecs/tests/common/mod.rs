@@ -108,14 +108,10 @@ pub fn with_version(row: &Row, v: i32) -> Row {
 }
 
 /// The engine key of a row, built from docs/ecs.md's layout:
-/// `00 'e' 'c' 's' 't' lp(instance) lp(component) cluster:u32be 'r' id8`.
-pub fn row_key(instance: &str, component: &str, cluster: u32, id: i64) -> Vec<u8> {
-    let mut k = b"\x00ecst".to_vec();
-    k.push(instance.len() as u8);
-    k.extend_from_slice(instance.as_bytes());
-    k.push(component.len() as u8);
-    k.extend_from_slice(component.as_bytes());
-    k.extend_from_slice(&cluster.to_be_bytes());
+/// `00 'E' 't' table:u32be 'r' id8`.
+pub fn row_key(table: &Table, id: i64) -> Vec<u8> {
+    let mut k = b"\x00Et".to_vec();
+    k.extend_from_slice(&table.number().to_be_bytes());
     k.push(b'r');
     k.extend_from_slice(&((id as u64) ^ (1 << 63)).to_be_bytes());
     k
