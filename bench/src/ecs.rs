@@ -14,6 +14,9 @@
 //!   default 100,000, drawn from a Zipf distribution with `--zipf_alpha`, 0
 //!   uniform), moves an amount, commits; the total is checked at the end.
 //!
+//! With `--ecs_compact=1` the loaded table is flushed and compacted first,
+//! so reads come from sorted tables instead of the memtable.
+//!
 //! Races are retried at once (with a jittered microsecond backoff); the
 //! result line reports retries per commit.
 
@@ -134,13 +137,13 @@ pub fn run(name: &str, flags: &Flags, seed: u64, progress: &ProgressBar) -> Resu
                 .table(&item(), "bench", 1)
                 .map_err(err("creating the table"))?;
             load_items(&ecs, &table, rows)?;
-            if std::env::var("ECS_FLUSH").is_ok() {
+            if flags.ecs_compact {
                 ecs.db()
                     .flush()
-                    .map_err(|e| Error::engine("jkv", "flush", e))?;
+                    .map_err(|e| Error::engine("jkv", "flushing", e))?;
                 ecs.db()
                     .compact()
-                    .map_err(|e| Error::engine("jkv", "compact", e))?;
+                    .map_err(|e| Error::engine("jkv", "compacting", e))?;
             }
             let row_size = table.component().row_size() as u64;
             let ops = if matches!(name, "ecs_get" | "ecs_range") {

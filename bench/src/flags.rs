@@ -67,6 +67,8 @@ pub struct Flags {
     pub ecs_accounts: u64,
     /// Zipf exponent of `ecs_transfer`'s account choice (0 = uniform).
     pub zipf_alpha: f64,
+    /// Flush and compact the loaded ECS table before the timed part.
+    pub ecs_compact: bool,
     /// Reads per thread; `None` means `num`.
     pub reads: Option<u64>,
     /// Writes per thread; `None` means `num`.
@@ -136,6 +138,7 @@ impl Default for Flags {
             ecs_rows: 30_000,
             ecs_accounts: 100_000,
             zipf_alpha: 0.0,
+            ecs_compact: false,
         }
     }
 }
@@ -171,6 +174,8 @@ USAGE: jkv-bench [--flag=value ...]
   --ecs_rows=N            rows of the ECS item table (default 30000)
   --ecs_accounts=N        accounts of ecs_transfer (default 100000)
   --zipf_alpha=A          Zipf exponent of ecs_transfer's accounts, 0 = uniform (default 0)
+  --ecs_compact=0|1       flush and compact the loaded ECS table first, so reads come from
+                          sorted tables rather than the memtable (default 0)
   --max_background_compactions=N
                           compaction threads (jkv; default: the engine's, 2)
   --compression_type=none only none is supported
@@ -289,6 +294,7 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
         "ecs_rows" => flags.ecs_rows = number(name, value)?,
         "ecs_accounts" => flags.ecs_accounts = number(name, value)?,
         "zipf_alpha" => flags.zipf_alpha = number(name, value)?,
+        "ecs_compact" => flags.ecs_compact = boolean(name, value)?,
         _ => return Err(Error::Flag(format!("unknown flag --{name}; see --help"))),
     }
     Ok(())

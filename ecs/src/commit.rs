@@ -16,6 +16,7 @@
 //! different clusters take different locks.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use jkv::{WriteBatch, WriteOptions};
 
@@ -24,7 +25,7 @@ use crate::keys;
 use crate::row::Row;
 use crate::schema::{ID, VERSION};
 use crate::store::Ecs;
-use crate::table::Table;
+use crate::table::{CommitGroup, Table};
 
 /// One part of a commit payload.
 #[derive(Clone, Debug)]
@@ -110,6 +111,20 @@ impl Ecs {
     /// must share one (instance, cluster); a payload without inserts,
     /// updates or deletes is refused ("no dirty data").
     pub fn commit(&self, ops: &[Op], options: WriteOptions) -> Result<()> {
+        self.commit_observed(ops, options, None)
+    }
+
+    /// [`Ecs::commit`] for a transaction that saw its group at `observed`
+    /// (group, writes) before its first read: when the group has had no
+    /// write since, nothing the transaction read can have changed, and the
+    /// session's call-time checks (unique values, existence) still hold, so
+    /// the commit skips re-reading rows and index entries.
+    pub(crate) fn commit_observed(
+        &self,
+        ops: &[Op],
+        options: WriteOptions,
+        observed: Option<(&Arc<CommitGroup>, u64)>,
+    ) -> Result<()> {
         self.check_open()?;
         let first = ops
             .iter()
@@ -150,8 +165,11 @@ impl Ecs {
         let publish = self.shared.hub.has_subscribers();
         let mut channels = Vec::new();
         {
-            let _lock = first.commit_lock().lock();
-            let batch = self.check_and_build(ops, publish.then_some(&mut channels))?;
+            let lock = first.commit_lock();
+            let unchanged = observed.is_some_and(|(group, writes)| {
+                Arc::ptr_eq(group, first.group()) && lock.writes_before() == writes
+            });
+            let batch = self.check_and_build(ops, unchanged, publish.then_some(&mut channels))?;
             if !batch.is_empty() {
                 self.shared.db.write(batch, options)?;
             }
@@ -168,6 +186,7 @@ impl Ecs {
     fn check_and_build(
         &self,
         ops: &[Op],
+        unchanged: bool,
         mut channels: Option<&mut Vec<String>>,
     ) -> Result<WriteBatch> {
         let db = &self.shared.db;
@@ -185,6 +204,15 @@ impl Ecs {
         for op in ops {
             let table = op.table();
             let c = table.component();
+            if unchanged {
+                // Nothing was written to the group since the transaction's
+                // first read: every stored row is the one it read.
+                stored.push(match op {
+                    Op::Update { old, .. } | Op::Delete { old, .. } => Some(old.clone()),
+                    _ => None,
+                });
+                continue;
+            }
             let stored_row = match op {
                 Op::Insert { row, .. } => {
                     if row.version() != 0 {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jkv::{WriteBatch, WriteOptions};
-use parking_lot::{MutexGuard, ReentrantMutexGuard};
+use parking_lot::ReentrantMutexGuard;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, RaceKind, Result};
@@ -22,7 +22,7 @@ use crate::keys;
 use crate::row::Row;
 use crate::schema::{Component, DType, VERSION};
 use crate::store::Ecs;
-use crate::table::Table;
+use crate::table::{GroupGuard, Table};
 use crate::value::{cast, CastMode};
 
 /// What [`Maintenance::check_table`] found.
@@ -145,7 +145,7 @@ impl Maintenance {
     /// is [`TableStatus::NotExists`].
     pub fn create_table(&self, table: &Table) -> Result<()> {
         let _m = self.lock();
-        let _c = table.commit_lock().lock();
+        let _c = table.commit_lock();
         self.require(table, TableStatus::NotExists, "create_table")?;
         let mut batch = WriteBatch::new();
         put_meta(
@@ -163,7 +163,7 @@ impl Maintenance {
     /// of rows removed.
     pub fn drop_table(&self, table: &Table) -> Result<u64> {
         let _m = self.lock();
-        let _c = table.commit_lock().lock();
+        let _c = table.commit_lock();
         let mut batch = WriteBatch::new();
         let rows = self.delete_all(table, &mut batch)?;
         if let Some(meta) = self
@@ -188,7 +188,7 @@ impl Maintenance {
             )));
         }
         let _m = self.lock();
-        let _c = table.commit_lock().lock();
+        let _c = table.commit_lock();
         let mut batch = WriteBatch::new();
         let rows = self.delete_all(table, &mut batch)?;
         put_meta(
@@ -304,7 +304,7 @@ impl Maintenance {
     /// unique column.
     pub fn migrate_schema(&self, table: &Table, force: bool) -> Result<bool> {
         let _m = self.lock();
-        let _c = table.commit_lock().lock();
+        let _c = table.commit_lock();
         let meta = self
             .require(table, TableStatus::SchemaMismatch, "migrate_schema")?
             .expect("mismatch has meta");
@@ -360,7 +360,7 @@ impl Maintenance {
     /// change) when a unique column holds a value twice.
     pub fn rebuild_index(&self, table: &Table) -> Result<u64> {
         let _m = self.lock();
-        let _c = table.commit_lock().lock();
+        let _c = table.commit_lock();
         let snapshot = self.ecs.snapshot();
         let rows_prefix = keys::rows_prefix(table.prefix());
         let mut batch = WriteBatch::new();
@@ -423,17 +423,17 @@ impl Maintenance {
 
 /// Takes the commit locks of two tables in a fixed order (the second only
 /// when it is another group).
-fn lock_pair<'a>(a: &'a Table, b: &'a Table) -> (MutexGuard<'a, ()>, Option<MutexGuard<'a, ()>>) {
+fn lock_pair<'a>(a: &'a Table, b: &'a Table) -> (GroupGuard<'a>, Option<GroupGuard<'a>>) {
     if a.same_group(b) {
-        return (a.commit_lock().lock(), None);
+        return (a.commit_lock(), None);
     }
     let (first, second) = if (a.instance(), a.cluster()) <= (b.instance(), b.cluster()) {
         (a, b)
     } else {
         (b, a)
     };
-    let g1 = first.commit_lock().lock();
-    let g2 = second.commit_lock().lock();
+    let g1 = first.commit_lock();
+    let g2 = second.commit_lock();
     (g1, Some(g2))
 }
 

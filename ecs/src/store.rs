@@ -21,7 +21,7 @@ use crate::notify::{Hub, MqClient};
 use crate::range::{normalize, Normalized, Range};
 use crate::row::{Row, Rows};
 use crate::schema::{Component, ID};
-use crate::table::Table;
+use crate::table::{CommitGroup, Table};
 use crate::value::{cast, CastMode, Value};
 use crate::worker_id::Snowflake;
 
@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     owns_db: bool,
     pub(crate) hub: Arc<Hub>,
     /// (instance, cluster) -> its commit lock.
-    commit_locks: Mutex<HashMap<(String, u32), Arc<Mutex<()>>>>,
+    commit_locks: Mutex<HashMap<(String, u32), Arc<CommitGroup>>>,
     /// The global maintenance lock (the contract's `get_lock`); reentrant so
     /// an operation can take it inside a caller's explicit hold.
     pub(crate) maintenance: ReentrantMutex<()>,
@@ -357,7 +357,7 @@ impl Ecs {
                 "direct_set on {table:?}: only volatile components accept direct_set"
             )));
         }
-        let _commit = table.commit_lock().lock();
+        let _commit = table.commit_lock();
         let mut row = self.get(table, id)?.ok_or_else(|| {
             Error::NotFound(format!("direct_set on {table:?}: row {id} does not exist"))
         })?;

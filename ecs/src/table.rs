@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::keys;
@@ -27,7 +29,7 @@ struct TableInner {
     index_prefixes: Vec<Option<Vec<u8>>>,
     /// Serializes commits of one (instance, cluster), as Redis serializes
     /// them per hash slot. Shared by all tables of that pair.
-    commit_lock: Arc<Mutex<()>>,
+    group: Arc<CommitGroup>,
 }
 
 impl std::fmt::Debug for Table {
@@ -48,7 +50,7 @@ impl Table {
         instance: &str,
         cluster: u32,
         number: u32,
-        commit_lock: Arc<Mutex<()>>,
+        group: Arc<CommitGroup>,
     ) -> Result<Table> {
         let prefix = keys::table_prefix(number);
         let index_prefixes = component
@@ -68,7 +70,7 @@ impl Table {
             number,
             prefix,
             index_prefixes,
-            commit_lock,
+            group,
         })))
     }
 
@@ -97,14 +99,19 @@ impl Table {
         &self.0.prefix
     }
 
-    pub(crate) fn commit_lock(&self) -> &Arc<Mutex<()>> {
-        &self.0.commit_lock
+    /// Takes the commit lock of this table's (instance, cluster).
+    pub(crate) fn commit_lock(&self) -> GroupGuard<'_> {
+        self.0.group.lock()
+    }
+
+    pub(crate) fn group(&self) -> &Arc<CommitGroup> {
+        &self.0.group
     }
 
     /// True when `other` is in the same (instance, cluster), so one commit
     /// may touch both.
     pub(crate) fn same_group(&self, other: &Table) -> bool {
-        Arc::ptr_eq(&self.0.commit_lock, &other.0.commit_lock)
+        Arc::ptr_eq(&self.0.group, &other.0.group)
     }
 
     /// Key of row `id`.
@@ -176,5 +183,51 @@ impl Table {
             )));
         }
         Row::from_bytes(&self.0.component, bytes.to_vec())
+    }
+}
+
+/// The writers of one (instance, cluster): commits, `direct_set`s and
+/// maintenance, serialized by one lock. `writes` counts the lock's holds
+/// (each release adds one, whether or not it wrote), so a transaction that
+/// finds the count unchanged between its first read and its commit knows
+/// that nothing it read can have changed.
+#[derive(Default)]
+pub(crate) struct CommitGroup {
+    lock: Mutex<()>,
+    writes: AtomicU64,
+}
+
+impl CommitGroup {
+    /// Waits for the lock.
+    pub(crate) fn lock(&self) -> GroupGuard<'_> {
+        GroupGuard {
+            group: self,
+            _held: self.lock.lock(),
+        }
+    }
+
+    /// Holds of the lock released so far.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+}
+
+/// A held commit lock; releasing it counts one more write of its group.
+pub(crate) struct GroupGuard<'a> {
+    group: &'a CommitGroup,
+    _held: MutexGuard<'a, ()>,
+}
+
+impl GroupGuard<'_> {
+    /// Writes released before this hold (stable while it is held).
+    pub(crate) fn writes_before(&self) -> u64 {
+        self.group.writes.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for GroupGuard<'_> {
+    fn drop(&mut self) {
+        // Counted before the mutex is released (fields drop after this).
+        self.group.writes.fetch_add(1, Ordering::AcqRel);
     }
 }

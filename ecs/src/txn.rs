@@ -10,6 +10,7 @@
 //! transaction without committing discards it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jkv::WriteOptions;
@@ -20,7 +21,7 @@ use crate::range::Range;
 use crate::row::Row;
 use crate::schema::ID;
 use crate::store::Ecs;
-use crate::table::Table;
+use crate::table::{CommitGroup, Table};
 use crate::value::{cast, CastMode, Value};
 
 /// Where a row stands in a transaction.
@@ -58,6 +59,9 @@ pub struct Transaction<'e> {
     /// Unique values of held, not deleted rows: (component, position,
     /// value key) -> ids, so pre-checks cost a lookup, not a scan.
     held_unique: HashMap<(String, usize, Vec<u8>), Vec<i64>>,
+    /// The commit group of the first table touched and its write count
+    /// then (see [`Ecs::commit_observed`]).
+    observed: Option<(Arc<CommitGroup>, u64)>,
     options: WriteOptions,
 }
 
@@ -71,6 +75,7 @@ impl Ecs {
             order: Vec::new(),
             absent: HashSet::new(),
             held_unique: HashMap::new(),
+            observed: None,
             options: WriteOptions::default(),
         }
     }
@@ -161,6 +166,13 @@ impl<'e> Transaction<'e> {
         self
     }
 
+    /// Notes the write count of `table`'s group before the first read.
+    fn observe(&mut self, table: &Table) {
+        if self.observed.is_none() {
+            self.observed = Some((table.group().clone(), table.group().writes()));
+        }
+    }
+
     /// The state of a row this transaction holds, if any.
     pub fn state(&self, table: &Table, id: i64) -> Option<RowState> {
         self.rows
@@ -171,6 +183,7 @@ impl<'e> Transaction<'e> {
     /// Row `id`: from the identity map when held (`None` if deleted here),
     /// else from the database (then held as clean).
     pub fn get(&mut self, table: &Table, id: i64) -> Result<Option<Row>> {
+        self.observe(table);
         let key = (table.component().name().to_string(), id);
         if let Some(e) = self.rows.get(&key) {
             return Ok((e.state != RowState::Delete).then(|| e.current.clone()));
@@ -196,6 +209,7 @@ impl<'e> Transaction<'e> {
         column: &str,
         value: impl Into<Value>,
     ) -> Result<Option<Row>> {
+        self.observe(table);
         let value = value.into();
         let c = table.component().clone();
         let p = c.property(column)?;
@@ -253,6 +267,7 @@ impl<'e> Transaction<'e> {
     /// are not returned, rows deleted here are left out, held rows come from
     /// the identity map). Every returned row is held.
     pub fn range(&mut self, table: &Table, range: &Range) -> Result<Vec<Row>> {
+        self.observe(table);
         let snapshot = self.ecs.snapshot();
         let mut found = Vec::new();
         self.ecs
@@ -316,6 +331,7 @@ impl<'e> Transaction<'e> {
     /// [`Error::UniqueViolation`]; with a committed row too, unless this
     /// transaction saw that value absent earlier, which makes it a race.
     pub fn insert(&mut self, table: &Table, row: Row) -> Result<i64> {
+        self.observe(table);
         self.check_row_table(table, &row)?;
         if row.version() != 0 {
             return Err(Error::invalid("insert: a new row's _version must be 0"));
@@ -358,6 +374,7 @@ impl<'e> Transaction<'e> {
     /// `_version` was changed or no column changed; unique clashes as for
     /// [`Transaction::insert`].
     pub fn update(&mut self, table: &Table, row: Row) -> Result<()> {
+        self.observe(table);
         self.check_row_table(table, &row)?;
         let key = (table.component().name().to_string(), row.id());
         let (current, state) = match self.rows.get(&key) {
@@ -410,6 +427,7 @@ impl<'e> Transaction<'e> {
     /// Deletes a held row. [`Error::NotFound`] ("not existing") when the row
     /// was not read here or is already deleted.
     pub fn delete(&mut self, table: &Table, id: i64) -> Result<()> {
+        self.observe(table);
         let key = (table.component().name().to_string(), id);
         match self.rows.get_mut(&key) {
             Some(e) if e.state != RowState::Delete => {
@@ -569,7 +587,8 @@ impl<'e> Transaction<'e> {
         if !ops.iter().any(|op| !matches!(op, Op::Read { .. })) {
             return Ok(());
         }
-        self.ecs.commit(&ops, self.options)
+        let observed = self.observed.as_ref().map(|(g, w)| (g, *w));
+        self.ecs.commit_observed(&ops, self.options, observed)
     }
 }
 
