@@ -287,6 +287,8 @@ mod tests {
                 hi: suffix(115, &[0, 0xFF])
             }
         );
+        // Equal exclusive bounds leave the low sentinel above the high one.
+        assert!(normalize(&c, &Range::between("time", "(5", "(5")).is_err());
     }
 
     #[test]
@@ -302,9 +304,12 @@ mod tests {
             n,
             Normalized::Index {
                 lo: [enc(-128), vec![0]].concat(),
-                hi: [enc(127), vec![0, 0xFF]].concat(),
+                hi: [enc(127), vec![0, 0xFF]].concat()
             }
         );
+        // Out-of-range integer bounds clamp too.
+        let (_, wide) = normalize(&c, &Range::between("small", -1000, 1000)).unwrap();
+        assert_eq!(wide, n);
     }
 
     #[test]

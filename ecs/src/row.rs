@@ -381,6 +381,65 @@ mod tests {
         assert_eq!(back, r);
     }
 
+    /// docs/ecs.md, "Worked example": the row and its keys, byte for byte.
+    #[test]
+    fn docs_worked_example_bytes() {
+        use crate::{keys, sortable};
+        let c = Component::builder("doc", "Item")
+            .property(Property::new("owner", DType::I64).index())
+            .property(Property::new("name", DType::Unicode(4)).unique())
+            .property(Property::new("used", DType::Bool).index())
+            .build()
+            .unwrap();
+        assert_eq!(c.row_size(), 37);
+        let mut r = Row::new(&c);
+        r.set_id(5)
+            .set("name", "ab")
+            .unwrap()
+            .set("owner", 10)
+            .unwrap()
+            .set("used", true)
+            .unwrap();
+        r.set_version(1);
+        let hex = |b: &[u8]| {
+            b.iter()
+                .map(|x| format!("{x:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            hex(r.as_bytes()),
+            "01 00 00 00 05 00 00 00 00 00 00 00 61 00 00 00 62 00 00 00 00 00 00 00 00 00 00 00 \
+             0A 00 00 00 00 00 00 00 01"
+        );
+        let table = keys::table_prefix(1);
+        assert_eq!(
+            hex(&keys::row_key(&table, 5)),
+            "00 45 74 00 00 00 01 72 80 00 00 00 00 00 00 05"
+        );
+        let entry = |col: &str| {
+            let pos = c.position(col).unwrap();
+            let v = sortable::encode(c.properties()[pos].dtype, &r.value_at(pos).unwrap()).unwrap();
+            hex(&keys::index_key(
+                &keys::index_prefix(&table, pos as u8),
+                &v,
+                5,
+            ))
+        };
+        assert_eq!(
+            entry("owner"),
+            "00 45 74 00 00 00 01 78 03 80 00 00 00 00 00 00 0A 00 01 80 00 00 00 00 00 00 05"
+        );
+        assert_eq!(
+            entry("name"),
+            "00 45 74 00 00 00 01 78 02 61 62 00 01 80 00 00 00 00 00 00 05"
+        );
+        assert_eq!(
+            entry("used"),
+            "00 45 74 00 00 00 01 78 04 80 00 00 00 00 00 00 01 00 01 80 00 00 00 00 00 00 05"
+        );
+    }
+
     #[test]
     fn wrong_length_and_unknown_columns_are_errors() {
         let c = Component::builder("t", "T").build().unwrap();
