@@ -236,8 +236,12 @@ pub fn run(name: &str, flags: &Flags, seed: u64, progress: &ProgressBar) -> Resu
                 i += LOAD_BATCH;
             }
             if flags.ecs_compact {
-                ecs.db().flush().map_err(|e| Error::engine("jkv", "flushing", e))?;
-                ecs.db().compact().map_err(|e| Error::engine("jkv", "compacting", e))?;
+                ecs.db()
+                    .flush()
+                    .map_err(|e| Error::engine("jkv", "flushing", e))?;
+                ecs.db()
+                    .compact()
+                    .map_err(|e| Error::engine("jkv", "compacting", e))?;
             }
             let zipf = Zipf::new(accounts, flags.zipf_alpha);
             let stats = run_threads(threads, |tid, st| {

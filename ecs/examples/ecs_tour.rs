@@ -16,7 +16,12 @@ fn main() -> Result<(), Error> {
         .unwrap_or_else(|| {
             std::env::temp_dir().join(format!("jkv-ecs-tour-{}", std::process::id()))
         });
-    let ecs = Ecs::open(&dir, jkv::Options::default())?;
+    run(&dir)
+}
+
+/// The tour on a database in `dir` (ecs/tests/example_tour.rs runs it too).
+pub fn run(dir: &std::path::Path) -> Result<(), Error> {
+    let ecs = Ecs::open(dir, jkv::Options::default())?;
 
     // Two components: players with a unique name, items owned by players.
     let player = Component::builder("tour", "Player")
