@@ -149,7 +149,7 @@ impl Ecs {
                     "commit: a row does not belong to its table's component",
                 ));
             }
-            if !seen.insert((op.table().component().name().to_string(), op.id())) {
+            if !seen.insert((op.table().number(), op.id())) {
                 return Err(Error::invalid(format!(
                     "commit: row {} of {:?} appears twice in one payload",
                     op.id(),

@@ -49,16 +49,16 @@ struct Entry {
 /// One transaction over tables of one (instance, cluster).
 pub struct Transaction<'e> {
     ecs: &'e Ecs,
-    /// (component name, id) -> entry.
-    rows: HashMap<(String, i64), Entry>,
+    /// (table number, id) -> entry.
+    rows: HashMap<(u32, i64), Entry>,
     /// First-touch order, so commits are deterministic.
-    order: Vec<(String, i64)>,
-    /// Negative observations: (component, column, value bytes) read and
+    order: Vec<(u32, i64)>,
+    /// Negative observations: (table number, column, value bytes) read and
     /// found absent. A later unique clash on one of them is a race.
-    absent: HashSet<(String, String, Vec<u8>)>,
-    /// Unique values of held, not deleted rows: (component, position,
+    absent: HashSet<(u32, String, Vec<u8>)>,
+    /// Unique values of held, not deleted rows: (table number, position,
     /// value key) -> ids, so pre-checks cost a lookup, not a scan.
-    held_unique: HashMap<(String, usize, Vec<u8>), Vec<i64>>,
+    held_unique: HashMap<(u32, usize, Vec<u8>), Vec<i64>>,
     /// The commit group of the first table touched and its write count
     /// then (see [`Ecs::commit_observed`]).
     observed: Option<(Arc<CommitGroup>, u64)>,
@@ -175,16 +175,14 @@ impl<'e> Transaction<'e> {
 
     /// The state of a row this transaction holds, if any.
     pub fn state(&self, table: &Table, id: i64) -> Option<RowState> {
-        self.rows
-            .get(&(table.component().name().to_string(), id))
-            .map(|e| e.state)
+        self.rows.get(&(table.number(), id)).map(|e| e.state)
     }
 
     /// Row `id`: from the identity map when held (`None` if deleted here),
     /// else from the database (then held as clean).
     pub fn get(&mut self, table: &Table, id: i64) -> Result<Option<Row>> {
         self.observe(table);
-        let key = (table.component().name().to_string(), id);
+        let key = (table.number(), id);
         if let Some(e) = self.rows.get(&key) {
             return Ok((e.state != RowState::Delete).then(|| e.current.clone()));
         }
@@ -222,15 +220,15 @@ impl<'e> Transaction<'e> {
             let probe = with_value(table, pos, &v);
             let held = self
                 .held_unique
-                .get(&(c.name().to_string(), pos, unique_key(&probe, pos)));
+                .get(&(table.number(), pos, unique_key(&probe, pos)));
             if let Some(&id) = held.and_then(|ids| ids.first()) {
-                let e = &self.rows[&(c.name().to_string(), id)];
+                let e = &self.rows[&(table.number(), id)];
                 return Ok(Some(e.current.clone()));
             }
         } else {
             for k in &self.order {
                 let e = &self.rows[k];
-                if e.table.component().name() == c.name()
+                if e.table.number() == table.number()
                     && e.state != RowState::Delete
                     && e.current.value_at(pos)? == v
                 {
@@ -241,7 +239,7 @@ impl<'e> Transaction<'e> {
         let found = self.ecs.get_by(table, column, v.clone())?;
         let row = match found {
             Some(row) => {
-                let key = (c.name().to_string(), row.id());
+                let key = (table.number(), row.id());
                 match self.rows.get(&key) {
                     // Held rows were checked above: changed away or deleted here.
                     Some(_) => None,
@@ -255,7 +253,7 @@ impl<'e> Transaction<'e> {
         };
         if row.is_none() {
             self.absent.insert((
-                c.name().to_string(),
+                table.number(),
                 column.to_string(),
                 table.sortable_of(&with_value(table, pos, &v), pos)?,
             ));
@@ -277,7 +275,7 @@ impl<'e> Transaction<'e> {
             })?;
         let mut rows = Vec::with_capacity(found.len());
         for (id, bytes) in found {
-            let key = (table.component().name().to_string(), id);
+            let key = (table.number(), id);
             match self.rows.get(&key) {
                 Some(e) if e.state == RowState::Delete => {}
                 Some(e) => rows.push(e.current.clone()),
@@ -292,13 +290,13 @@ impl<'e> Transaction<'e> {
     }
 
     /// Adds (`add`) or removes the unique values of `row` in `held_unique`.
-    fn track_unique(&mut self, row: &Row, add: bool) {
+    fn track_unique(&mut self, table: &Table, row: &Row, add: bool) {
         let c = row.component();
         for (pos, p) in c.properties().iter().enumerate() {
             if !p.unique || pos == c.id_position() {
                 continue;
             }
-            let key = (c.name().to_string(), pos, unique_key(row, pos));
+            let key = (table.number(), pos, unique_key(row, pos));
             if add {
                 self.held_unique.entry(key).or_default().push(row.id());
             } else if let Some(ids) = self.held_unique.get_mut(&key) {
@@ -311,8 +309,8 @@ impl<'e> Transaction<'e> {
     }
 
     fn hold(&mut self, table: &Table, row: Row) {
-        let key = (table.component().name().to_string(), row.id());
-        self.track_unique(&row, true);
+        let key = (table.number(), row.id());
+        self.track_unique(table, &row, true);
         self.order.push(key.clone());
         self.rows.insert(
             key,
@@ -337,7 +335,7 @@ impl<'e> Transaction<'e> {
             return Err(Error::invalid("insert: a new row's _version must be 0"));
         }
         let id = row.id();
-        let key = (table.component().name().to_string(), id);
+        let key = (table.number(), id);
         if let Some(e) = self.rows.get(&key) {
             return Err(match e.state {
                 RowState::Delete => Error::invalid(format!(
@@ -355,7 +353,7 @@ impl<'e> Transaction<'e> {
             .filter(|&i| c.properties()[i].unique)
             .collect();
         self.precheck_unique(table, &row, &unique)?;
-        self.track_unique(&row, true);
+        self.track_unique(table, &row, true);
         self.order.push(key.clone());
         self.rows.insert(
             key,
@@ -376,7 +374,7 @@ impl<'e> Transaction<'e> {
     pub fn update(&mut self, table: &Table, row: Row) -> Result<()> {
         self.observe(table);
         self.check_row_table(table, &row)?;
-        let key = (table.component().name().to_string(), row.id());
+        let key = (table.number(), row.id());
         let (current, state) = match self.rows.get(&key) {
             Some(e) if e.state != RowState::Delete => (e.current.clone(), e.state),
             Some(_) => {
@@ -414,8 +412,8 @@ impl<'e> Transaction<'e> {
             .filter(|&i| c.properties()[i].unique)
             .collect();
         self.precheck_unique(table, &row, &unique)?;
-        self.track_unique(&current, false);
-        self.track_unique(&row, true);
+        self.track_unique(table, &current, false);
+        self.track_unique(table, &row, true);
         let e = self.rows.get_mut(&key).expect("held");
         e.current = row;
         if state == RowState::Clean {
@@ -428,12 +426,12 @@ impl<'e> Transaction<'e> {
     /// was not read here or is already deleted.
     pub fn delete(&mut self, table: &Table, id: i64) -> Result<()> {
         self.observe(table);
-        let key = (table.component().name().to_string(), id);
+        let key = (table.number(), id);
         match self.rows.get_mut(&key) {
             Some(e) if e.state != RowState::Delete => {
                 e.state = RowState::Delete;
                 let current = e.current.clone();
-                self.track_unique(&current, false);
+                self.track_unique(table, &current, false);
                 Ok(())
             }
             _ => Err(Error::NotFound(format!(
@@ -498,7 +496,7 @@ impl<'e> Transaction<'e> {
             let v = row.value_at(pos)?;
             let held = self
                 .held_unique
-                .get(&(c.name().to_string(), pos, unique_key(row, pos)));
+                .get(&(table.number(), pos, unique_key(row, pos)));
             if let Some(&other) = held.and_then(|ids| ids.iter().find(|&&i| i != row.id())) {
                 return Err(Error::UniqueViolation {
                     field: name.clone(),
@@ -516,7 +514,7 @@ impl<'e> Transaction<'e> {
             };
             let deleted_here = |id: i64| {
                 self.rows
-                    .get(&(c.name().to_string(), id))
+                    .get(&(table.number(), id))
                     .is_some_and(|e| e.state == RowState::Delete)
             };
             if let Some(&holder) = holders
@@ -528,10 +526,7 @@ impl<'e> Transaction<'e> {
                 } else {
                     table.sortable_of(row, pos)?
                 };
-                if self
-                    .absent
-                    .contains(&(c.name().to_string(), name.clone(), bytes))
-                {
+                if self.absent.contains(&(table.number(), name.clone(), bytes)) {
                     return Err(Error::race(
                         RaceKind::Unique,
                         format!("{table:?} column {name:?} value {v} was absent when read here, now row {holder} has it"),
