@@ -159,6 +159,21 @@ impl Row {
         Ok(m)
     }
 
+    /// Every column by name as a string, `_version` included (the
+    /// contract's RAW format: what Redis hands back, a string per field;
+    /// bytes columns as lossy UTF-8).
+    pub fn to_raw_map(&self) -> Result<BTreeMap<String, String>> {
+        let mut m = BTreeMap::new();
+        for (i, p) in self.component.properties().iter().enumerate() {
+            let text = match self.value_at(i)? {
+                Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                v => v.to_string(),
+            };
+            m.insert(p.name.clone(), text);
+        }
+        Ok(m)
+    }
+
     fn no_column(&self, name: &str) -> Error {
         Error::invalid(format!(
             "component {} has no column {name:?}",
@@ -379,6 +394,14 @@ mod tests {
         assert_eq!(r.get("k_bool").unwrap(), Value::Int(1));
         let back = Row::from_bytes(&c, expect).unwrap();
         assert_eq!(back, r);
+        let typed = r.to_map().unwrap();
+        assert_eq!(typed["_version"], Value::Int(7));
+        assert_eq!(typed["i_f32"], Value::Float(1.5));
+        let raw = r.to_raw_map().unwrap();
+        assert_eq!(raw["l_u3"], "hél");
+        assert_eq!(raw["h_u64"], u64::MAX.to_string());
+        assert_eq!(raw["m_s3"], "ab");
+        assert_eq!(raw.len(), c.properties().len());
     }
 
     /// docs/ecs.md, "Worked example": the row and its keys, byte for byte.
