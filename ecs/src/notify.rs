@@ -31,11 +31,14 @@ pub const BACKLOG_MAX_AGE: Duration = Duration::from_secs(120);
 /// Past this many subscribed channels a client logs a warning.
 pub const CHANNELS_WARN: usize = 5000;
 
+/// A client id and its sender.
+type Subscriber = (u64, Sender<String>);
+
 /// Where commits publish; clients subscribe here.
 #[derive(Default)]
 pub(crate) struct Hub {
     /// channel -> (client id, its sender).
-    subscribers: RwLock<HashMap<String, Vec<(u64, Sender<String>)>>>,
+    subscribers: RwLock<HashMap<String, Vec<Subscriber>>>,
     /// Number of (client, channel) subscriptions; 0 lets commits skip
     /// building channel names.
     subscriptions: AtomicUsize,

@@ -311,7 +311,7 @@ impl<'e> Transaction<'e> {
     fn hold(&mut self, table: &Table, row: Row) {
         let key = (table.number(), row.id());
         self.track_unique(table, &row, true);
-        self.order.push(key.clone());
+        self.order.push(key);
         self.rows.insert(
             key,
             Entry {
@@ -354,7 +354,7 @@ impl<'e> Transaction<'e> {
             .collect();
         self.precheck_unique(table, &row, &unique)?;
         self.track_unique(table, &row, true);
-        self.order.push(key.clone());
+        self.order.push(key);
         self.rows.insert(
             key,
             Entry {
@@ -613,8 +613,8 @@ fn check_encodable(table: &Table, row: &Row, positions: &[usize]) -> Result<()> 
 /// floats normalized so that -0.0 and +0.0 (equal values) share one key.
 fn unique_key(row: &Row, pos: usize) -> Vec<u8> {
     match row.value_at(pos) {
-        Ok(Value::Float(f)) if f == 0.0 => 0f64.to_le_bytes().to_vec(),
-        Ok(Value::Float(f)) => f.to_le_bytes().to_vec(),
+        // -0.0 == 0.0: both are tracked as +0.0.
+        Ok(Value::Float(f)) => (if f == 0.0 { 0.0f64 } else { f }).to_le_bytes().to_vec(),
         _ => row.field_bytes(pos).to_vec(),
     }
 }

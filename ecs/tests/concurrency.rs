@@ -43,7 +43,9 @@ fn hot_account_transfers_conserve_the_total_and_match_a_serial_order() {
         txn.insert(&fx.items, r).unwrap();
     }
     txn.commit().unwrap();
-    let results: Vec<(HashMap<i64, i64>, HashMap<i64, u32>, u32)> = std::thread::scope(|s| {
+    // Per thread: net deltas and committed updates per account, retries.
+    type Outcome = (HashMap<i64, i64>, HashMap<i64, u32>, u32);
+    let results: Vec<Outcome> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..THREADS)
             .map(|t| {
                 let fx = &fx;

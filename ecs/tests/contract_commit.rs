@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use jkv::WriteOptions;
-use jkv_ecs::{Error, Op, RaceKind, Range, Row};
+use jkv_ecs::{Error, Op, RaceKind, Range};
 
 fn race(r: jkv_ecs::Result<()>) -> RaceKind {
     match r {

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use jkv::WriteOptions;
-use jkv_ecs::{
-    Component, DType, Ecs, Error, MigrationPlan, Property, Range, Row, TableStatus, Value,
-};
+use jkv_ecs::{Component, DType, Ecs, Error, MigrationPlan, Property, Range, TableStatus, Value};
 
 #[test]
 fn case42_direct_set() {

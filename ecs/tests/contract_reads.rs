@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use jkv_ecs::{sortable_bytes, DType, Range, Row, Value};
+use jkv_ecs::{sortable_bytes, DType, Range, Value};
 
 #[test]
 fn case01_numeric_encoding_vectors() {

@@ -45,7 +45,12 @@ fn transfer(seed: u64, i: u64) -> (i64, i64, i64, bool) {
     let mut r = Rng(seed.wrapping_mul(1_000_003).wrapping_add(i));
     let from = (r.next() % ACCOUNTS as u64) as i64 + 1;
     let to = (from + (r.next() % (ACCOUNTS as u64 - 1)) as i64) % ACCOUNTS + 1;
-    (from, to, (r.next() % 40) as i64 + 1, r.next() % 2 == 0)
+    (
+        from,
+        to,
+        (r.next() % 40) as i64 + 1,
+        r.next().is_multiple_of(2),
+    )
 }
 
 /// The model's effect of a transfer (skipped when the payer is short).
