@@ -13,6 +13,18 @@ fn stdout_error(e: io::Error) -> Error {
     Error::io("writing", "standard output", e)
 }
 
+/// Ends a dump whose reader went away (`jkv sst-dump FILE | head`) quietly,
+/// with status 0, as `cat` does: nobody is left to read the rest. Other
+/// errors stay errors.
+fn quiet_on_closed_pipe(result: Result<ExitCode, Error>) -> Result<ExitCode, Error> {
+    match result {
+        Err(Error::Io { ref source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
 /// Prints a table's footer, properties, index and every entry.
 pub fn sst_dump(file: &Path) -> Result<ExitCode, Error> {
     let name = file
@@ -26,9 +38,12 @@ pub fn sst_dump(file: &Path) -> Result<ExitCode, Error> {
     let table = Table::open(&StdFs, file, number)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    table.dump(&mut out)?;
-    out.flush().map_err(stdout_error)?;
-    Ok(ExitCode::SUCCESS)
+    quiet_on_closed_pipe(
+        table
+            .dump(&mut out)
+            .and_then(|()| out.flush().map_err(stdout_error))
+            .map(|()| ExitCode::SUCCESS),
+    )
 }
 
 /// Prints every manifest record with its byte offset, one per line.
@@ -36,12 +51,16 @@ pub fn manifest_dump(dir: &Path) -> Result<ExitCode, Error> {
     let records = jkv_manifest::read_records(&StdFs, dir)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    for (offset, record) in records {
-        let json = serde_json_line(&record);
-        writeln!(out, "@{offset} {json}").map_err(stdout_error)?;
-    }
-    out.flush().map_err(stdout_error)?;
-    Ok(ExitCode::SUCCESS)
+    let written = records
+        .iter()
+        .try_for_each(|(offset, record)| {
+            let json = serde_json_line(record);
+            writeln!(out, "@{offset} {json}")
+        })
+        .and_then(|()| out.flush())
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(stdout_error);
+    quiet_on_closed_pipe(written)
 }
 
 fn serde_json_line(record: &jkv_manifest::Record) -> String {
