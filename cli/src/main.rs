@@ -1,5 +1,5 @@
 //! The `jkv` binary: the REPL on a database directory, and inspection tools
-//! (`sst-dump`, `manifest-dump`, `check`).
+//! (`sst-dump`, `manifest-dump`, `check`) and `repair`.
 
 mod repl;
 mod tools;
@@ -129,6 +129,15 @@ enum Tool {
         /// The database directory.
         dir: PathBuf,
     },
+    /// Rebuild a consistent database from whatever verifies in DIR (and
+    /// DIR/lost); print what was kept, salvaged and dropped. Exit 0 when
+    /// nothing was dropped, 2 when data was dropped (the database is
+    /// repaired without it), 1 when repair could not run. Takes the engine
+    /// options given before the subcommand (e.g. `jkv --num-levels 5 repair DIR`).
+    Repair {
+        /// The database directory (closed: repair takes its lock).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +146,7 @@ fn main() -> ExitCode {
         Some(Tool::SstDump { file }) => tools::sst_dump(&file),
         Some(Tool::ManifestDump { dir }) => tools::manifest_dump(&dir),
         Some(Tool::Check { dir }) => tools::check(&dir),
+        Some(Tool::Repair { dir }) => tools::repair(&dir, cli.engine.options()),
         None => repl::run(&cli.path, cli.engine.options(), cli.sync),
     };
     match result {

@@ -1,5 +1,6 @@
-//! Inspection tools: `sst-dump FILE`, `manifest-dump DIR`, `check DIR`.
-//! They read files directly and never modify them.
+//! Inspection tools: `sst-dump FILE`, `manifest-dump DIR`, `check DIR`,
+//! which read files directly and never modify them; and `repair DIR`, which
+//! rebuilds a damaged database (the engine's `jkv::repair`).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -75,5 +76,21 @@ pub fn check(dir: &Path) -> Result<ExitCode, Error> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// Exit status of `repair` when data was dropped (1 is for a repair that
+/// could not run).
+const REPAIR_DROPPED: u8 = 2;
+
+/// Repairs the database in `dir`; prints the report; exit status 2 when
+/// data was dropped.
+pub fn repair(dir: &Path, options: jkv::Options) -> Result<ExitCode, Error> {
+    let report = jkv::repair(dir, options)?;
+    println!("{report}");
+    Ok(if report.data_dropped() {
+        ExitCode::from(REPAIR_DROPPED)
+    } else {
+        ExitCode::SUCCESS
     })
 }
