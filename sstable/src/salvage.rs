@@ -47,6 +47,7 @@ pub struct SalvagedTable {
     data_end: u64,
     blocks: Vec<BlockHandle>,
     problems: Vec<Error>,
+    lost: Option<Error>,
     db_id: u64,
 }
 
@@ -61,6 +62,7 @@ impl SalvagedTable {
             data_end: 0,
             blocks: Vec::new(),
             problems: Vec::new(),
+            lost: None,
             db_id: 0,
             file,
         };
@@ -80,9 +82,18 @@ impl SalvagedTable {
     }
 
     /// Damage met while locating the blocks (`Corruption` with file and
-    /// offset), in file order of discovery.
+    /// offset) that hides no data by itself: a damaged footer, index,
+    /// filter or properties block, worked around as the module docs say.
     pub fn problems(&self) -> &[Error] {
         &self.problems
+    }
+
+    /// Where locating the blocks had to stop early: a damaged block hides
+    /// where it ends, so without the index nothing after it can be found
+    /// (`Corruption` at its offset). `None` when every data block was
+    /// located (each may still fail [`SalvagedTable::block_entries`]).
+    pub fn lost_data(&self) -> Option<&Error> {
+        self.lost.as_ref()
     }
 
     /// The database the properties name (0 when unknown or unreadable).
@@ -170,7 +181,7 @@ impl SalvagedTable {
                     start = end + BLOCK_TRAILER_LEN;
                 }
                 None => {
-                    self.problems.push(Error::corruption(
+                    self.lost = Some(Error::corruption(
                         &self.path,
                         start as u64,
                         format!(
@@ -435,9 +446,8 @@ mod tests {
         let first = t.block_entries(t.data_blocks()[0]).unwrap();
         assert_eq!(got, first);
         assert!(t
-            .problems()
-            .iter()
-            .any(|e| e.to_string().contains("no intact block starts here")));
+            .lost_data()
+            .is_some_and(|e| e.to_string().contains("no intact block starts here")));
     }
 
     #[test]
@@ -448,7 +458,7 @@ mod tests {
             std::fs::write(&path, vec![0u8; len]).unwrap();
             let t = SalvagedTable::open(&StdFs, &path).unwrap();
             assert!(read_all(&t).0.is_empty());
-            assert!(!t.problems().is_empty());
+            assert!(!t.problems().is_empty() || t.lost_data().is_some());
         }
     }
 }
