@@ -173,3 +173,22 @@ fn repair_refuses_a_database_in_use() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn repair_refuses_a_directory_without_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.tmp"), b"not ours").unwrap();
+    let (out, text) = run_repair(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("ERR "), "{err}");
+    assert!(err.contains("no database in"), "{err}");
+    // Nothing in it was touched: no lock file, the stranger's file kept.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.tmp"]);
+    let (out, _) = run_repair(&dir.path().join("missing"));
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -80,6 +80,33 @@ pub fn repair(dir: impl AsRef<Path>, options: Options) -> Result<RepairReport> {
             dir.display()
         )));
     }
+    // Refuse a directory that holds no database before touching anything
+    // in it (repair removes temporary files and takes the lock).
+    let list = |d: &Path| -> Result<Vec<String>> {
+        if fs.exists(d)? {
+            fs.list(d)
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let is_db_file = |n: &String| {
+        n == names::MANIFEST
+            || n.starts_with(BAD_MANIFEST_PREFIX)
+            || matches!(
+                parse_file_name(n),
+                Some(FileKind::Table(_) | FileKind::Wal(_) | FileKind::ValueLog(_))
+            )
+    };
+    if !list(dir)?
+        .iter()
+        .chain(&list(&dir.join(LOST_DIR))?)
+        .any(is_db_file)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "no database in {}: no manifest, table, WAL or value log to repair",
+            dir.display()
+        )));
+    }
     let _lock = fs.lock(&dir.join(names::LOCK))?;
     let mut r = Repair {
         fs: fs.clone(),
@@ -344,13 +371,22 @@ impl Repair {
         wal_entries.sort_by(|a, b| compare_internal_keys(&a.0, &b.0));
         sources.push(Source::Sorted(wal_entries.into_iter()));
 
-        let metas = self.write_tables(sources, &vlogs, db_id)?;
+        // The rebuilt database has an identity even if the old one had none.
+        let new_db_id = if db_id == 0 {
+            self.report
+                .notes
+                .push("no file names the database's identity: a new one is chosen".into());
+            random_db_id()
+        } else {
+            db_id
+        };
+        let metas = self.write_tables(sources, &vlogs, new_db_id)?;
         self.report.vlogs_kept = kept_vlogs.len();
 
         // The new manifest.
         let num_levels = self.options.num_levels;
         let mut state = ManifestState::new(num_levels);
-        state.db_id = db_id;
+        state.db_id = new_db_id;
         state.last_seq = self.max_seq.0;
         state.next_file = self.max_file + 1;
         state.levels[num_levels - 1] = metas;
@@ -436,8 +472,9 @@ impl Repair {
         })
     }
 
-    /// The database identity: the manifest's, else the one most tables and
-    /// WALs name, else a new one.
+    /// The database identity files are checked against: the manifest's,
+    /// else the one most tables and WALs name, else 0 (unknown: every file
+    /// is accepted, as for a database from before identities).
     fn choose_db_id(&mut self, old: &OldManifest, names: &[String], lost: &[String]) -> u64 {
         if let Some(id) = old.state.as_ref().map(|s| s.db_id).filter(|&id| id != 0) {
             return id;
@@ -464,12 +501,7 @@ impl Repair {
         }
         match votes.into_iter().max_by_key(|&(id, n)| (n, id)) {
             Some((id, _)) => id,
-            None => {
-                self.report
-                    .notes
-                    .push("no file names the database's identity: a new one is chosen".into());
-                random_db_id()
-            }
+            None => 0,
         }
     }
 
