@@ -46,6 +46,8 @@ pub struct SalvagedTable {
     /// End of the data region (where the data blocks' trailers must end).
     data_end: u64,
     blocks: Vec<BlockHandle>,
+    /// Index separators of `blocks`, when they came from the index.
+    separators: Option<Vec<Vec<u8>>>,
     problems: Vec<Error>,
     lost: Option<Error>,
     db_id: u64,
@@ -61,6 +63,7 @@ impl SalvagedTable {
             path: path.to_path_buf(),
             data_end: 0,
             blocks: Vec::new(),
+            separators: None,
             problems: Vec::new(),
             lost: None,
             db_id: 0,
@@ -106,6 +109,20 @@ impl SalvagedTable {
         self.file.len() as u64
     }
 
+    /// What the index says block `i` of [`SalvagedTable::data_blocks`]
+    /// held: its keys lie after the previous block's separator (`None` for
+    /// the first block) and at or before its own (internal keys). `None`
+    /// when the blocks were not found through the index.
+    pub fn block_key_bounds(&self, i: usize) -> Option<(Option<&[u8]>, &[u8])> {
+        let seps = self.separators.as_ref()?;
+        let own = seps.get(i)?;
+        let prev = i
+            .checked_sub(1)
+            .and_then(|p| seps.get(p))
+            .map(Vec::as_slice);
+        Some((prev, own.as_slice()))
+    }
+
     /// Reads one data block: checksum, structure, every key a valid
     /// internal key and each after the one before. Any failure is
     /// `Corruption` at the block's offset; nothing of the block is returned
@@ -145,6 +162,8 @@ impl SalvagedTable {
                 match index {
                     Ok(index) => {
                         self.blocks = (0..index.len()).map(|i| index.handle(i)).collect();
+                        self.separators =
+                            Some((0..index.len()).map(|i| index.key(i).to_vec()).collect());
                     }
                     Err(e) => {
                         self.problems.push(e);
@@ -432,6 +451,9 @@ mod tests {
         let t = SalvagedTable::open(&StdFs, &path).unwrap();
         let (got, bad) = read_all(&t);
         assert_eq!(bad, 1);
+        let (after, upto) = t.block_key_bounds(1).unwrap();
+        assert!(after.is_some_and(|a| a < lost[0].0.as_slice()));
+        assert!(upto >= lost.last().unwrap().0.as_slice());
         let want: Vec<_> = entries
             .iter()
             .filter(|e| !lost.contains(e))
@@ -442,6 +464,7 @@ mod tests {
         let footer = Footer::decode(&intact, &path).unwrap();
         flip(&path, footer.index.offset as usize + 2);
         let t = SalvagedTable::open(&StdFs, &path).unwrap();
+        assert!(t.block_key_bounds(0).is_none());
         let (got, _) = read_all(&t);
         let first = t.block_entries(t.data_blocks()[0]).unwrap();
         assert_eq!(got, first);

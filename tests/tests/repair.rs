@@ -1,8 +1,9 @@
 //! `jkv::repair` on the damage of the corruption matrix that open refuses
 //! (or that makes reads fail): the manifest truncated, bit-flipped or
 //! missing, a table's block flipped (data, filter, index, properties,
-//! footer), a WAL record flipped; and a manifest cut to its snapshot line
-//! that open already moved the tables of into `lost/`. After repair, open
+//! footer), a WAL record flipped, a value-log entry or header flipped; and
+//! a manifest cut to its snapshot line that open already moved the tables
+//! of into `lost/`. After repair, open
 //! must succeed and yield every key whose newest version sits in an
 //! undamaged place with exactly that value (a key whose newest version was
 //! damaged may be missing or show an older value), scans must agree with
@@ -25,6 +26,7 @@ use jkv_sstable::footer::Footer;
 use jkv_sstable::SalvagedTable;
 use jkv_tests::simfs::{Image, Replayer, SimFs};
 use jkv_tests::workload::{crash_options, db_dir};
+use jkv_vlog::VlogIter;
 
 const TABLE_KEYS: usize = 40;
 const WAL_WRITES: usize = 12;
@@ -255,6 +257,41 @@ fn damages(base: &Instance) -> Vec<Damage> {
             });
         }
     }
+    // Value logs: each entry flipped in its middle, and the file header.
+    // Only the entry's own value is lost; repair moves the others inline.
+    for (path, data) in &base.image.files {
+        if path.extension().is_none_or(|e| e != "vlog") {
+            continue;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let number = match jkv_format::names::parse_file_name(name) {
+            Some(jkv_format::names::FileKind::ValueLog(n)) => n,
+            _ => continue,
+        };
+        let iter = VlogIter::new(path.clone(), number, bytes::Bytes::from(data.clone()));
+        let mut in_file = BTreeSet::new();
+        for entry in iter {
+            let entry = entry.expect("intact value log");
+            let k = String::from_utf8_lossy(&entry.key).into_owned();
+            let newest = base.state[&k].as_bytes() == entry.value.as_ref();
+            if newest {
+                in_file.insert(k.clone());
+            }
+            let at = (entry.pointer.offset + u64::from(entry.pointer.len) / 2) as usize;
+            out.push(Damage {
+                what: format!("value log {name}: entry of {k} flipped at byte {at}"),
+                image: flip(&base.image, path, at),
+                damaged_keys: if newest { [k].into() } else { none() },
+                drops_data: newest,
+            });
+        }
+        out.push(Damage {
+            what: format!("value log {name}: header flipped"),
+            image: flip(&base.image, path, 3),
+            drops_data: !in_file.is_empty(),
+            damaged_keys: in_file,
+        });
+    }
     out.push(Damage {
         what: "WAL header flipped".into(),
         image: flip(&base.image, &base.wal, 9),
@@ -291,7 +328,7 @@ fn contents(db: &Db, keys: impl Iterator<Item = String>) -> Result<State, String
 }
 
 /// Repairs `image`, opens the result and checks it against `base`.
-fn repair_and_check(base: &Instance, d: &Damage) -> Result<(), String> {
+fn repair_and_check(base: &Instance, d: &Damage) -> Result<jkv::RepairReport, String> {
     let fs = SimFs::from_image(&d.image);
     let report = repair(db_dir(), options(&fs)).map_err(|e| format!("repair failed: {e}"))?;
     if report.data_dropped() != d.drops_data {
@@ -331,7 +368,7 @@ fn repair_and_check(base: &Instance, d: &Damage) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 #[test]
@@ -340,12 +377,22 @@ fn repair_keeps_every_undamaged_newest_version() {
     let mut failures = Vec::new();
     let list = damages(&base);
     let total = list.len();
+    let mut inlined = 0;
     for d in &list {
-        if let Err(why) = repair_and_check(&base, d) {
-            failures.push(format!("{}: {why}", d.what));
+        match repair_and_check(&base, d) {
+            Ok(report) if d.what.starts_with("value log") => inlined += report.values_inlined,
+            Ok(_) => {}
+            Err(why) => failures.push(format!("{}: {why}", d.what)),
         }
     }
-    println!("damages={total} failures={}", failures.len());
+    println!(
+        "damages={total} failures={} values moved inline from damaged value logs={inlined}",
+        failures.len()
+    );
+    assert!(
+        inlined > 0,
+        "no damaged value log had a value left to salvage"
+    );
     for f in failures.iter().take(10) {
         println!("FAILED {f}");
     }
@@ -366,10 +413,14 @@ fn open_refuses_or_misreads_each_damage_before_repair() {
         let report = check_with(&fs, &db_dir()).unwrap();
         let visible = !report.is_ok() || Db::open(db_dir(), options(&fs)).is_err();
         if !visible {
-            // A flip inside the WAL's last record reads as a torn write:
-            // open drops it, which is all repair can do too.
+            // A flip inside the WAL's last record (or a value log's last
+            // entry) reads as a torn write: open drops it (a read of that
+            // value fails), which is all repair can do too. A manifest cut
+            // at a line boundary reads as an older manifest.
             assert!(
-                d.what.starts_with("WAL record") || d.what.starts_with("manifest truncated"),
+                d.what.starts_with("WAL record")
+                    || d.what.starts_with("value log")
+                    || d.what.starts_with("manifest truncated"),
                 "{}: neither check nor open notices it",
                 d.what
             );

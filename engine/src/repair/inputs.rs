@@ -5,11 +5,13 @@
 use std::cmp::Ordering;
 use std::path::Path;
 
-use jkv_format::key::{compare_internal_keys, parse_internal_key, InternalKey};
+use jkv_format::key::{compare_internal_keys, parse_internal_key, user_key, InternalKey};
 use jkv_format::record::{ReadStop, RecordReader};
 use jkv_format::{FileNumber, FileSystem, SeqNo};
+use jkv_sstable::dump::escape_bytes;
 use jkv_sstable::SalvagedTable;
 
+use super::report::problem_of;
 use super::{Repair, RepairReport};
 use crate::batch::DecodedBatch;
 use crate::check::Problem;
@@ -220,7 +222,8 @@ impl TableSource {
                 self.last_key = Some(kv.0.clone());
                 return Some(kv);
             }
-            let handle = *self.table.data_blocks().get(self.next_block)?;
+            let i = self.next_block;
+            let handle = *self.table.data_blocks().get(i)?;
             self.next_block += 1;
             match self.table.block_entries(handle) {
                 Ok(entries) => {
@@ -242,7 +245,24 @@ impl TableSource {
                     }
                 }
                 Err(e) => {
-                    report.drop_error(self.table.path(), &e);
+                    let mut problem = problem_of(self.table.path(), &e);
+                    if let Some((after, upto)) = self.table.block_key_bounds(i) {
+                        let user = |k: &[u8]| escape_bytes(user_key(k), 64);
+                        problem.what = match after {
+                            Some(a) => format!(
+                                "{}; the block held keys after {} up to {}",
+                                problem.what,
+                                user(a),
+                                user(upto)
+                            ),
+                            None => format!(
+                                "{}; the block held keys up to {}",
+                                problem.what,
+                                user(upto)
+                            ),
+                        };
+                    }
+                    report.dropped.push(problem);
                     self.damaged = true;
                 }
             }
