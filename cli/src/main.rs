@@ -129,11 +129,16 @@ enum Tool {
         /// The database directory.
         dir: PathBuf,
     },
-    /// Rebuild a consistent database from whatever verifies in DIR (and
-    /// DIR/lost); print what was kept, salvaged and dropped. Exit 0 when
-    /// nothing was dropped, 2 when data was dropped (the database is
-    /// repaired without it), 1 when repair could not run. Takes the engine
-    /// options given before the subcommand (e.g. `jkv --num-levels 5 repair DIR`).
+    /// Rebuild a damaged database from whatever verifies; exit 2 if data was dropped.
+    ///
+    /// Reads every table block, WAL record and value-log entry of DIR and
+    /// DIR/lost, keeps what verifies, writes it as new tables and a fresh
+    /// manifest (the old one kept as MANIFEST.bad-<n>, damaged files moved
+    /// to damaged-<n>/), and prints every damaged place it dropped (file,
+    /// byte offset, what) and a summary. Exit 0 when nothing was dropped, 2
+    /// when data was dropped (the database is consistent without it), 1
+    /// when repair could not run. Takes the engine options given before the
+    /// subcommand (e.g. `jkv --num-levels 5 repair DIR`).
     Repair {
         /// The database directory (closed: repair takes its lock).
         dir: PathBuf,
