@@ -335,3 +335,44 @@ fn bad_option_values_are_refused_before_anything_is_read() {
         "{stderr}"
     );
 }
+
+#[test]
+fn fill_progress_on_a_terminal_shows_whole_keys_per_second() {
+    // `script` gives the REPL a terminal for standard error (the progress
+    // bar's), while its input stays a pipe.
+    let Some(script) = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("no `script` utility: the terminal progress bar is not checked here");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let command = format!(
+        "printf 'fill 0 299999\\nclose\\n' | {} --path {}",
+        env!("CARGO_BIN_EXE_jkv"),
+        dir.path().join("db").display()
+    );
+    let status = Command::new(script)
+        .args(["-q", "-c", &command])
+        .arg(&typescript)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let rates: Vec<&str> = text
+        .split(['\r', '\n'])
+        .filter_map(|l| l.split(" keys ").nth(1)?.split("/s").next())
+        .collect();
+    assert!(!rates.is_empty(), "no progress line in {text:?}");
+    for rate in &rates {
+        assert!(
+            !rate.is_empty() && rate.bytes().all(|b| b.is_ascii_digit()),
+            "rate {rate:?} is not a whole number of keys per second"
+        );
+    }
+    assert!(text.contains("OK 300000"), "{text:?}");
+}
