@@ -43,7 +43,7 @@ pub use db::Db;
 pub use iter::DbIterator;
 pub use jkv_format::{Error, Result, SeqNo};
 pub use options::{Options, WriteOptions};
-pub use repair::{repair, RepairReport, BAD_MANIFEST_PREFIX, DAMAGED_DIR_PREFIX};
+pub use repair::{repair, RepairReport};
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, Stats};
 pub use vlog::VlogGcReport;

@@ -59,9 +59,9 @@ use report::problem_of;
 pub use report::RepairReport;
 
 /// Prefix of the copies of replaced manifests: `MANIFEST.bad-<n>`.
-pub const BAD_MANIFEST_PREFIX: &str = "MANIFEST.bad-";
+const BAD_MANIFEST_PREFIX: &str = "MANIFEST.bad-";
 /// Prefix of the directories damaged inputs are moved into: `damaged-<n>/`.
-pub const DAMAGED_DIR_PREFIX: &str = "damaged-";
+const DAMAGED_DIR_PREFIX: &str = "damaged-";
 
 /// Rebuilds the database in `dir` from whatever verifies (see the module
 /// docs) and returns what was kept and dropped. `options` are those the
