@@ -92,7 +92,7 @@ fn repair_of_a_damaged_block_reports_it_and_keeps_the_rest() {
     assert!(text.contains("damaged files moved to "), "{text}");
     assert_eq!(
         text.lines().last(),
-        Some("1 damaged places dropped: data was lost"),
+        Some("1 damaged place dropped: data was lost"),
         "{text}"
     );
     assert!(dir.path().join("MANIFEST.bad-1").exists());

@@ -97,7 +97,7 @@ impl fmt::Display for RepairReport {
         for p in &self.orphans_ignored {
             writeln!(
                 f,
-                "ignored {}: not named by the intact manifest",
+                "ignored {}: an orphan of the intact manifest (removed, as open would)",
                 p.display()
             )?;
         }
@@ -132,7 +132,7 @@ impl fmt::Display for RepairReport {
         )?;
         writeln!(
             f,
-            "kept {} entries in {} new tables ({} bytes); salvaged {} values into them",
+            "kept {} entries in {} new tables ({} bytes); moved {} values from damaged or lost value logs into them",
             self.entries_kept, self.tables_written, self.table_bytes_written, self.values_inlined
         )?;
         if self.shadowed_versions_dropped > 0 {
@@ -143,11 +143,9 @@ impl fmt::Display for RepairReport {
             )?;
         }
         if self.data_dropped() {
-            write!(
-                f,
-                "{} damaged places dropped: data was lost",
-                self.dropped.len()
-            )
+            let n = self.dropped.len();
+            let places = if n == 1 { "place" } else { "places" };
+            write!(f, "{n} damaged {places} dropped: data was lost")
         } else {
             write!(f, "nothing dropped")
         }
