@@ -6,7 +6,9 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt;
+
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use jkv::{Db, Options, WriteBatch, WriteOptions};
 
 /// Puts per batch in `fill`: each batch is one atomic, (with `--sync`)
@@ -76,9 +78,11 @@ impl Session {
             "flush" if args.is_empty() => {
                 self.db.flush().map(|_| ok(out)).map_err(|e| e.to_string())
             }
-            "compact" if args.is_empty() => {
-                Err("compact: compaction is not part of this build yet; tables stay in L0".into())
-            }
+            "compact" if args.is_empty() => self
+                .db
+                .compact()
+                .map(|_| ok(out))
+                .map_err(|e| format!("compact: {e}")),
             "stats" if args.is_empty() => {
                 writeln!(out, "{}", self.db.stats())?;
                 Ok(Next::Continue)
@@ -93,7 +97,7 @@ impl Session {
             "help" => {
                 writeln!(
                     out,
-                    "commands: put KEY VALUE | del KEY | get KEY | fill BEGIN END | scan [BEGIN [END]] | flush | compact | stats | close"
+                    "commands: put KEY VALUE | del KEY | get KEY | fill BEGIN END | scan [BEGIN [END]] | flush | compact | stats | help | close (also quit, exit)"
                 )?;
                 Ok(Next::Continue)
             }
@@ -148,8 +152,14 @@ impl Session {
         let bar = if self.progress {
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} keys {per_sec} eta {eta}")
-                    .map_err(|e| e.to_string())?,
+                ProgressStyle::with_template("{bar:40} {pos}/{len} keys {keys_per_sec} eta {eta}")
+                    .map_err(|e| e.to_string())?
+                    .with_key(
+                        "keys_per_sec",
+                        |state: &ProgressState, w: &mut dyn fmt::Write| {
+                            let _ = write!(w, "{}", keys_per_sec(state.per_sec()));
+                        },
+                    ),
             );
             bar
         } else {
@@ -204,6 +214,16 @@ impl Session {
         writeln!(out, "({n} entries)").map_err(|e| e.to_string())?;
         Ok(Next::Continue)
     }
+}
+
+/// The progress bar's rate: a whole number of keys per second.
+fn keys_per_sec(rate: f64) -> String {
+    let whole = if rate.is_finite() && rate > 0.0 {
+        rate.round() as u64
+    } else {
+        0
+    };
+    format!("{whole}/s")
 }
 
 fn ok(out: &mut dyn Write) -> Next {
@@ -285,6 +305,14 @@ mod tests {
             session.execute(line, &mut out).unwrap();
         }
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn progress_rate_is_a_whole_number() {
+        assert_eq!(keys_per_sec(12345.678), "12346/s");
+        assert_eq!(keys_per_sec(0.4), "0/s");
+        assert_eq!(keys_per_sec(f64::NAN), "0/s");
+        assert_eq!(keys_per_sec(f64::INFINITY), "0/s");
     }
 
     #[test]

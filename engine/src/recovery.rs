@@ -189,7 +189,7 @@ fn vlog_valid_len_of(inner: &DbInner, file: FileNumber) -> u64 {
 
 /// A random identity for a new database (not cryptographic: it tells this
 /// database's files from another's).
-fn random_db_id() -> u64 {
+pub(crate) fn random_db_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     let nanos = std::time::SystemTime::now()

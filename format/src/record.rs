@@ -145,6 +145,19 @@ impl<'a> RecordReader<'a> {
             .any(|at| check_record(self.data, at).is_ok())
     }
 
+    /// After [`ReadStop::Corrupt`], moves to the next whole, valid record
+    /// after the damaged one and lets reading go on from there (offline
+    /// salvage, `jkv repair`). Returns that record's offset, or `None` when
+    /// no valid record follows (the reader then stays stopped).
+    pub fn resume_after_damage(&mut self) -> Option<u64> {
+        let from = self.pos;
+        let at = (from + 1..self.data.len().saturating_sub(HEADER_LEN - 1))
+            .find(|&at| check_record(self.data, at).is_ok())?;
+        self.pos = at;
+        self.stopped = false;
+        Some(at as u64)
+    }
+
     /// The next record, `None` at the clean end, or why reading stopped.
     /// After an `Err` the reader yields `None`.
     #[allow(clippy::should_implement_trait)]
@@ -253,6 +266,33 @@ mod tests {
                 "byte {i}: {stop:?}"
             );
         }
+    }
+
+    #[test]
+    fn salvage_resumes_after_a_damaged_record() {
+        let data = log(&[b"one", b"two", b"three"]);
+        let second = HEADER_LEN + 3;
+        let mut d = data.clone();
+        d[second + HEADER_LEN] ^= 0x01;
+        let mut reader = RecordReader::new(&d);
+        assert_eq!(reader.next().unwrap().unwrap().payload, b"one");
+        assert!(matches!(
+            reader.next(),
+            Some(Err(ReadStop::Corrupt { offset, .. })) if offset == second as u64
+        ));
+        let third = (2 * HEADER_LEN + 6) as u64;
+        assert_eq!(reader.resume_after_damage(), Some(third));
+        let rec = reader.next().unwrap().unwrap();
+        assert_eq!((rec.offset, rec.payload), (third, &b"three"[..]));
+        assert!(reader.next().is_none());
+        // Nothing valid after the damage: the reader stays stopped.
+        let mut cut = data.clone();
+        cut.truncate(second + 5);
+        let mut reader = RecordReader::new(&cut);
+        reader.next();
+        assert!(reader.next().unwrap().is_err());
+        assert_eq!(reader.resume_after_damage(), None);
+        assert!(reader.next().is_none());
     }
 
     #[test]

@@ -21,6 +21,6 @@ pub mod state;
 pub use edit::{TableId, TableMeta, VersionEdit, VlogDiscard};
 pub use error::{Error, Result};
 pub use manifest::{Manifest, ManifestOptions, REWRITE_THRESHOLD_BYTES_DEFAULT};
-pub use reader::{read_records, verify, BadLine, VerifyReport};
+pub use reader::{read_records, verify, verify_file, BadLine, VerifyReport};
 pub use record::Record;
 pub use state::{ManifestState, VlogMeta, FORMAT_VERSION};

@@ -243,7 +243,13 @@ impl VerifyReport {
 /// what) instead of stopping at the first, for `jkv check`. Only I/O errors
 /// are returned as `Err`; the file is not changed.
 pub fn verify(fs: &dyn FileSystem, dir: &Path) -> Result<VerifyReport> {
-    let path = dir.join(MANIFEST);
+    verify_file(fs, &dir.join(MANIFEST))
+}
+
+/// [`verify`] of the manifest file at `path`, whatever its name (e.g. a
+/// copy kept by `jkv repair` as `MANIFEST.bad-<n>`).
+pub fn verify_file(fs: &dyn FileSystem, path: &Path) -> Result<VerifyReport> {
+    let path = path.to_path_buf();
     let data = read_file(fs, &path)?;
     let lines = split_lines(&data);
     let count = lines.len();

@@ -8,6 +8,8 @@
 //! - [`TableBuilder`] writes a table from sorted entries and syncs it.
 //! - [`Table`] maps a finished file, checks its metadata, answers point
 //!   lookups ([`Table::get`]) and gives cursors ([`TableIter`]).
+//! - [`SalvagedTable`] reads the data blocks that survive in a damaged
+//!   table (offline repair).
 //! - [`TableCache`] keeps tables open by file number. Data blocks are read
 //!   straight from the map; each table remembers which blocks passed their
 //!   checksum (`verified.rs`), so only a block's first read pays for it.
@@ -28,6 +30,7 @@ pub mod footer;
 pub mod handle;
 pub mod index;
 pub mod properties;
+pub mod salvage;
 pub mod table;
 pub mod table_cache;
 pub mod table_iter;
@@ -41,6 +44,7 @@ pub use builder::{TableBuilder, TableOptions, TableSummary};
 pub use error::{Error, Result};
 pub use handle::BlockHandle;
 pub use properties::TableProperties;
+pub use salvage::SalvagedTable;
 pub use table::Table;
 pub use table_cache::TableCache;
 pub use table_iter::TableIter;

@@ -372,7 +372,8 @@ fn known_bug(inj: &Injection) -> Option<&'static str> {
     if inj.file.ends_with("MANIFEST") && inj.kind == "truncation" && complete_lines == 1 {
         // manifest_cut_to_its_snapshot_keeps_tables.rs: indistinguishable from
         // a crash during the first edit; the tables are kept in lost/ and
-        // `jkv check` reports them, but the database opens without them.
+        // `jkv check` reports them, but the database opens without them
+        // (`jkv repair` brings them back: repair.rs).
         return Some("a manifest cut to its snapshot line opens without the data (kept in lost/)");
     }
     None

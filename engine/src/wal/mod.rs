@@ -99,6 +99,19 @@ pub(crate) fn check_header(data: &[u8], file: FileNumber, db_id: u64) -> HeaderC
     HeaderCheck::Valid
 }
 
+/// The database a WAL header names, when the header is whole and its
+/// checksum and magic hold (offline repair picks the database identity from
+/// its files when the manifest is gone).
+pub(crate) fn header_owner(data: &[u8]) -> Option<u64> {
+    if data.len() < HEADER_LEN
+        || checksum(&data[..CRC_AT]) != get_u32_le(data, CRC_AT)?
+        || data[MAGIC_AT..VERSION_AT] != MAGIC
+    {
+        return None;
+    }
+    get_u64_le(data, DB_ID_AT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
