@@ -292,6 +292,17 @@ impl Db {
         )
     }
 
+    /// Makes every write acknowledged before this call durable, as if each
+    /// had been written with `WriteOptions { sync: true }`: syncs the value
+    /// log, then the active WAL (older WALs were synced when they were
+    /// replaced). Lets a caller that must not hold its own lock across an
+    /// fsync write unsynced under the lock and sync after releasing it;
+    /// concurrent callers' writes made before one of them syncs share that
+    /// fsync. A failed sync poisons the writer, like a failed synced write.
+    pub fn sync_wal(&self) -> Result<()> {
+        self.inner.sync_wal()
+    }
+
     /// Freezes the memtable and waits until every frozen memtable is in a
     /// table. Afterwards the WALs written so far are deleted.
     pub fn flush(&self) -> Result<()> {

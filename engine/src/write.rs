@@ -322,6 +322,17 @@ impl DbInner {
         Ok(())
     }
 
+    /// [`crate::Db::sync_wal`]: value log first, then the active WAL.
+    pub(crate) fn sync_wal(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut writer = self.writer.lock();
+        self.sync_vlog(&mut writer).map_err(|e| self.poison(e))?;
+        if let Some(wal) = writer.wal.as_mut() {
+            wal.sync().map_err(|e| self.poison(e))?;
+        }
+        Ok(())
+    }
+
     /// Syncs the value log if it holds appends not yet synced: done before
     /// any WAL sync, so a durable pointer never outlives its value.
     pub(crate) fn sync_vlog(&self, writer: &mut WriterState) -> Result<()> {
