@@ -164,15 +164,26 @@ impl Ecs {
         }
         let publish = self.shared.hub.has_subscribers();
         let mut channels = Vec::new();
+        let ticket;
         {
             let lock = first.commit_lock();
             let unchanged = observed.is_some_and(|(group, writes)| {
                 Arc::ptr_eq(group, first.group()) && lock.writes_before() == writes
             });
             let batch = self.check_and_build(ops, unchanged, publish.then_some(&mut channels))?;
-            if !batch.is_empty() {
-                self.shared.db.write(batch, options)?;
+            if batch.is_empty() {
+                return Ok(());
             }
+            // Applied (and visible to the next commit's checks) under the
+            // lock; the fsync of a synced commit comes after it, so the
+            // commits of one group share fsyncs instead of queueing behind
+            // each other's.
+            self.shared.db.write(batch, WriteOptions::default())?;
+            ticket = options.sync.then(|| self.shared.group_sync.ticket());
+        }
+        if let Some(ticket) = ticket {
+            let db = &self.shared.db;
+            self.shared.group_sync.wait(ticket, || db.sync_wal())?;
         }
         if publish {
             channels.sort();

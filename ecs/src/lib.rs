@@ -31,6 +31,7 @@
 mod broker;
 mod commit;
 mod error;
+mod group_sync;
 mod keys;
 mod maint;
 mod notify;

@@ -15,6 +15,7 @@ use jkv::{Db, Options, Snapshot, WriteBatch, WriteOptions};
 use parking_lot::{Mutex, ReentrantMutex};
 
 use crate::error::{Error, Result};
+use crate::group_sync::GroupSync;
 use crate::keys;
 use crate::maint::TableStatus;
 use crate::notify::{Hub, MqClient};
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     numbers: Mutex<HashMap<(String, String, u32), u32>>,
     /// Serializes handing out table numbers.
     allocation: Mutex<()>,
+    /// Shares fsyncs between synced commits.
+    pub(crate) group_sync: GroupSync,
     closed: AtomicBool,
 }
 
@@ -73,6 +76,7 @@ impl Ecs {
                 ids: Mutex::new(Snowflake::new(0)),
                 numbers: Mutex::new(HashMap::new()),
                 allocation: Mutex::new(()),
+                group_sync: GroupSync::default(),
                 closed: AtomicBool::new(false),
             }),
         }
