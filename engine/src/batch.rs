@@ -245,7 +245,9 @@ fn decode_entry<'a>(c: &mut Cursor<'a>) -> Option<BatchEntry<'a>> {
     }
     let value = match kind {
         ValueKind::Deletion => &[][..],
-        ValueKind::Value | ValueKind::ValuePointer => c.length_prefixed()?,
+        ValueKind::Value | ValueKind::ValuePointer | ValueKind::RangeDeletion => {
+            c.length_prefixed()?
+        }
     };
     Some(BatchEntry { kind, key, value })
 }

@@ -62,7 +62,7 @@ impl DbInner {
     ) -> Result<Option<Bytes>> {
         match kind {
             ValueKind::Value => Ok(Some(value)),
-            ValueKind::Deletion => Ok(None),
+            ValueKind::Deletion | ValueKind::RangeDeletion => Ok(None),
             ValueKind::ValuePointer => self.resolve_pointer(key, &value).map(Some),
         }
     }

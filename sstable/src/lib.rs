@@ -28,6 +28,7 @@ pub mod footer;
 pub mod handle;
 pub mod index;
 pub mod properties;
+pub mod range_del;
 pub mod table;
 pub mod table_cache;
 pub mod table_iter;

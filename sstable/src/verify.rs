@@ -12,8 +12,11 @@ use jkv_format::{Error, Result, SeqNo, ValueKind};
 
 use crate::block::iter::EntryCursor;
 use crate::block::BlockView;
+use crate::builder::widen_for_range_tombstones;
 use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::{read_block, BLOCK_TRAILER_LEN};
+use crate::properties::TableProperties;
+use crate::range_del::decode_range_tombstones;
 use crate::table::Table;
 
 /// What [`Table::verify`] looked at; it found nothing wrong.
@@ -25,6 +28,8 @@ pub struct VerifyReport {
     pub entries: u64,
     /// Bytes whose checksum was verified (blocks with trailers, footer).
     pub bytes_checked: u64,
+    /// Range tombstones checked.
+    pub range_tombstones: u64,
 }
 
 impl Table {
@@ -44,11 +49,22 @@ impl Table {
         for h in footer
             .filter
             .iter()
+            .chain(self.properties().range_deletion_block.iter())
             .chain([&footer.index, &footer.properties])
         {
             read_block(file, *h, footer_start, path)?;
             report.bytes_checked += h.size + BLOCK_TRAILER_LEN as u64;
         }
+        let range_tombstones = match self.properties().range_deletion_block {
+            Some(h) => decode_range_tombstones(
+                read_block(file, h, footer_start, path)?,
+                path,
+                h.offset,
+                self.properties().range_deletion_count,
+            )?,
+            None => Vec::new(),
+        };
+        report.range_tombstones = range_tombstones.len() as u64;
 
         let index = self.index();
         let props = self.properties();
@@ -74,7 +90,9 @@ impl Table {
             while r.is_ok() && cursor.valid() {
                 let key = cursor.key();
                 let entry_at = cursor.entry_offset();
-                let Some(p) = parse_internal_key(key) else {
+                let Some(p) =
+                    parse_internal_key(key).filter(|p| p.kind != ValueKind::RangeDeletion)
+                else {
                     return Err(corrupt(
                         at,
                         format!("entry at block byte {entry_at} has no valid internal key"),
@@ -153,13 +171,30 @@ impl Table {
         if deletions != props.deletion_count {
             return Err(mismatch("deletion count"));
         }
-        if smallest.unwrap_or_default() != props.smallest {
+        // What the data says, widened by the range tombstones as the
+        // builder does.
+        let mut expected = TableProperties {
+            entry_count: report.entries,
+            smallest: smallest.unwrap_or_default(),
+            largest: prev_key,
+            min_seq: if report.entries > 0 {
+                min_seq
+            } else {
+                SeqNo::ZERO
+            },
+            max_seq,
+            ..TableProperties::default()
+        };
+        widen_for_range_tombstones(&mut expected, &range_tombstones);
+        if expected.smallest != props.smallest {
             return Err(mismatch("smallest key"));
         }
-        if prev_key != props.largest {
+        if expected.largest != props.largest {
             return Err(mismatch("largest key"));
         }
-        if report.entries > 0 && (min_seq != props.min_seq || max_seq != props.max_seq) {
+        if (report.entries > 0 || !range_tombstones.is_empty())
+            && (expected.min_seq != props.min_seq || expected.max_seq != props.max_seq)
+        {
             return Err(mismatch("sequence number range"));
         }
         if self.data_end() != props.data_size_bytes {
