@@ -78,6 +78,11 @@ impl DbInner {
             it.next();
         }
         it.status()?;
+        if let Some(set) = mem.range_tombstones() {
+            for t in set.tombstones() {
+                builder.add_range_tombstone(t.clone())?;
+            }
+        }
         let summary = builder.finish()?;
         self.fs.sync_dir(&self.dir)?;
         self.counters

@@ -76,6 +76,8 @@ pub(crate) struct Version {
     /// `levels[0]` newest first (tables may overlap); `levels[1..]` sorted
     /// by smallest key and non-overlapping.
     pub levels: Vec<Vec<Arc<TableHandle>>>,
+    /// The tables holding range tombstones, which every read weighs.
+    pub range_del_tables: Vec<Arc<TableHandle>>,
 }
 
 impl Version {
@@ -104,8 +106,17 @@ impl Version {
                     })
                     .collect()
             })
+            .collect::<Vec<Vec<Arc<TableHandle>>>>();
+        let range_del_tables = levels
+            .iter()
+            .flatten()
+            .filter(|h| h.meta.range_deletions > 0)
+            .cloned()
             .collect();
-        Version { levels }
+        Version {
+            levels,
+            range_del_tables,
+        }
     }
 
     /// Table metadata per level, for the compaction picker.

@@ -103,6 +103,8 @@ pub struct TableSummary {
     pub min_seq: SeqNo,
     /// Largest sequence number (0 for an empty table).
     pub max_seq: SeqNo,
+    /// Range tombstones written.
+    pub range_deletions: u64,
 }
 
 /// Writes one table file from entries given in increasing internal-key order.
@@ -305,6 +307,7 @@ impl TableBuilder {
             largest: std::mem::take(&mut self.props.largest),
             min_seq: self.props.min_seq,
             max_seq: self.props.max_seq,
+            range_deletions: self.props.range_deletion_count,
         })
     }
 
