@@ -3,7 +3,8 @@
 //! What it owns: an index (a lock-free crossbeam skiplist) whose keys and
 //! values are handles to bytes in an [`Arena`], plus counters for the engine
 //! (entry count, sequence range, memory estimate), and the range tombstones
-//! written to it (a small [`RangeTombstoneSet`] replaced on each insert). What it leaves to others:
+//! written to it (a [`RangeTombstoneSet`] rebuilt on the first read after an
+//! insert). What it leaves to others:
 //! the WAL that makes its contents durable, the decision to freeze it when
 //! [`Memtable::approximate_memory_bytes`] reaches `write_buffer_size`, and the
 //! flush that turns it into a table.
@@ -149,6 +150,15 @@ impl Ord for KeyHandle {
     }
 }
 
+/// The range tombstones of a memtable.
+#[derive(Default)]
+struct RangeDels {
+    /// In insertion order.
+    list: Vec<RangeTombstone>,
+    /// Built from `list` when first asked for; `None` after an insert.
+    set: Option<Arc<RangeTombstoneSet>>,
+}
+
 /// Recent writes, sorted by internal key; see the module docs.
 pub struct Memtable {
     // Field order matters: `map` drops before `arena`, so no node outlives
@@ -166,9 +176,10 @@ pub struct Memtable {
     seq_max: AtomicU64,
     /// Sum of user key and value lengths inserted.
     user_bytes: AtomicU64,
-    /// Range tombstones, rebuilt into a new set on each insert (the writer
-    /// is the only one to replace it; readers clone the `Arc`). Leaf lock.
-    range_dels: Mutex<Arc<RangeTombstoneSet>>,
+    /// Range tombstones: the list as inserted and the set built from it
+    /// on the first read after an insert (readers clone the `Arc`). Leaf
+    /// lock.
+    range_dels: Mutex<RangeDels>,
     /// Range tombstones inserted, so readers of a memtable without any skip
     /// the lock.
     range_del_count: AtomicUsize,
@@ -216,7 +227,7 @@ impl Memtable {
             seq_min: AtomicU64::new(u64::MAX),
             seq_max: AtomicU64::new(0),
             user_bytes: AtomicU64::new(0),
-            range_dels: Mutex::new(Arc::new(RangeTombstoneSet::default())),
+            range_dels: Mutex::new(RangeDels::default()),
             range_del_count: AtomicUsize::new(0),
             range_del_bytes: AtomicUsize::new(0),
         }
@@ -237,15 +248,15 @@ impl Memtable {
     /// rule as [`insert`](Self::insert). An empty range is kept (it deletes
     /// nothing) so the memtable's sequence range still covers `seq`.
     pub fn insert_range_tombstone(&self, start: &[u8], end: &[u8], seq: SeqNo) {
-        let mut guard = self.range_dels.lock();
-        let mut all = guard.tombstones().to_vec();
-        all.push(RangeTombstone {
-            start: start.to_vec(),
-            end: end.to_vec(),
-            seq,
-        });
-        *guard = Arc::new(RangeTombstoneSet::new(all));
-        drop(guard);
+        {
+            let mut guard = self.range_dels.lock();
+            guard.list.push(RangeTombstone {
+                start: start.to_vec(),
+                end: end.to_vec(),
+                seq,
+            });
+            guard.set = None;
+        }
         self.seq_min.fetch_min(seq.0, Ordering::Relaxed);
         self.seq_max.fetch_max(seq.0, Ordering::Relaxed);
         self.user_bytes
@@ -263,7 +274,10 @@ impl Memtable {
         if self.range_del_count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        Some(Arc::clone(&self.range_dels.lock()))
+        let mut guard = self.range_dels.lock();
+        let RangeDels { list, set } = &mut *guard;
+        let set = set.get_or_insert_with(|| Arc::new(RangeTombstoneSet::new(list.iter().cloned())));
+        Some(Arc::clone(set))
     }
 
     /// Number of range tombstones inserted.
@@ -718,6 +732,7 @@ mod tests {
         assert!(m.range_tombstones().is_none());
         let before = m.approximate_memory_bytes();
         m.insert_range_tombstone(b"b", b"d", SeqNo(7));
+        assert_eq!(m.range_tombstones().map(|s| s.len()), Some(1));
         m.insert_range_tombstone(b"c", b"f", SeqNo(9));
         assert!(
             !m.is_empty(),
