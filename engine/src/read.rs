@@ -136,6 +136,7 @@ pub(crate) fn lookup_below_active(
 }
 
 /// `found` as a reader at `snapshot` sees it once range tombstones count.
+#[inline(always)]
 fn range_deleted(
     db: &DbInner,
     sv: &SuperVersion,
@@ -143,16 +144,20 @@ fn range_deleted(
     snapshot: SeqNo,
     found: Option<(ValueKind, SeqNo, Bytes)>,
 ) -> Result<Option<(ValueKind, Bytes)>> {
-    let Some((kind, seq, value)) = found else {
-        return Ok(None);
-    };
-    if kind != ValueKind::Deletion
-        && sv.may_have_range_tombstones()
-        && db.range_del_view(sv)?.deletes(key, seq, snapshot)
-    {
-        return Ok(Some((ValueKind::Deletion, Bytes::new())));
+    match found {
+        Some((kind, seq, value)) => {
+            // Without range tombstones (the common case) this is a few
+            // loads; the search itself is out of line.
+            if kind != ValueKind::Deletion
+                && sv.may_have_range_tombstones()
+                && db.range_deleted(sv, key, seq, snapshot)?
+            {
+                return Ok(Some((ValueKind::Deletion, Bytes::new())));
+            }
+            Ok(Some((kind, value)))
+        }
+        None => Ok(None),
     }
-    Ok(Some((kind, value)))
 }
 
 fn lookup_point_below_active(
