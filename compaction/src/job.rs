@@ -70,8 +70,11 @@ pub fn run_job(
         let p = table.properties();
         // A table without tombstones of its own that one tombstone deletes
         // whole (newer than all its entries, no snapshot in between) is
-        // dropped unread; its value-log garbage is not counted.
+        // dropped unread; the value-log bytes its pointers refer to (a
+        // property) become garbage.
+        // Only version 2 tables name the value-log bytes they point to.
         if !range_dels.is_empty()
+            && table.footer().version >= 2
             && table.range_tombstones().is_none()
             && p.entry_count > 0
             && range_dels.deletes_table(
@@ -82,6 +85,9 @@ pub fn run_job(
                 &filter,
             )
         {
+            for &(file, bytes) in &p.vlog_pointer_bytes {
+                *output.vlog_discards.entry(file).or_insert(0) += bytes;
+            }
             output.tables_deleted_unread += 1;
             output.entries_dropped += p.entry_count;
             output.bytes_read -= table.file_size().min(output.bytes_read);

@@ -11,11 +11,14 @@
 //! Single-threaded: one builder per output file.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use jkv_format::key::{
     compare_internal_keys, parse_internal_key, user_key, TRAILER_LEN, USER_KEY_LEN_MAX,
 };
-use jkv_format::{Error, InternalKey, RangeTombstone, Result, SeqNo, ValueKind, WritableFile};
+use jkv_format::{
+    Error, InternalKey, RangeTombstone, Result, SeqNo, ValueKind, ValuePointer, WritableFile,
+};
 
 use crate::block::BlockBuilder;
 use crate::filter::FilterBuilder;
@@ -127,6 +130,8 @@ pub struct TableBuilder {
     props: TableProperties,
     /// Range tombstones, written as one block at `finish`.
     range_tombstones: Vec<RangeTombstone>,
+    /// Value-log bytes the value pointers added refer to, by file.
+    vlog_pointer_bytes: BTreeMap<u64, u64>,
     /// The error that poisoned the builder.
     failed: Option<Error>,
 }
@@ -157,6 +162,7 @@ impl TableBuilder {
             handle_buf: Vec::new(),
             props,
             range_tombstones: Vec::new(),
+            vlog_pointer_bytes: BTreeMap::new(),
             failed,
             options,
         }
@@ -216,6 +222,13 @@ impl TableBuilder {
         p.entry_count += 1;
         if parsed.kind == ValueKind::Deletion {
             p.deletion_count += 1;
+        }
+        if parsed.kind == ValueKind::ValuePointer {
+            // A malformed pointer is the engine's to report when read.
+            if let Some(pointer) = ValuePointer::decode(value) {
+                *self.vlog_pointer_bytes.entry(pointer.file.0).or_insert(0) +=
+                    u64::from(pointer.len);
+            }
         }
         p.min_seq = p.min_seq.min(parsed.seq);
         p.max_seq = p.max_seq.max(parsed.seq);
@@ -290,6 +303,9 @@ impl TableBuilder {
         }
         self.props.largest = self.last_key.clone();
         self.widen_for_range_tombstones(&range_tombstones);
+        self.props.vlog_pointer_bytes = std::mem::take(&mut self.vlog_pointer_bytes)
+            .into_iter()
+            .collect();
         let properties = self.write_block(&self.props.encode())?;
 
         let footer = Footer {

@@ -27,6 +27,9 @@ const FILTER_BYTES: &str = "jkv.filter.bytes";
 const INDEX_BYTES: &str = "jkv.index.bytes";
 /// Optional (version 2): the range-tombstone block's handle.
 const RANGE_DEL_BLOCK: &str = "jkv.range_del.block";
+/// Optional (version 2): value-log bytes the table's pointers refer to,
+/// by value-log file.
+const VLOG_POINTER_BYTES: &str = "jkv.vlog.pointer_bytes";
 /// Optional (version 2): number of range tombstones.
 const RANGE_DELETIONS: &str = "jkv.range_del.count";
 const KEY_LARGEST: &str = "jkv.key.largest";
@@ -75,6 +78,12 @@ pub struct TableProperties {
     /// `jkv.range_del.block`; `None` when the table has no range
     /// tombstone, and always in format version 1).
     pub range_deletion_block: Option<BlockHandle>,
+    /// Bytes of value-log entries the table's value pointers refer to, as
+    /// (value-log file number, bytes), ascending by file (optional property
+    /// `jkv.vlog.pointer_bytes`, written by version 2 when the table has
+    /// pointers; empty when absent). A compaction that deletes the table
+    /// unread counts them as value-log garbage.
+    pub vlog_pointer_bytes: Vec<(u64, u64)>,
 }
 
 /// Accessor of one numeric property.
@@ -127,6 +136,14 @@ impl TableProperties {
             h.encode_to(&mut b);
             entries.push((RANGE_DEL_BLOCK, b));
         }
+        if !self.vlog_pointer_bytes.is_empty() {
+            let mut b = Vec::with_capacity(self.vlog_pointer_bytes.len() * 8);
+            for &(file, bytes) in &self.vlog_pointer_bytes {
+                put_varint64(&mut b, file);
+                put_varint64(&mut b, bytes);
+            }
+            entries.push((VLOG_POINTER_BYTES, b));
+        }
         entries.push((KEY_LARGEST, self.largest.clone()));
         entries.push((KEY_SMALLEST, self.smallest.clone()));
         entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -170,6 +187,12 @@ impl TableProperties {
                         )))
                     }
                 };
+            } else if name == VLOG_POINTER_BYTES.as_bytes() {
+                p.vlog_pointer_bytes = decode_pairs(value).ok_or_else(|| {
+                    corrupt(format!(
+                        "property {VLOG_POINTER_BYTES} is not ascending varint pairs"
+                    ))
+                })?;
             } else if name == RANGE_DEL_BLOCK.as_bytes() {
                 p.range_deletion_block =
                     Some(BlockHandle::decode_exact(value).ok_or_else(|| {
@@ -206,6 +229,21 @@ impl TableProperties {
     }
 }
 
+/// Varint64 pairs, strictly ascending by their first number.
+fn decode_pairs(mut value: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    while !value.is_empty() {
+        let (a, n) = get_varint64(value)?;
+        let (b, m) = get_varint64(&value[n..])?;
+        if out.last().is_some_and(|&(prev, _)| prev >= a) {
+            return None;
+        }
+        out.push((a, b));
+        value = &value[n + m..];
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +271,7 @@ mod tests {
                 offset: 49_000,
                 size: 77,
             }),
+            vlog_pointer_bytes: vec![(3, 4096), (9, 1 << 40)],
         }
     }
 

@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 
 use jkv_format::key::{compare_internal_keys, parse_internal_key};
-use jkv_format::{Error, Result, SeqNo, ValueKind};
+use jkv_format::{Error, Result, SeqNo, ValueKind, ValuePointer};
 
 use crate::block::iter::EntryCursor;
 use crate::block::BlockView;
@@ -73,6 +73,7 @@ impl Table {
         let mut smallest: Option<Vec<u8>> = None;
         let (mut min_seq, mut max_seq) = (SeqNo::MAX, SeqNo::ZERO);
         let mut deletions = 0u64;
+        let mut pointer_bytes = std::collections::BTreeMap::new();
         let mut expected_offset = 0u64;
         for i in 0..index.len() {
             let handle = index.handle(i);
@@ -124,6 +125,13 @@ impl Table {
                 max_seq = max_seq.max(p.seq);
                 if p.kind == ValueKind::Deletion {
                     deletions += 1;
+                }
+                if p.kind == ValueKind::ValuePointer {
+                    let (at, len) = cursor.value_range();
+                    if let Some(pointer) = ValuePointer::decode(view.slice(at, len)) {
+                        *pointer_bytes.entry(pointer.file.0).or_insert(0u64) +=
+                            u64::from(pointer.len);
+                    }
                 }
                 if smallest.is_none() {
                     smallest = Some(key.to_vec());
@@ -199,6 +207,11 @@ impl Table {
         }
         if self.data_end() != props.data_size_bytes {
             return Err(mismatch("data size"));
+        }
+        if footer.version >= 2
+            && pointer_bytes.into_iter().collect::<Vec<_>>() != props.vlog_pointer_bytes
+        {
+            return Err(mismatch("value-log bytes of the value pointers"));
         }
         Ok(report)
     }

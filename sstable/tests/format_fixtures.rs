@@ -232,3 +232,31 @@ fn a_damaged_range_tombstone_block_is_corruption() {
         "{e}"
     );
 }
+
+#[test]
+fn value_pointer_bytes_are_a_property_by_value_log_file() {
+    use jkv_format::ValuePointer;
+    let fs = MemFs::default();
+    let path = Path::new("000047.sst");
+    let mut b = TableBuilder::new(fs.create(path).unwrap(), options());
+    let pointer = |file: u64, len: u32| {
+        ValuePointer {
+            file: FileNumber(file),
+            offset: 10,
+            len,
+        }
+        .encode()
+    };
+    b.add(&ikey(b"a", 3, ValueKind::ValuePointer), &pointer(7, 1000))
+        .unwrap();
+    b.add(&ikey(b"b", 4, ValueKind::ValuePointer), &pointer(5, 30))
+        .unwrap();
+    b.add(&ikey(b"c", 5, ValueKind::Value), b"inline").unwrap();
+    b.add(&ikey(b"d", 6, ValueKind::ValuePointer), &pointer(7, 24))
+        .unwrap();
+    b.finish().unwrap();
+    fs.put(Path::new("copy.sst"), fs.bytes(path));
+    let t = Table::open(&fs, Path::new("copy.sst"), FileNumber(47)).unwrap();
+    assert_eq!(t.properties().vlog_pointer_bytes, vec![(5, 30), (7, 1024)]);
+    t.verify().unwrap();
+}
