@@ -271,8 +271,14 @@ fn decode_entry<'a>(c: &mut Cursor<'a>) -> Option<BatchEntry<'a>> {
     }
     let value = match kind {
         ValueKind::Deletion => &[][..],
-        ValueKind::Value | ValueKind::ValuePointer | ValueKind::RangeDeletion => {
-            c.length_prefixed()?
+        ValueKind::Value | ValueKind::ValuePointer => c.length_prefixed()?,
+        // The end key: a key, and after the start.
+        ValueKind::RangeDeletion => {
+            let end = c.length_prefixed()?;
+            if end.len() > USER_KEY_LEN_MAX || end <= key {
+                return None;
+            }
+            end
         }
     };
     Some(BatchEntry { kind, key, value })
@@ -366,6 +372,12 @@ mod tests {
             }
         );
         b.validate().unwrap();
+        // A logged range that ends at or before its start is malformed.
+        let mut raw = WriteBatch::new();
+        raw.push_raw(ValueKind::RangeDeletion, b"m", b"c");
+        let payload = raw.seal(SeqNo(9)).to_vec();
+        let d = DecodedBatch::parse(&payload).unwrap();
+        assert!(d.entries().any(|e| e.is_err()));
         let mut bad = WriteBatch::new();
         bad.delete_range(b"z".as_slice()..b"a".as_slice());
         assert!(matches!(bad.validate(), Err(Error::InvalidArgument(_))));
