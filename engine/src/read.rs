@@ -160,6 +160,7 @@ fn range_deleted(
     }
 }
 
+#[inline(always)]
 fn lookup_point_below_active(
     db: &DbInner,
     sv: &SuperVersion,
