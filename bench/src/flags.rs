@@ -25,6 +25,11 @@ pub const BENCHMARKS: &[&str] = &[
     "stats",
     "fsyncrate",
     "fsyncsized",
+    "ecs_get",
+    "ecs_update",
+    "ecs_range",
+    "ecs_upsert",
+    "ecs_transfer",
 ];
 
 /// The engine under test.
@@ -58,6 +63,14 @@ pub struct Flags {
     pub engine: EngineKind,
     /// Key space size, and the writes per thread of the fill benchmarks.
     pub num: u64,
+    /// Rows of the ECS item table (`ecs_get`, `ecs_update`, `ecs_range`, `ecs_upsert`).
+    pub ecs_rows: u64,
+    /// Accounts of `ecs_transfer`.
+    pub ecs_accounts: u64,
+    /// Zipf exponent of `ecs_transfer`'s account choice (0 = uniform).
+    pub zipf_alpha: f64,
+    /// Flush and compact the loaded ECS table before the timed part.
+    pub ecs_compact: bool,
     /// Reads per thread; `None` means `num`.
     pub reads: Option<u64>,
     /// Writes per thread; `None` means `num`.
@@ -127,6 +140,10 @@ impl Default for Flags {
             value_threshold: None,
             seed: 301,
             range_deletes: 1000,
+            ecs_rows: 30_000,
+            ecs_accounts: 100_000,
+            zipf_alpha: 0.0,
+            ecs_compact: false,
         }
     }
 }
@@ -142,7 +159,9 @@ USAGE: jkv-bench [--flag=value ...]
                           also fillsync, readwhilewriting, deleterange (--range_deletes
                           range tombstones of one random key each, [key(r), key(r+1))),
                           flush (memtables to tables), and the disk probes fsyncrate
-                          (append + fdatasync) and fsyncsized (the same into a pre-sized file)
+                          (append + fdatasync) and fsyncsized (the same into a pre-sized file);
+                          ECS tables (jkv only): ecs_get, ecs_update, ecs_range, ecs_upsert,
+                          ecs_transfer, each on a fresh database
   --engine=jkv|fjall|redb engine under test (fjall and redb need the cargo features of that name)
   --num=N                 key space; writes per thread of fill benchmarks (default 1000000)
   --reads=N               reads per thread (default: --num)
@@ -159,6 +178,11 @@ USAGE: jkv-bench [--flag=value ...]
   --cache_size=B          block cache bytes (default 8388608; jkv reads blocks from the
                           map and ignores it, the OS page cache holds them)
   --bloom_bits=N          bloom filter bits per key, 0 = none (default 10)
+  --ecs_rows=N            rows of the ECS item table (default 30000)
+  --ecs_accounts=N        accounts of ecs_transfer (default 100000)
+  --zipf_alpha=A          Zipf exponent of ecs_transfer's accounts, 0 = uniform (default 0)
+  --ecs_compact=0|1       flush and compact the loaded ECS table first, so reads come from
+                          sorted tables rather than the memtable (default 0)
   --max_background_compactions=N
                           compaction threads (jkv; default: the engine's, 2)
   --compression_type=none only none is supported
@@ -276,6 +300,10 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
         }
         "seed" => flags.seed = number(name, value)?,
         "range_deletes" => flags.range_deletes = number(name, value)?,
+        "ecs_rows" => flags.ecs_rows = number(name, value)?,
+        "ecs_accounts" => flags.ecs_accounts = number(name, value)?,
+        "zipf_alpha" => flags.zipf_alpha = number(name, value)?,
+        "ecs_compact" => flags.ecs_compact = boolean(name, value)?,
         _ => return Err(Error::Flag(format!("unknown flag --{name}; see --help"))),
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! the benchmarks, [`report`] merges and prints their figures, and
 //! [`summary`] turns repeated runs into medians, ratios and a chart.
 
+pub mod ecs;
 pub mod error;
 pub mod flags;
 pub mod keys;

@@ -99,6 +99,25 @@ fn run(flags: &Flags) -> Result<()> {
             println!("{}", format_line(name, &m, Some(what)));
             continue;
         }
+        if name.starts_with("ecs_") {
+            if flags.engine != EngineKind::Jkv {
+                println!("{name:<12} : skipped (ECS tables run on jkv only)");
+                continue;
+            }
+            // Each ECS benchmark makes its own fresh database in --db.
+            if let Some(s) = store.take() {
+                s.close()?;
+            }
+            let pb = progress_bar(name, flags);
+            let outcome = jkv_bench::ecs::run(name, flags, seed, &pb)?;
+            pb.finish_and_clear();
+            seed += flags.threads as u64 + 1;
+            println!(
+                "{}",
+                format_line(name, &outcome.merged, outcome.message.as_deref())
+            );
+            continue;
+        }
         if workloads::is_fresh(name) {
             if flags.use_existing_db {
                 println!("{name:<12} : skipped (--use_existing_db is set)");

@@ -66,7 +66,7 @@ impl Budget {
 }
 
 /// Runs `body(thread_index, stats)` on `threads` threads and collects their figures.
-fn run_threads<F>(threads: usize, body: F) -> Result<Vec<ThreadStats>>
+pub(crate) fn run_threads<F>(threads: usize, body: F) -> Result<Vec<ThreadStats>>
 where
     F: Fn(usize, &mut ThreadStats) -> Result<()> + Sync,
 {
@@ -230,7 +230,7 @@ pub fn run(
     Ok(Some(outcome))
 }
 
-fn tick(progress: &ProgressBar, done: u64) {
+pub(crate) fn tick(progress: &ProgressBar, done: u64) {
     if done.is_multiple_of(PROGRESS_STEP) {
         progress.inc(PROGRESS_STEP);
     }
