@@ -215,3 +215,36 @@ fn a_snapshot_keeps_covered_tables_and_value_log_bytes_of_deleted_tables_become_
     assert_eq!(db.scan::<&[u8]>(.., &db.snapshot()).count(), 200);
     db.close().unwrap();
 }
+
+#[test]
+fn a_flush_leaves_out_what_the_memtables_own_tombstones_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    for n in 0..1000 {
+        db.put(key(n), format!("value-{n:06}-{}", "y".repeat(40)))
+            .unwrap();
+    }
+    let snap = db.snapshot();
+    db.delete_range(key(0), key(990)).unwrap();
+    // A snapshot from before the tombstone keeps the versions it reads.
+    db.flush().unwrap();
+    let kept = db.stats().levels[0].bytes;
+    assert!(kept > 50_000, "the snapshot needs them: {kept} bytes");
+    assert_eq!(db.scan::<&[u8]>(.., &snap).count(), 1000);
+    drop(snap);
+    for n in 0..1000 {
+        db.put(key(n), format!("value-{n:06}-{}", "z".repeat(40)))
+            .unwrap();
+    }
+    db.delete_range(key(0), key(990)).unwrap();
+    let before = db.stats().levels[0].bytes;
+    db.flush().unwrap();
+    let added = db.stats().levels[0].bytes - before;
+    assert!(
+        added < 8_000,
+        "1000 puts, 990 deleted in the memtable, wrote {added} bytes"
+    );
+    let left = keys_of(db.scan::<&[u8]>(.., &db.snapshot()));
+    assert_eq!(left, (990..1000).map(key).collect::<Vec<_>>());
+    db.close().unwrap();
+}
