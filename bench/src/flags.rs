@@ -17,6 +17,8 @@ pub const BENCHMARKS: &[&str] = &[
     "readreverse",
     "seekrandom",
     "deleterandom",
+    "deleterange",
+    "flush",
     "fillsync",
     "readwhilewriting",
     "compact",
@@ -106,6 +108,8 @@ pub struct Flags {
     pub value_threshold: Option<usize>,
     /// Seed of the key generators (thread `i` of a benchmark uses a derived seed).
     pub seed: u64,
+    /// Range tombstones `deleterange` writes.
+    pub range_deletes: u64,
 }
 
 impl Default for Flags {
@@ -135,6 +139,7 @@ impl Default for Flags {
             seek_nexts: 0,
             value_threshold: None,
             seed: 301,
+            range_deletes: 1000,
             ecs_rows: 30_000,
             ecs_accounts: 100_000,
             zipf_alpha: 0.0,
@@ -151,7 +156,9 @@ USAGE: jkv-bench [--flag=value ...]
 
   --benchmarks=LIST       comma-separated, run in order (default fillseq,fillrandom,overwrite,
                           readrandom,readseq,readreverse,seekrandom,deleterandom,compact,stats);
-                          also fillsync, readwhilewriting, and the disk probes fsyncrate
+                          also fillsync, readwhilewriting, deleterange (--range_deletes
+                          range tombstones of one random key each, [key(r), key(r+1))),
+                          flush (memtables to tables), and the disk probes fsyncrate
                           (append + fdatasync) and fsyncsized (the same into a pre-sized file);
                           ECS tables (jkv only): ecs_get, ecs_update, ecs_range, ecs_upsert,
                           ecs_transfer, each on a fresh database
@@ -183,6 +190,7 @@ USAGE: jkv-bench [--flag=value ...]
   --value_threshold=B     key-value separation for values >= B bytes (jkv's value log, fjall's
                           blob files; default off)
   --seed=N                key generator seed (default 301)
+  --range_deletes=N       range tombstones written by deleterange (default 1000; jkv only)
 ";
 
 /// Parses `args` (without the program name). `Ok(None)` means `--help`.
@@ -291,6 +299,7 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
             flags.value_threshold = (v > 0).then_some(v);
         }
         "seed" => flags.seed = number(name, value)?,
+        "range_deletes" => flags.range_deletes = number(name, value)?,
         "ecs_rows" => flags.ecs_rows = number(name, value)?,
         "ecs_accounts" => flags.ecs_accounts = number(name, value)?,
         "zipf_alpha" => flags.zipf_alpha = number(name, value)?,
@@ -365,6 +374,7 @@ mod tests {
             "--value_threshold=1024",
             "--engine=jkv",
             "--reads=-1",
+            "--range_deletes=25",
         ])
         .unwrap()
         .unwrap();
@@ -378,6 +388,8 @@ mod tests {
         assert_eq!(f.value_threshold, Some(1024));
         assert_eq!(f.engine, EngineKind::Jkv);
         assert_eq!(f.key_size, 16);
+        assert_eq!(f.range_deletes, 25);
+        assert_eq!(Flags::default().range_deletes, 1000);
     }
 
     #[test]

@@ -134,6 +134,38 @@ pub fn run(
                 user_bytes_written,
             })
         }
+        "deleterange" => {
+            // One thread: a fixed number of tombstones, each over one
+            // random key, so later reads weigh live tombstones.
+            let stats = run_threads(1, |_, st| {
+                let mut rng = Rng::new(seed);
+                let (mut start, mut end) = (vec![0; flags.key_size], vec![0; flags.key_size]);
+                while st.done < flags.range_deletes {
+                    let r = rng.below(flags.num);
+                    format_key(r, &mut start);
+                    format_key(r + 1, &mut end);
+                    store.delete_range(&start, &end, flags.sync)?;
+                    st.done += 1;
+                    tick(progress, st.done);
+                }
+                Ok(())
+            })?;
+            let merged = merge(&stats);
+            let user_bytes_written = merged.done * 2 * flags.key_size as u64;
+            Ok(Outcome {
+                merged,
+                message: Some(format!("({} range tombstones)", flags.range_deletes)),
+                user_bytes_written,
+            })
+        }
+        "flush" => {
+            let stats = run_threads(1, |_, _| store.flush())?;
+            Ok(Outcome {
+                merged: merge(&stats),
+                message: None,
+                user_bytes_written: 0,
+            })
+        }
         "readrandom" => {
             let stats = run_threads(threads, |tid, st| {
                 read_random(store, flags, seed + tid as u64, st, progress, None)

@@ -61,6 +61,10 @@ impl Session {
                 [key] => self.del(key, out),
                 _ => Err("usage: del KEY".into()),
             },
+            "delrange" => match args.as_slice() {
+                [begin, end] => self.delrange(begin, end, out),
+                _ => Err("usage: delrange BEGIN END".into()),
+            },
             "get" => match args.as_slice() {
                 [key] => self.get(key, out),
                 _ => Err("usage: get KEY".into()),
@@ -97,7 +101,7 @@ impl Session {
             "help" => {
                 writeln!(
                     out,
-                    "commands: put KEY VALUE | del KEY | get KEY | fill BEGIN END | scan [BEGIN [END]] | flush | compact | stats | help | close (also quit, exit)"
+                    "commands: put KEY VALUE | del KEY | delrange BEGIN END | get KEY | fill BEGIN END | scan [BEGIN [END]] | flush | compact | stats | help | close (also quit, exit)"
                 )?;
                 Ok(Next::Continue)
             }
@@ -124,6 +128,19 @@ impl Session {
     fn del(&self, key: &str, out: &mut dyn Write) -> Result<Next, String> {
         let mut batch = WriteBatch::new();
         batch.delete(key);
+        self.db
+            .write(batch, self.write_options)
+            .map_err(|e| e.to_string())?;
+        Ok(ok(out))
+    }
+
+    /// Deletes every key `k` with `begin <= k < end` (one range tombstone).
+    fn delrange(&self, begin: &str, end: &str, out: &mut dyn Write) -> Result<Next, String> {
+        if begin > end {
+            return Err(format!("delrange: BEGIN {begin:?} sorts after END {end:?}"));
+        }
+        let mut batch = WriteBatch::new();
+        batch.delete_range(begin..end);
         self.db
             .write(batch, self.write_options)
             .map_err(|e| e.to_string())?;

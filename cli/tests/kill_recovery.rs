@@ -1,6 +1,6 @@
 //! Recovery after SIGKILL of the real `jkv` process: a child
 //! `jkv --path DIR [--sync] --write-buffer-size 16384` runs random puts,
-//! deletes and fills, is killed at a random moment (sometimes idle,
+//! deletes, range deletes (`delrange`) and fills, is killed at a random moment (sometimes idle,
 //! sometimes with commands sent but not yet answered), restarted, and its
 //! whole contents (`scan`) compared with what it acknowledged: every
 //! acknowledged write is there, and the unanswered commands are there in
@@ -54,6 +54,9 @@ impl StdRng {
 enum Cmd {
     Put(u64, String),
     Del(u64),
+    /// `delrange BEGIN END`: keys whose decimal string sorts in
+    /// `[BEGIN, END)`.
+    DelRange(u64, u64),
     /// Keys `begin..=end`, value `value{i}@{epoch}`.
     Fill(u64, u64, u64),
 }
@@ -63,6 +66,7 @@ impl Cmd {
         match self {
             Cmd::Put(k, v) => format!("put {k} {v}\n"),
             Cmd::Del(k) => format!("del {k}\n"),
+            Cmd::DelRange(b, e) => format!("delrange {b} {e}\n"),
             Cmd::Fill(b, e, _) => format!("fill {b} {e}\n"),
         }
     }
@@ -94,6 +98,13 @@ impl Cmd {
             }
             Cmd::Del(k) => {
                 s.remove(k);
+            }
+            Cmd::DelRange(b, e) => {
+                let (b, e) = (b.to_string(), e.to_string());
+                s.retain(|k, _| {
+                    let k = k.to_string();
+                    !(b <= k && k < e)
+                });
             }
             Cmd::Fill(b, e, epoch) => {
                 for i in *b..=*e {
@@ -197,7 +208,18 @@ fn random_cmd(rng: &mut StdRng, cycle: u64, i: usize, fills: &mut u64) -> Cmd {
                 "x".repeat(rng.gen_range(0..200) as usize)
             ),
         ),
-        55..=84 => Cmd::Del(rng.gen_range(0..KEY_SPACE)),
+        55..=79 => Cmd::Del(rng.gen_range(0..KEY_SPACE)),
+        80..=84 => {
+            // Ranges of decimal strings: "120".."135" also holds "1200"..
+            let b = rng.gen_range(0..KEY_SPACE);
+            let e = b + rng.gen_range(1..40);
+            // BEGIN must not sort after END as a string ("95" > "105").
+            if b.to_string() < e.to_string() {
+                Cmd::DelRange(b, e)
+            } else {
+                Cmd::DelRange(e, b)
+            }
+        }
         _ => {
             let b = rng.gen_range(0..KEY_SPACE - 300);
             let e = b + rng.gen_range(0..150);

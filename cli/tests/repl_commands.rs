@@ -68,6 +68,9 @@ get 4
 scan
 scan 3
 scan 2 4
+delrange 2 4
+scan 2 4
+get 4
 flush
 compact
 get 6
@@ -77,7 +80,7 @@ get a
     let out = repl(dir.path(), &[], input);
     let lines: Vec<&str> = out.lines().collect();
     let before_stats = [
-        "commands: put KEY VALUE | del KEY | get KEY | fill BEGIN END | scan [BEGIN [END]] | flush | compact | stats | help | close (also quit, exit)",
+        "commands: put KEY VALUE | del KEY | delrange BEGIN END | get KEY | fill BEGIN END | scan [BEGIN [END]] | flush | compact | stats | help | close (also quit, exit)",
         "OK",
         "hello  world",
         "(nil)",
@@ -108,6 +111,10 @@ get a
         "2 value2@0",
         "3 value3@0",
         "(2 entries)",
+        // delrange 2 4 deletes 2 and 3; 4 stays.
+        "OK",
+        "(0 entries)",
+        "value4@1",
         // flush, compact.
         "OK",
         "OK",
@@ -142,8 +149,12 @@ get a
         }),
         "{out}"
     );
+    assert!(
+        stats.contains(&"range tombstones 0, tables deleted unread 0"),
+        "compact dropped the range tombstone at the bottom: {out}"
+    );
     assert_eq!(stats.last(), Some(&"health: ok"));
-    assert_eq!(stats.len(), 16, "{out}");
+    assert_eq!(stats.len(), 17, "{out}");
     assert_eq!(lines.last(), Some(&"hello  world"));
 }
 

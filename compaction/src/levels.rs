@@ -81,6 +81,7 @@ mod tests {
             largest: vec![],
             min_seq: 0,
             max_seq: 0,
+            range_deletions: 0,
         }
     }
 

@@ -24,7 +24,7 @@ pub mod status;
 pub use config::CompactionConfig;
 pub use job::{run_job, table_meta, JobOutput};
 pub use levels::LevelTargets;
-pub use merge::{CompactionFilter, MergingIterator};
+pub use merge::{CompactionFilter, MergingIterator, RangeDelFilter};
 pub use picker::{pick, CompactionTask, TaskKind};
 pub use status::CompactionStatus;
 

@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 
 use jkv_format::key::{compare_internal_keys, parse_internal_key};
-use jkv_format::{InternalIterator, Result, SeqNo, ValueKind};
+use jkv_format::{InternalIterator, RangeTombstone, RangeTombstoneSet, Result, SeqNo, ValueKind};
 
 /// Merges sorted children in one direction (chosen at creation). Used by
 /// compactions (forward) and by the engine's scans (either way).
@@ -160,6 +160,81 @@ pub struct CompactionFilter {
     pub dropped: u64,
 }
 
+/// The range tombstones of a compaction's inputs, and what they let it
+/// drop: entries they delete for every snapshot that could read them, and
+/// the tombstones themselves at the bottom.
+#[derive(Clone, Debug, Default)]
+pub struct RangeDelFilter {
+    set: RangeTombstoneSet,
+    /// Entries dropped because a tombstone deletes them.
+    pub dropped: u64,
+}
+
+impl RangeDelFilter {
+    /// A filter over `tombstones`.
+    pub fn new(tombstones: impl IntoIterator<Item = RangeTombstone>) -> Self {
+        RangeDelFilter {
+            set: RangeTombstoneSet::new(tombstones),
+            dropped: 0,
+        }
+    }
+
+    /// True when there are no tombstones.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Number of tombstones.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether a tombstone deletes the entry (`user_key`, `seq`) for every
+    /// snapshot that sees the entry: one newer than it lies in its stripe.
+    pub fn deletes(&mut self, user_key: &[u8], seq: SeqNo, filter: &CompactionFilter) -> bool {
+        let deleted = self
+            .set
+            .min_covering_seq_above(user_key, seq)
+            .is_some_and(|t| filter.stripe(t) == filter.stripe(seq));
+        self.dropped += u64::from(deleted);
+        deleted
+    }
+
+    /// Whether a tombstone deletes every entry of a table whose user keys
+    /// lie in `[smallest, largest]` and sequence numbers in `[min_seq,
+    /// max_seq]`, for every snapshot: then the table need not be read.
+    pub fn deletes_table(
+        &self,
+        smallest: &[u8],
+        largest: &[u8],
+        min_seq: SeqNo,
+        max_seq: SeqNo,
+        filter: &CompactionFilter,
+    ) -> bool {
+        self.set.tombstones().iter().any(|t| {
+            t.start.as_slice() <= smallest
+                && largest < t.end.as_slice()
+                && t.seq > max_seq
+                && filter.stripe(t.seq) == filter.stripe(min_seq)
+        })
+    }
+
+    /// The tombstones the outputs keep: all, or, when `drop_tombstones`
+    /// (no deeper level holds the range), those some snapshot still needs.
+    pub fn survivors(
+        &self,
+        drop_tombstones: bool,
+        filter: &CompactionFilter,
+    ) -> Vec<RangeTombstone> {
+        self.set
+            .tombstones()
+            .iter()
+            .filter(|t| !(drop_tombstones && filter.stripe(t.seq) == 0))
+            .cloned()
+            .collect()
+    }
+}
+
 impl CompactionFilter {
     /// A filter for live `snapshots` (any order).
     pub fn new(mut snapshots: Vec<SeqNo>, drop_tombstones: bool) -> Self {
@@ -176,8 +251,9 @@ impl CompactionFilter {
     }
 
     /// Index of the lowest snapshot that sees `seq` (snapshots.len() for
-    /// versions newer than every snapshot).
-    fn stripe(&self, seq: SeqNo) -> usize {
+    /// versions newer than every snapshot). Versions in one stripe are seen
+    /// by exactly the same snapshots.
+    pub fn stripe(&self, seq: SeqNo) -> usize {
         self.snapshots.partition_point(|&s| s < seq)
     }
 
@@ -262,6 +338,36 @@ mod tests {
             survivors(&entries, &[3], true),
             vec![("a".into(), 5), ("a".into(), 1)]
         );
+    }
+
+    fn rt(start: &str, end: &str, seq: u64) -> RangeTombstone {
+        RangeTombstone {
+            start: start.as_bytes().to_vec(),
+            end: end.as_bytes().to_vec(),
+            seq: SeqNo(seq),
+        }
+    }
+
+    #[test]
+    fn range_tombstones_drop_what_every_snapshot_sees_deleted() {
+        let no_snapshots = CompactionFilter::new(vec![], true);
+        let mut f = RangeDelFilter::new([rt("b", "m", 10)]);
+        assert!(f.deletes(b"c", SeqNo(5), &no_snapshots));
+        assert!(!f.deletes(b"c", SeqNo(11), &no_snapshots), "newer than it");
+        assert!(!f.deletes(b"m", SeqNo(5), &no_snapshots), "end excluded");
+        // A snapshot at 7 reads c@5: kept, and so is the tombstone.
+        let snapshot = CompactionFilter::new(vec![SeqNo(7)], true);
+        assert!(!f.deletes(b"c", SeqNo(5), &snapshot));
+        assert!(f.deletes(b"c", SeqNo(8), &snapshot));
+        assert_eq!(f.dropped, 2);
+        assert_eq!(f.survivors(true, &snapshot).len(), 1);
+        assert!(f.survivors(true, &no_snapshots).is_empty());
+        assert_eq!(f.survivors(false, &no_snapshots).len(), 1);
+        // Whole tables: inside the range and older, with no snapshot between.
+        assert!(f.deletes_table(b"b", b"l", SeqNo(1), SeqNo(9), &no_snapshots));
+        assert!(!f.deletes_table(b"b", b"m", SeqNo(1), SeqNo(9), &no_snapshots));
+        assert!(!f.deletes_table(b"b", b"l", SeqNo(1), SeqNo(10), &no_snapshots));
+        assert!(!f.deletes_table(b"b", b"l", SeqNo(1), SeqNo(9), &snapshot));
     }
 
     #[test]

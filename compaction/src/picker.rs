@@ -265,6 +265,7 @@ mod tests {
             largest: InternalKey::new(hi.as_bytes(), SeqNo(id * 10), ValueKind::Value).into_vec(),
             min_seq: id * 10,
             max_seq: id * 10 + 1,
+            range_deletions: 0,
         }
     }
 

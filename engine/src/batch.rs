@@ -5,6 +5,7 @@
 //! ```text
 //! first_seq u64 LE | count u32 LE | entry*
 //! entry = kind u8 | key_len varint | key | (value_len varint | value)  -- no value for deletions
+//! (a range deletion, kind 3, holds its start as key and its end as value)
 //! ```
 
 use jkv_format::coding::{put_varint64, Cursor};
@@ -122,6 +123,31 @@ impl WriteBatch {
             self.rep.extend_from_slice(key);
             self.count += 1;
             self.user_bytes += key.len() as u64;
+        }
+        self
+    }
+
+    /// Deletes every key `k` with `range.start <= k < range.end` (a range
+    /// tombstone: one operation, whatever the number of keys). An empty
+    /// range is a no-op; `start > end` makes the batch invalid
+    /// ([`Error::InvalidArgument`] from [`crate::Db::write`]).
+    pub fn delete_range<K: AsRef<[u8]>>(&mut self, range: std::ops::Range<K>) -> &mut Self {
+        let (start, end) = (range.start.as_ref(), range.end.as_ref());
+        if start > end && self.invalid.is_none() {
+            self.invalid = Some(format!(
+                "range delete start {:?} is after its end {:?}",
+                String::from_utf8_lossy(start),
+                String::from_utf8_lossy(end)
+            ));
+        }
+        if start < end && self.check(start, 0) && self.check(end, 0) {
+            self.rep.push(ValueKind::RangeDeletion as u8);
+            put_varint64(&mut self.rep, start.len() as u64);
+            self.rep.extend_from_slice(start);
+            put_varint64(&mut self.rep, end.len() as u64);
+            self.rep.extend_from_slice(end);
+            self.count += 1;
+            self.user_bytes += (start.len() + end.len()) as u64;
         }
         self
     }
@@ -246,6 +272,14 @@ fn decode_entry<'a>(c: &mut Cursor<'a>) -> Option<BatchEntry<'a>> {
     let value = match kind {
         ValueKind::Deletion => &[][..],
         ValueKind::Value | ValueKind::ValuePointer => c.length_prefixed()?,
+        // The end key: a key, and after the start.
+        ValueKind::RangeDeletion => {
+            let end = c.length_prefixed()?;
+            if end.len() > USER_KEY_LEN_MAX || end <= key {
+                return None;
+            }
+            end
+        }
     };
     Some(BatchEntry { kind, key, value })
 }
@@ -316,6 +350,38 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn range_deletes_encode_start_and_end() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1")
+            .delete_range(b"b".as_slice()..b"d".as_slice());
+        // Empty: nothing recorded.
+        b.delete_range(b"x".as_slice()..b"x".as_slice());
+        assert_eq!(b.len(), 2);
+        let payload = b.seal(SeqNo(3)).to_vec();
+        let d = DecodedBatch::parse(&payload).unwrap();
+        let entries: Vec<_> = d.entries().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            entries[1],
+            BatchEntry {
+                kind: ValueKind::RangeDeletion,
+                key: b"b",
+                value: b"d"
+            }
+        );
+        b.validate().unwrap();
+        // A logged range that ends at or before its start is malformed.
+        let mut raw = WriteBatch::new();
+        raw.push_raw(ValueKind::RangeDeletion, b"m", b"c");
+        let payload = raw.seal(SeqNo(9)).to_vec();
+        let d = DecodedBatch::parse(&payload).unwrap();
+        assert!(d.entries().any(|e| e.is_err()));
+        let mut bad = WriteBatch::new();
+        bad.delete_range(b"z".as_slice()..b"a".as_slice());
+        assert!(matches!(bad.validate(), Err(Error::InvalidArgument(_))));
+        assert!(bad.is_empty());
     }
 
     #[test]

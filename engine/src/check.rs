@@ -251,6 +251,7 @@ fn check_table(
         let props = table.properties();
         if table.file_size() != meta.size_bytes
             || props.entry_count != meta.entries
+            || props.range_deletion_count != meta.range_deletions
             || props.smallest != meta.smallest
             || props.largest != meta.largest
         {

@@ -151,6 +151,9 @@ impl DbInner {
         let level = task.output_level;
         self.counters.compaction_read[level].fetch_add(output.bytes_read, Ordering::Relaxed);
         self.counters.compaction_written[level].fetch_add(output.bytes_written, Ordering::Relaxed);
+        self.counters
+            .range_deleted_tables
+            .fetch_add(output.tables_deleted_unread, Ordering::Relaxed);
         let discards = output.vlog_discards.clone();
         // On failure the edit may or may not be durable: the outputs stay
         // for the next open to sort out (orphans are removed there).

@@ -233,6 +233,16 @@ impl Db {
         self.write(batch, WriteOptions::default())
     }
 
+    /// Deletes every key `k` with `start <= k < end` (not synced; see
+    /// [`Db::write`]). One range tombstone, whatever the number of keys it
+    /// covers; snapshots taken before it still read them. Errors with
+    /// [`Error::InvalidArgument`] when `start > end`.
+    pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(start.as_ref()..end.as_ref());
+        self.write(batch, WriteOptions::default())
+    }
+
     /// Applies `batch` atomically: after a crash either all of it or none
     /// of it is there, and no reader sees part of it. Returns once the write
     /// is acknowledged (durable on disk when `options.sync`).

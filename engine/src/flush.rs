@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use jkv_compaction::{table_meta, CompactionFilter};
-use jkv_format::key::kind_byte_of;
+use jkv_compaction::{table_meta, CompactionFilter, RangeDelFilter};
+use jkv_format::key::{kind_byte_of, seq_of, user_key};
 use jkv_format::names::{table_path, wal_path};
 use jkv_format::{Error, InternalIterator, Result, ValueKind, ValuePointer};
 use jkv_manifest::{ManifestState, TableMeta, VersionEdit, VlogDiscard};
@@ -46,8 +46,9 @@ impl DbInner {
     }
 
     /// Writes `mem` into a new, synced table file and syncs the directory.
-    /// Versions no snapshot can read are left out (their value-log bytes are
-    /// added to `vlog_discards`). Returns the table's metadata for a level-0
+    /// Versions no snapshot can read, older versions and versions the
+    /// memtable's range tombstones delete, are left out (their value-log
+    /// bytes are added to `vlog_discards`). Returns the table's metadata for a level-0
     /// manifest entry, or `None` for an empty memtable. The manifest does
     /// not name the table yet.
     pub(crate) fn write_level0_table(
@@ -65,10 +66,22 @@ impl DbInner {
         // Snapshots taken from now on see at least every write in `mem`,
         // so the live ones are all that can need an older version.
         let mut filter = CompactionFilter::new(self.snapshots.all(), false);
+        // Versions the memtable's own range tombstones delete for every
+        // snapshot go too (the tombstones are written to the same table).
+        let range_tombstones = mem.range_tombstones();
+        let mut range_dels = RangeDelFilter::new(
+            range_tombstones
+                .iter()
+                .flat_map(|set| set.tombstones().iter().cloned()),
+        );
         let mut it = mem.iter();
         it.seek_to_first();
         while it.valid() {
-            if filter.keep(it.key()) {
+            let key = it.key();
+            let keep = filter.keep(key)
+                && (range_dels.is_empty()
+                    || !range_dels.deletes(user_key(key), seq_of(key), &filter));
+            if keep {
                 builder.add(it.key(), it.value())?;
             } else if kind_byte_of(it.key()) == ValueKind::ValuePointer as u8 {
                 if let Some(pointer) = ValuePointer::decode(it.value()) {
@@ -78,6 +91,11 @@ impl DbInner {
             it.next();
         }
         it.status()?;
+        if let Some(set) = range_tombstones {
+            for t in set.tombstones() {
+                builder.add_range_tombstone(t.clone())?;
+            }
+        }
         let summary = builder.finish()?;
         self.fs.sync_dir(&self.dir)?;
         self.counters

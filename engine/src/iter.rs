@@ -1,6 +1,8 @@
 //! Range scans: a merge of every source (memtables and tables) under one
 //! `SuperVersion`, filtered to the newest version of each key visible at
-//! the snapshot, with tombstones hidden.
+//! the snapshot, with tombstones hidden and versions a range tombstone
+//! deletes skipped (weighed against every source, not only the ones the
+//! range overlaps).
 //!
 //! A `DbIterator` owns an `Arc` of the `SuperVersion` and of each table it
 //! reads, so flushes and new writes never change what it returns. It runs in
@@ -19,6 +21,7 @@ use jkv_manifest::TableMeta;
 use jkv_sstable::Table;
 
 use crate::db::DbInner;
+use crate::range_del::RangeDelView;
 use crate::version::{SuperVersion, TableHandle};
 
 /// Concatenates the non-overlapping, sorted tables of one level (L1+).
@@ -188,6 +191,8 @@ pub struct DbIterator {
     done: bool,
     /// An error met while building the iterator, yielded first.
     pending_error: Option<Error>,
+    /// Range tombstones of the view; `None` when it has none.
+    range_dels: Option<RangeDelView>,
     /// Keeps memtables, tables and value logs alive for the iterator's life.
     _super_version: Arc<SuperVersion>,
     /// Resolves value pointers.
@@ -236,7 +241,19 @@ impl DbIterator {
                 children.push(Box::new(LevelIter::new(opened)));
             }
         }
+        let range_dels = if sv.may_have_range_tombstones() {
+            match db.range_del_view(&sv) {
+                Ok(view) => Some(view),
+                Err(e) => {
+                    pending_error.get_or_insert(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         DbIterator {
+            range_dels,
             merge: MergingIterator::new(children, reverse),
             snapshot,
             start,
@@ -270,6 +287,14 @@ impl DbIterator {
                 Bound::Unbounded => self.merge.seek_to_start(),
             }
         }
+    }
+
+    /// Whether a range tombstone deletes the version of `key` at `seq`.
+    #[inline]
+    fn range_deleted(&self, key: &[u8], seq: SeqNo) -> bool {
+        self.range_dels
+            .as_ref()
+            .is_some_and(|v| v.deletes(key, seq, self.snapshot))
     }
 
     fn before_start(&self, key: &[u8]) -> bool {
@@ -310,6 +335,7 @@ impl DbIterator {
             let key = Bytes::copy_from_slice(parsed.user_key);
             let found = match parsed.kind {
                 ValueKind::Deletion => None,
+                _ if self.range_deleted(&key, parsed.seq) => None,
                 kind => self
                     .db
                     .visible(&key, kind, Bytes::copy_from_slice(self.merge.value()))?,
@@ -334,7 +360,7 @@ impl DbIterator {
             if self.before_start(&key) {
                 return Ok(None);
             }
-            let mut newest: Option<(ValueKind, Bytes)> = None;
+            let mut newest: Option<(ValueKind, SeqNo, Bytes)> = None;
             while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
                 let parsed = parse_internal_key(self.merge.key()).ok_or_else(|| {
                     Error::corruption(
@@ -344,7 +370,11 @@ impl DbIterator {
                     )
                 })?;
                 if parsed.seq <= self.snapshot {
-                    newest = Some((parsed.kind, Bytes::copy_from_slice(self.merge.value())));
+                    newest = Some((
+                        parsed.kind,
+                        parsed.seq,
+                        Bytes::copy_from_slice(self.merge.value()),
+                    ));
                 }
                 self.merge.advance();
             }
@@ -356,7 +386,10 @@ impl DbIterator {
             if self.after_end(&key) {
                 continue;
             }
-            if let Some((kind, value)) = newest {
+            if let Some((kind, seq, value)) = newest {
+                if self.range_deleted(&key, seq) {
+                    continue;
+                }
                 if let Some(value) = self.db.visible(&key, kind, value)? {
                     return Ok(Some((key, value)));
                 }

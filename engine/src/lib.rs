@@ -27,6 +27,7 @@ mod db;
 mod flush;
 mod iter;
 mod options;
+mod range_del;
 mod read;
 mod recovery;
 mod repair;

@@ -1,7 +1,8 @@
 //! Point lookups: memtable, frozen memtables (newest first), L0 tables
 //! (newest first), then at most one table per deeper level. The first
 //! version visible at the snapshot decides; a tombstone means "not found";
-//! a value pointer is resolved in the value log.
+//! a value pointer is resolved in the value log. A version found is then
+//! weighed against the range tombstones (`range_del.rs`).
 
 use bytes::Bytes;
 
@@ -62,7 +63,7 @@ impl DbInner {
     ) -> Result<Option<Bytes>> {
         match kind {
             ValueKind::Value => Ok(Some(value)),
-            ValueKind::Deletion => Ok(None),
+            ValueKind::Deletion | ValueKind::RangeDeletion => Ok(None),
             ValueKind::ValuePointer => self.resolve_pointer(key, &value).map(Some),
         }
     }
@@ -87,6 +88,7 @@ impl DbInner {
         }
         if table.file_size() != meta.size_bytes
             || props.entry_count != meta.entries
+            || props.range_deletion_count != meta.range_deletions
             || props.smallest != meta.smallest
             || props.largest != meta.largest
         {
@@ -106,35 +108,75 @@ impl DbInner {
     }
 }
 
+/// The newest entry of `key` at `snapshot`; a version a range tombstone
+/// deletes is reported as a `Deletion`.
 fn lookup(
     db: &DbInner,
     sv: &SuperVersion,
     key: &[u8],
     snapshot: SeqNo,
 ) -> Result<Option<(ValueKind, Bytes)>> {
-    if let Some((kind, _, value)) = sv.mem.get(key, snapshot) {
-        return Ok(Some((kind, value)));
-    }
-    lookup_below_active(db, sv, key, snapshot)
+    let found = match sv.mem.get(key, snapshot) {
+        Some(entry) => Some(entry),
+        None => lookup_point_below_active(db, sv, key, snapshot)?,
+    };
+    range_deleted(db, sv, key, snapshot, found)
 }
 
-/// [`lookup`] without the active memtable: frozen memtables, then tables.
+/// [`lookup`] without the active memtable's point entries: frozen
+/// memtables, then tables (range tombstones count from every source).
 pub(crate) fn lookup_below_active(
     db: &DbInner,
     sv: &SuperVersion,
     key: &[u8],
     snapshot: SeqNo,
 ) -> Result<Option<(ValueKind, Bytes)>> {
+    let found = lookup_point_below_active(db, sv, key, snapshot)?;
+    range_deleted(db, sv, key, snapshot, found)
+}
+
+/// `found` as a reader at `snapshot` sees it once range tombstones count.
+#[inline(always)]
+fn range_deleted(
+    db: &DbInner,
+    sv: &SuperVersion,
+    key: &[u8],
+    snapshot: SeqNo,
+    found: Option<(ValueKind, SeqNo, Bytes)>,
+) -> Result<Option<(ValueKind, Bytes)>> {
+    match found {
+        Some((kind, seq, value)) => {
+            // Without range tombstones (the common case) this is a few
+            // loads; the search itself is out of line.
+            if kind != ValueKind::Deletion
+                && sv.may_have_range_tombstones()
+                && db.range_deleted(sv, key, seq, snapshot)?
+            {
+                return Ok(Some((ValueKind::Deletion, Bytes::new())));
+            }
+            Ok(Some((kind, value)))
+        }
+        None => Ok(None),
+    }
+}
+
+#[inline(always)]
+fn lookup_point_below_active(
+    db: &DbInner,
+    sv: &SuperVersion,
+    key: &[u8],
+    snapshot: SeqNo,
+) -> Result<Option<(ValueKind, SeqNo, Bytes)>> {
     for frozen in &sv.imms {
-        if let Some((kind, _, value)) = frozen.mem.get(key, snapshot) {
-            return Ok(Some((kind, value)));
+        if let Some(entry) = frozen.mem.get(key, snapshot) {
+            return Ok(Some(entry));
         }
     }
     for level in 0..sv.version.levels.len() {
         for meta in sv.version.tables_for_key(level, key) {
             let table = db.open_table(meta)?;
-            if let Some((kind, _, value)) = table.get(key, snapshot)? {
-                return Ok(Some((kind, value)));
+            if let Some(entry) = table.get(key, snapshot)? {
+                return Ok(Some(entry));
             }
         }
     }

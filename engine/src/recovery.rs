@@ -301,7 +301,11 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
             let mut seq = batch.first_seq;
             for entry in batch.entries() {
                 let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
-                mem.insert(entry.key, seq, entry.kind, entry.value);
+                if entry.kind == ValueKind::RangeDeletion {
+                    mem.insert_range_tombstone(entry.key, entry.value, seq);
+                } else {
+                    mem.insert(entry.key, seq, entry.kind, entry.value);
+                }
                 seq = seq.plus(1);
             }
             Ok(Replay::Continue)

@@ -19,6 +19,9 @@ pub(crate) struct Counters {
     pub compactions: AtomicU64,
     /// Trivial moves completed.
     pub compaction_moves: AtomicU64,
+    /// Tables compactions deleted unread because a range tombstone covered
+    /// them whole.
+    pub range_deleted_tables: AtomicU64,
     /// Time spent in compactions (microseconds, summed over threads).
     pub compaction_micros: AtomicU64,
     /// Bytes appended to value logs by writes (GC rewrites included).
@@ -104,6 +107,11 @@ pub struct Stats {
     pub compactions: u64,
     /// Trivial moves completed.
     pub compaction_moves: u64,
+    /// Range tombstones held by memtables and tables.
+    pub range_tombstones: u64,
+    /// Tables compactions deleted without reading them, a range tombstone
+    /// covering all their entries.
+    pub range_deleted_tables: u64,
     /// Most compactions that ran at the same time.
     pub compactions_running_max: usize,
     /// Compactions running now.
@@ -186,6 +194,17 @@ impl Stats {
             flushes: load(&c.flushes),
             compactions: load(&c.compactions),
             compaction_moves: load(&c.compaction_moves),
+            range_tombstones: (sv.mem.range_tombstone_count()
+                + sv.imms
+                    .iter()
+                    .map(|f| f.mem.range_tombstone_count())
+                    .sum::<usize>()) as u64
+                + sv.version
+                    .range_del_tables
+                    .iter()
+                    .map(|t| t.range_deletions)
+                    .sum::<u64>(),
+            range_deleted_tables: load(&c.range_deleted_tables),
             compactions_running_max: running_max,
             compactions_running: running,
             stall_micros: load(&c.stall_micros),
@@ -289,6 +308,11 @@ impl fmt::Display for Stats {
             self.compactions_running,
             self.compactions_running_max,
             self.stall_micros as f64 / 1e6
+        )?;
+        writeln!(
+            f,
+            "range tombstones {}, tables deleted unread {}",
+            self.range_tombstones, self.range_deleted_tables
         )?;
         let vlog_garbage: u64 = self.vlog_files.iter().map(|v| v.2).sum();
         writeln!(

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jkv_format::key::user_key;
 use jkv_format::names::table_path;
-use jkv_format::{FileNumber, FileSystem};
+use jkv_format::{FileNumber, FileSystem, RangeTombstoneSet};
 use jkv_manifest::{ManifestState, TableMeta};
 use jkv_memtable::Memtable;
 use jkv_sstable::TableCache;
@@ -76,6 +76,11 @@ pub(crate) struct Version {
     /// `levels[0]` newest first (tables may overlap); `levels[1..]` sorted
     /// by smallest key and non-overlapping.
     pub levels: Vec<Vec<Arc<TableHandle>>>,
+    /// The tables holding range tombstones, which every read weighs.
+    pub range_del_tables: Vec<Arc<TableHandle>>,
+    /// Their tombstones, read on the first lookup that needs them (outside
+    /// any lock; see `range_del.rs`).
+    pub range_del_sets: OnceLock<Vec<Arc<RangeTombstoneSet>>>,
 }
 
 impl Version {
@@ -104,8 +109,18 @@ impl Version {
                     })
                     .collect()
             })
+            .collect::<Vec<Vec<Arc<TableHandle>>>>();
+        let range_del_tables = levels
+            .iter()
+            .flatten()
+            .filter(|h| h.meta.range_deletions > 0)
+            .cloned()
             .collect();
-        Version { levels }
+        Version {
+            levels,
+            range_del_tables,
+            range_del_sets: OnceLock::new(),
+        }
     }
 
     /// Table metadata per level, for the compaction picker.

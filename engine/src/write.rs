@@ -281,6 +281,12 @@ impl DbInner {
             for entry in batch.entries() {
                 let entry = entry.expect("a batch built by WriteBatch decodes");
                 entry_seq = entry_seq.plus(1);
+                if entry.kind == ValueKind::RangeDeletion {
+                    writer
+                        .mem
+                        .insert_range_tombstone(entry.key, entry.value, entry_seq);
+                    continue;
+                }
                 let shadowing = matches!(entry.kind, ValueKind::ValuePointer | ValueKind::Deletion);
                 let view = shadowing
                     .then(|| garbage_view.get_or_insert_with(|| self.vlog_garbage_view()))

@@ -27,6 +27,11 @@ pub enum ValueKind {
     Value = 1,
     /// The value is in the value log; the entry holds a pointer to it.
     ValuePointer = 2,
+    /// A range tombstone: every key from this entry's key (included) to its
+    /// value (excluded) is deleted as of this sequence number. Only in write
+    /// batches and in a table's range-tombstone block, never among a
+    /// table's or memtable's point entries (see [`crate::range_del`]).
+    RangeDeletion = 3,
 }
 
 impl ValueKind {
@@ -41,6 +46,7 @@ impl ValueKind {
             0 => Some(ValueKind::Deletion),
             1 => Some(ValueKind::Value),
             2 => Some(ValueKind::ValuePointer),
+            3 => Some(ValueKind::RangeDeletion),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ pub mod iter;
 pub mod key;
 pub mod names;
 pub mod pointer;
+pub mod range_del;
 pub mod record;
 
 pub use error::{Error, Result};
@@ -25,6 +26,7 @@ pub use ids::{FileNumber, SeqNo};
 pub use iter::InternalIterator;
 pub use key::{InternalKey, ValueKind};
 pub use pointer::ValuePointer;
+pub use range_del::{RangeTombstone, RangeTombstoneSet};
 
 /// Checksum used by every block, record and manifest line: CRC-32 (IEEE),
 /// hardware accelerated by `crc32fast` where the CPU allows.

@@ -30,6 +30,15 @@ pub struct TableMeta {
     pub min_seq: u64,
     /// Largest sequence number of any entry in the table.
     pub max_seq: u64,
+    /// Range tombstones the table holds (its range-tombstone block); left
+    /// out of the JSON when 0, and 0 in records written before range
+    /// deletes existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub range_deletions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Names a table to remove: its level and file number.
@@ -159,6 +168,7 @@ mod tests {
             largest: vec![0xff],
             min_seq: 1,
             max_seq: 9,
+            range_deletions: 0,
         };
         let json = serde_json::to_string(&meta).expect("meta serializes");
         assert!(json.contains(r#""smallest":"00ab""#), "{json}");

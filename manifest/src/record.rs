@@ -157,6 +157,7 @@ mod tests {
             largest: b"z\x01\0\0\0\0\0\0\0".to_vec(),
             min_seq: 3,
             max_seq: 77,
+            range_deletions: 0,
         });
         state.live_wals.insert(10);
         state.next_file = 11;
@@ -318,6 +319,7 @@ mod tests {
                     largest,
                     min_seq,
                     max_seq,
+                    range_deletions: max_seq % 3,
                 },
             )
     }

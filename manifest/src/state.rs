@@ -449,6 +449,7 @@ mod tests {
             largest: ik(hi, seq),
             min_seq: seq,
             max_seq: seq,
+            range_deletions: 0,
         }
     }
 

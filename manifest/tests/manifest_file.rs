@@ -39,6 +39,7 @@ fn table(id: u64, level: u32, lo: u32, hi: u32, seq: u64) -> TableMeta {
         largest: ik(hi, seq),
         min_seq: seq,
         max_seq: seq,
+        range_deletions: 0,
     }
 }
 

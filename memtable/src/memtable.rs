@@ -2,7 +2,9 @@
 //!
 //! What it owns: an index (a lock-free crossbeam skiplist) whose keys and
 //! values are handles to bytes in an [`Arena`], plus counters for the engine
-//! (entry count, sequence range, memory estimate). What it leaves to others:
+//! (entry count, sequence range, memory estimate), and the range tombstones
+//! written to it (a [`RangeTombstoneSet`] rebuilt on the first read after an
+//! insert). What it leaves to others:
 //! the WAL that makes its contents durable, the decision to freeze it when
 //! [`Memtable::approximate_memory_bytes`] reaches `write_buffer_size`, and the
 //! flush that turns it into a table.
@@ -26,6 +28,8 @@ use crossbeam_skiplist::SkipMap;
 use crate::filter::KeyFilter;
 use jkv_format::key::{compare_internal_keys, pack_trailer, parse_internal_key, TRAILER_LEN};
 use jkv_format::{InternalIterator, Result, SeqNo, ValueKind};
+use jkv_format::{RangeTombstone, RangeTombstoneSet};
+use parking_lot::Mutex;
 
 use crate::arena::Arena;
 
@@ -146,6 +150,15 @@ impl Ord for KeyHandle {
     }
 }
 
+/// The range tombstones of a memtable.
+#[derive(Default)]
+struct RangeDels {
+    /// In insertion order.
+    list: Vec<RangeTombstone>,
+    /// Built from `list` when first asked for; `None` after an insert.
+    set: Option<Arc<RangeTombstoneSet>>,
+}
+
 /// Recent writes, sorted by internal key; see the module docs.
 pub struct Memtable {
     // Field order matters: `map` drops before `arena`, so no node outlives
@@ -163,6 +176,15 @@ pub struct Memtable {
     seq_max: AtomicU64,
     /// Sum of user key and value lengths inserted.
     user_bytes: AtomicU64,
+    /// Range tombstones: the list as inserted and the set built from it
+    /// on the first read after an insert (readers clone the `Arc`). Leaf
+    /// lock.
+    range_dels: Mutex<RangeDels>,
+    /// Range tombstones inserted, so readers of a memtable without any skip
+    /// the lock.
+    range_del_count: AtomicUsize,
+    /// Bytes of the range tombstones' keys.
+    range_del_bytes: AtomicUsize,
 }
 
 impl Default for Memtable {
@@ -205,6 +227,9 @@ impl Memtable {
             seq_min: AtomicU64::new(u64::MAX),
             seq_max: AtomicU64::new(0),
             user_bytes: AtomicU64::new(0),
+            range_dels: Mutex::new(RangeDels::default()),
+            range_del_count: AtomicUsize::new(0),
+            range_del_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -217,6 +242,47 @@ impl Memtable {
     /// normally empty.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
         self.insert_entry(user_key, seq, kind, value);
+    }
+
+    /// Adds the range tombstone `[start, end)` at `seq`. Same threading
+    /// rule as [`insert`](Self::insert). An empty range is kept (it deletes
+    /// nothing) so the memtable's sequence range still covers `seq`.
+    pub fn insert_range_tombstone(&self, start: &[u8], end: &[u8], seq: SeqNo) {
+        {
+            let mut guard = self.range_dels.lock();
+            guard.list.push(RangeTombstone {
+                start: start.to_vec(),
+                end: end.to_vec(),
+                seq,
+            });
+            guard.set = None;
+        }
+        self.seq_min.fetch_min(seq.0, Ordering::Relaxed);
+        self.seq_max.fetch_max(seq.0, Ordering::Relaxed);
+        self.user_bytes
+            .fetch_add((start.len() + end.len()) as u64, Ordering::Relaxed);
+        self.range_del_bytes.fetch_add(
+            start.len() + end.len() + NODE_OVERHEAD_BYTES,
+            Ordering::Relaxed,
+        );
+        self.range_del_count.fetch_add(1, Ordering::Release);
+    }
+
+    /// The range tombstones inserted so far; `None` when there are none
+    /// (one atomic load, no lock).
+    pub fn range_tombstones(&self) -> Option<Arc<RangeTombstoneSet>> {
+        if self.range_del_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut guard = self.range_dels.lock();
+        let RangeDels { list, set } = &mut *guard;
+        let set = set.get_or_insert_with(|| Arc::new(RangeTombstoneSet::new(list.iter().cloned())));
+        Some(Arc::clone(set))
+    }
+
+    /// Number of range tombstones inserted.
+    pub fn range_tombstone_count(&self) -> usize {
+        self.range_del_count.load(Ordering::Acquire)
     }
 
     /// [`insert`](Self::insert), then calls `previous` with the version of
@@ -326,6 +392,7 @@ impl Memtable {
     pub fn approximate_memory_bytes(&self) -> usize {
         self.arena.allocated_bytes()
             + self.len() * NODE_OVERHEAD_BYTES
+            + self.range_del_bytes.load(Ordering::Relaxed)
             + self.filter.as_ref().map_or(0, KeyFilter::memory_bytes)
     }
 
@@ -334,9 +401,9 @@ impl Memtable {
         self.entries.load(Ordering::Acquire)
     }
 
-    /// True when nothing was inserted.
+    /// True when nothing was inserted (no entry and no range tombstone).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.range_tombstone_count() == 0
     }
 
     /// Smallest and largest sequence number inserted; `None` while empty.
@@ -657,6 +724,28 @@ mod tests {
         drop(m);
         it.next();
         assert_eq!(it.value(), b"b");
+    }
+
+    #[test]
+    fn range_tombstones_count_as_content() {
+        let m = Memtable::new();
+        assert!(m.range_tombstones().is_none());
+        let before = m.approximate_memory_bytes();
+        m.insert_range_tombstone(b"b", b"d", SeqNo(7));
+        assert_eq!(m.range_tombstones().map(|s| s.len()), Some(1));
+        m.insert_range_tombstone(b"c", b"f", SeqNo(9));
+        assert!(
+            !m.is_empty(),
+            "a memtable holding only tombstones is flushed"
+        );
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.seq_range(), Some((SeqNo(7), SeqNo(9))));
+        assert!(m.approximate_memory_bytes() > before);
+        let set = m.range_tombstones().expect("two tombstones");
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.max_covering_seq(b"c", SeqNo::MAX), Some(SeqNo(9)));
+        assert_eq!(set.max_covering_seq(b"b", SeqNo::MAX), Some(SeqNo(7)));
+        assert_eq!(set.max_covering_seq(b"f", SeqNo::MAX), None);
     }
 
     #[test]

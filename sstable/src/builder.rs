@@ -11,11 +11,14 @@
 //! Single-threaded: one builder per output file.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use jkv_format::key::{
     compare_internal_keys, parse_internal_key, user_key, TRAILER_LEN, USER_KEY_LEN_MAX,
 };
-use jkv_format::{Error, Result, SeqNo, ValueKind, WritableFile};
+use jkv_format::{
+    Error, InternalKey, RangeTombstone, Result, SeqNo, ValueKind, ValuePointer, WritableFile,
+};
 
 use crate::block::BlockBuilder;
 use crate::filter::FilterBuilder;
@@ -103,6 +106,8 @@ pub struct TableSummary {
     pub min_seq: SeqNo,
     /// Largest sequence number (0 for an empty table).
     pub max_seq: SeqNo,
+    /// Range tombstones written.
+    pub range_deletions: u64,
 }
 
 /// Writes one table file from entries given in increasing internal-key order.
@@ -123,6 +128,10 @@ pub struct TableBuilder {
     /// Bytes written so far: where the next block starts.
     offset: u64,
     props: TableProperties,
+    /// Range tombstones, written as one block at `finish`.
+    range_tombstones: Vec<RangeTombstone>,
+    /// Value-log bytes the value pointers added refer to, by file.
+    vlog_pointer_bytes: BTreeMap<u64, u64>,
     /// The error that poisoned the builder.
     failed: Option<Error>,
 }
@@ -152,6 +161,8 @@ impl TableBuilder {
             scratch: Vec::new(),
             handle_buf: Vec::new(),
             props,
+            range_tombstones: Vec::new(),
+            vlog_pointer_bytes: BTreeMap::new(),
             failed,
             options,
         }
@@ -165,7 +176,8 @@ impl TableBuilder {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let Some(parsed) = parse_internal_key(ikey) else {
+        let Some(parsed) = parse_internal_key(ikey).filter(|p| p.kind != ValueKind::RangeDeletion)
+        else {
             return Err(Error::InvalidArgument(format!(
                 "table key of {} bytes is not an internal key (too short or unknown kind)",
                 ikey.len()
@@ -210,6 +222,13 @@ impl TableBuilder {
         p.entry_count += 1;
         if parsed.kind == ValueKind::Deletion {
             p.deletion_count += 1;
+        }
+        if parsed.kind == ValueKind::ValuePointer {
+            // A malformed pointer is the engine's to report when read.
+            if let Some(pointer) = ValuePointer::decode(value) {
+                *self.vlog_pointer_bytes.entry(pointer.file.0).or_insert(0) +=
+                    u64::from(pointer.len);
+            }
         }
         p.min_seq = p.min_seq.min(parsed.seq);
         p.max_seq = p.max_seq.max(parsed.seq);
@@ -259,6 +278,12 @@ impl TableBuilder {
         }
         let data_end = self.offset;
         self.props.data_size_bytes = data_end;
+        let range_tombstones = std::mem::take(&mut self.range_tombstones);
+        if !range_tombstones.is_empty() {
+            let h = self.write_range_tombstones(&range_tombstones)?;
+            self.props.range_deletion_count = range_tombstones.len() as u64;
+            self.props.range_deletion_block = Some(h);
+        }
 
         let filter = match self.filter.take() {
             Some(f) => {
@@ -277,6 +302,10 @@ impl TableBuilder {
             self.props.min_seq = SeqNo::ZERO;
         }
         self.props.largest = self.last_key.clone();
+        self.widen_for_range_tombstones(&range_tombstones);
+        self.props.vlog_pointer_bytes = std::mem::take(&mut self.vlog_pointer_bytes)
+            .into_iter()
+            .collect();
         let properties = self.write_block(&self.props.encode())?;
 
         let footer = Footer {
@@ -294,7 +323,59 @@ impl TableBuilder {
             largest: std::mem::take(&mut self.props.largest),
             min_seq: self.props.min_seq,
             max_seq: self.props.max_seq,
+            range_deletions: self.props.range_deletion_count,
         })
+    }
+
+    /// Adds a range tombstone (any order, any number; empty ranges are
+    /// refused). The table's key range grows to include it, so a compaction
+    /// of the table takes in every table the tombstone may delete from.
+    pub fn add_range_tombstone(&mut self, tombstone: RangeTombstone) -> Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if tombstone.start >= tombstone.end {
+            return Err(Error::InvalidArgument(
+                "range tombstone with start not below end".to_string(),
+            ));
+        }
+        if tombstone.start.len().max(tombstone.end.len()) > USER_KEY_LEN_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "range tombstone key longer than {USER_KEY_LEN_MAX}"
+            )));
+        }
+        self.range_tombstones.push(tombstone);
+        Ok(())
+    }
+
+    /// Range tombstones added so far.
+    pub fn range_tombstone_count(&self) -> usize {
+        self.range_tombstones.len()
+    }
+
+    /// The range-tombstone block (docs/sst-format.md, "Range-tombstone
+    /// block"): key `start ++ trailer(seq, RangeDeletion)`, value `end`, in
+    /// internal-key order.
+    fn write_range_tombstones(&mut self, tombstones: &[RangeTombstone]) -> Result<BlockHandle> {
+        let mut entries: Vec<(Vec<u8>, &[u8])> = tombstones
+            .iter()
+            .map(|t| {
+                let key = InternalKey::new(&t.start, t.seq, ValueKind::RangeDeletion);
+                (key.into_vec(), t.end.as_slice())
+            })
+            .collect();
+        entries.sort_by(|a, b| compare_internal_keys(&a.0, &b.0).then_with(|| a.1.cmp(b.1)));
+        let mut block = BlockBuilder::new(INDEX_RESTART_INTERVAL);
+        for (key, end) in &entries {
+            block.add(key, end);
+        }
+        let contents = block.finish().to_vec();
+        self.write_block(&contents)
+    }
+
+    /// Grows the key range and sequence range by the range tombstones.
+    fn widen_for_range_tombstones(&mut self, tombstones: &[RangeTombstone]) {
+        widen_for_range_tombstones(&mut self.props, tombstones);
     }
 
     fn add_index_entry(&mut self, handle: BlockHandle) {
@@ -346,4 +427,27 @@ fn write_framed(
     file.append(&block_trailer(contents, COMPRESSION_NONE))?;
     *offset += (contents.len() + BLOCK_TRAILER_LEN) as u64;
     Ok(handle)
+}
+
+/// Grows the properties' key range (`smallest`, `largest`) and sequence
+/// range by `tombstones`: the start as `start ++ trailer(seq,
+/// RangeDeletion)`, the end as the largest user key the tombstone may delete
+/// with trailer `(0, RangeDeletion)`, sorting after every entry of that key.
+pub(crate) fn widen_for_range_tombstones(p: &mut TableProperties, tombstones: &[RangeTombstone]) {
+    if p.entry_count == 0 && !tombstones.is_empty() {
+        p.min_seq = SeqNo::MAX;
+    }
+    for t in tombstones {
+        let start = InternalKey::new(&t.start, t.seq, ValueKind::RangeDeletion).into_vec();
+        if p.smallest.is_empty() || compare_internal_keys(&start, &p.smallest) == Ordering::Less {
+            p.smallest = start;
+        }
+        let end = InternalKey::new(t.largest_user_key(), SeqNo::ZERO, ValueKind::RangeDeletion)
+            .into_vec();
+        if p.largest.is_empty() || compare_internal_keys(&end, &p.largest) == Ordering::Greater {
+            p.largest = end;
+        }
+        p.min_seq = p.min_seq.min(t.seq);
+        p.max_seq = p.max_seq.max(t.seq);
+    }
 }

@@ -88,6 +88,7 @@ impl Table {
             ("bloom bits per key", p.bloom_bits_per_key.to_string()),
             ("raw key bytes", p.raw_key_bytes.to_string()),
             ("raw value bytes", p.raw_value_bytes.to_string()),
+            ("range tombstones", p.range_deletion_count.to_string()),
         ] {
             writeln!(out, "  {name}: {value}").map_err(io)?;
         }
@@ -101,6 +102,26 @@ impl Table {
                 h.size
             )
             .map_err(io)?;
+        }
+        if let (Some(h), Some(set)) = (p.range_deletion_block, self.range_tombstones()) {
+            writeln!(
+                out,
+                "range-tombstone block at {} ({} bytes, {} tombstones):",
+                h.offset,
+                h.size,
+                set.len()
+            )
+            .map_err(io)?;
+            for t in set.tombstones() {
+                writeln!(
+                    out,
+                    "  [{}, {}) @{}",
+                    escape_bytes(&t.start, DUMP_VALUE_LEN_MAX),
+                    escape_bytes(&t.end, DUMP_VALUE_LEN_MAX),
+                    t.seq
+                )
+                .map_err(io)?;
+            }
         }
         let mut it = BlockIter::new(Block::empty(), self.shared_path(), 0);
         for (i, (_, h)) in self.index_entries().enumerate() {

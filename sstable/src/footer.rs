@@ -35,8 +35,10 @@ const _: () = assert!(FOOTER_LEN - VERSION_AT == 16 && FOOTER_LEN - MAGIC_AT == 
 /// ("\x89jkvSST\n": a high-bit byte and a newline catch text-mode damage).
 pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"\x89jkvSST\n");
 
-/// The newest table format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest table format this build writes and reads. Version 2 added
+/// the range-tombstone block (named by the properties); version 1 tables
+/// still open, with no range tombstones.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The decoded footer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +195,7 @@ mod tests {
         bad[FOOTER_LEN - 1] ^= 1;
         assert_eq!(corruption_offset(&bad).0, MAGIC_AT as u64);
         let mut newer = sample();
-        newer.version = 2;
+        newer.version = FORMAT_VERSION + 1;
         let (offset, what) = corruption_offset(&newer.encode());
         assert_eq!(offset, VERSION_AT as u64);
         assert!(what.contains("newer"), "{what}");

@@ -30,6 +30,7 @@ pub mod footer;
 pub mod handle;
 pub mod index;
 pub mod properties;
+pub mod range_del;
 pub mod salvage;
 pub mod table;
 pub mod table_cache;

@@ -14,6 +14,7 @@ use jkv_format::{Error, Result, SeqNo};
 
 use crate::block::iter::EntryCursor;
 use crate::block::{BlockBuilder, BlockView};
+use crate::handle::BlockHandle;
 
 const BLOOM_BITS_PER_KEY: &str = "jkv.bloom.bits_per_key";
 /// Optional: the identity of the database the table was written for.
@@ -24,6 +25,13 @@ const ENTRIES: &str = "jkv.entries";
 const DELETIONS: &str = "jkv.entries.deletions";
 const FILTER_BYTES: &str = "jkv.filter.bytes";
 const INDEX_BYTES: &str = "jkv.index.bytes";
+/// Optional (version 2): the range-tombstone block's handle.
+const RANGE_DEL_BLOCK: &str = "jkv.range_del.block";
+/// Optional (version 2): value-log bytes the table's pointers refer to,
+/// by value-log file.
+const VLOG_POINTER_BYTES: &str = "jkv.vlog.pointer_bytes";
+/// Optional (version 2): number of range tombstones.
+const RANGE_DELETIONS: &str = "jkv.range_del.count";
 const KEY_LARGEST: &str = "jkv.key.largest";
 const KEY_SMALLEST: &str = "jkv.key.smallest";
 const RAW_KEY_BYTES: &str = "jkv.raw.key_bytes";
@@ -63,6 +71,19 @@ pub struct TableProperties {
     /// Identity of the database the table belongs to (optional property
     /// `jkv.db.id`, written when non-zero; 0 when absent).
     pub db_id: u64,
+    /// Range tombstones in the table (optional property
+    /// `jkv.range_del.count`, written when non-zero; 0 when absent).
+    pub range_deletion_count: u64,
+    /// Where the range-tombstone block is (optional property
+    /// `jkv.range_del.block`; `None` when the table has no range
+    /// tombstone, and always in format version 1).
+    pub range_deletion_block: Option<BlockHandle>,
+    /// Bytes of value-log entries the table's value pointers refer to, as
+    /// (value-log file number, bytes), ascending by file (optional property
+    /// `jkv.vlog.pointer_bytes`, written by version 2 when the table has
+    /// pointers; empty when absent). A compaction that deletes the table
+    /// unread counts them as value-log garbage.
+    pub vlog_pointer_bytes: Vec<(u64, u64)>,
 }
 
 /// Accessor of one numeric property.
@@ -105,6 +126,24 @@ impl TableProperties {
             put_varint64(&mut b, self.db_id);
             entries.push((DB_ID, b));
         }
+        if self.range_deletion_count != 0 {
+            let mut b = Vec::with_capacity(10);
+            put_varint64(&mut b, self.range_deletion_count);
+            entries.push((RANGE_DELETIONS, b));
+        }
+        if let Some(h) = self.range_deletion_block {
+            let mut b = Vec::with_capacity(20);
+            h.encode_to(&mut b);
+            entries.push((RANGE_DEL_BLOCK, b));
+        }
+        if !self.vlog_pointer_bytes.is_empty() {
+            let mut b = Vec::with_capacity(self.vlog_pointer_bytes.len() * 8);
+            for &(file, bytes) in &self.vlog_pointer_bytes {
+                put_varint64(&mut b, file);
+                put_varint64(&mut b, bytes);
+            }
+            entries.push((VLOG_POINTER_BYTES, b));
+        }
         entries.push((KEY_LARGEST, self.largest.clone()));
         entries.push((KEY_SMALLEST, self.smallest.clone()));
         entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -139,6 +178,26 @@ impl TableProperties {
                     Some((v, n)) if n == value.len() => v,
                     _ => return Err(corrupt(format!("property {DB_ID} is not a varint"))),
                 };
+            } else if name == RANGE_DELETIONS.as_bytes() {
+                p.range_deletion_count = match get_varint64(value) {
+                    Some((v, n)) if n == value.len() => v,
+                    _ => {
+                        return Err(corrupt(format!(
+                            "property {RANGE_DELETIONS} is not a varint"
+                        )))
+                    }
+                };
+            } else if name == VLOG_POINTER_BYTES.as_bytes() {
+                p.vlog_pointer_bytes = decode_pairs(value).ok_or_else(|| {
+                    corrupt(format!(
+                        "property {VLOG_POINTER_BYTES} is not ascending varint pairs"
+                    ))
+                })?;
+            } else if name == RANGE_DEL_BLOCK.as_bytes() {
+                p.range_deletion_block =
+                    Some(BlockHandle::decode_exact(value).ok_or_else(|| {
+                        corrupt(format!("property {RANGE_DEL_BLOCK} is not a block handle"))
+                    })?);
             } else if let Some(i) = NUMBERS.iter().position(|(n, _)| n.as_bytes() == name) {
                 let v = match get_varint64(value) {
                     Some((v, n)) if n == value.len() => v,
@@ -156,6 +215,11 @@ impl TableProperties {
             r = cursor.next(view);
         }
         r.map_err(|c| c.into_error(path, block_offset))?;
+        if (p.range_deletion_count != 0) != p.range_deletion_block.is_some() {
+            return Err(corrupt(format!(
+                "properties {RANGE_DELETIONS} and {RANGE_DEL_BLOCK} disagree"
+            )));
+        }
         if seen != SEEN_ALL {
             return Err(corrupt(format!(
                 "properties block lacks required properties (found mask {seen:#06x})"
@@ -163,6 +227,21 @@ impl TableProperties {
         }
         Ok(p)
     }
+}
+
+/// Varint64 pairs, strictly ascending by their first number.
+fn decode_pairs(mut value: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    while !value.is_empty() {
+        let (a, n) = get_varint64(value)?;
+        let (b, m) = get_varint64(&value[n..])?;
+        if out.last().is_some_and(|&(prev, _)| prev >= a) {
+            return None;
+        }
+        out.push((a, b));
+        value = &value[n + m..];
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -187,6 +266,12 @@ mod tests {
             raw_key_bytes: 12_000,
             raw_value_bytes: 34_000,
             db_id: 0x1234_5678,
+            range_deletion_count: 2,
+            range_deletion_block: Some(BlockHandle {
+                offset: 49_000,
+                size: 77,
+            }),
+            vlog_pointer_bytes: vec![(3, 4096), (9, 1 << 40)],
         }
     }
 

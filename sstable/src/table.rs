@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jkv_format::key::{pack_trailer, parse_internal_key, trailer, user_key};
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
+use jkv_format::{Error, FileNumber, FileSystem, RangeTombstoneSet, Result, SeqNo, ValueKind};
 
 use crate::block::iter::EntryCursor;
 use crate::block::{Block, BlockView};
@@ -29,6 +29,7 @@ use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::{read_block, BlockHandle};
 use crate::index::Index;
 use crate::properties::TableProperties;
+use crate::range_del::decode_range_tombstones;
 use crate::verified::VerifiedBlocks;
 
 thread_local! {
@@ -49,6 +50,8 @@ pub struct Table {
     index: Index,
     filter: Option<BloomFilter>,
     properties: TableProperties,
+    /// The range tombstones (format version 2); `None` when there are none.
+    range_tombstones: Option<Arc<RangeTombstoneSet>>,
     /// Data blocks (by index position) whose checksum passed.
     verified: VerifiedBlocks,
     /// `file` is a file-backed mapping (see `release_pages`).
@@ -142,9 +145,23 @@ impl Table {
                 ),
             ));
         }
+        let range_tombstones = match properties.range_deletion_block {
+            Some(h) => {
+                let contents = read_block(&file, h, footer_start, path)?;
+                let tombstones = decode_range_tombstones(
+                    contents,
+                    path,
+                    h.offset,
+                    properties.range_deletion_count,
+                )?;
+                Some(Arc::new(RangeTombstoneSet::new(tombstones)))
+            }
+            None => None,
+        };
         let data_end = footer
             .filter
             .iter()
+            .chain(properties.range_deletion_block.iter())
             .chain([&footer.index, &footer.properties])
             .map(|h| h.offset)
             .min()
@@ -158,6 +175,7 @@ impl Table {
             data_end,
             filter,
             properties,
+            range_tombstones,
             verified: VerifiedBlocks::new(index.len()),
             index,
             file_backed,
@@ -310,6 +328,13 @@ impl Table {
     /// What the table holds, as recorded by its builder.
     pub fn properties(&self) -> &TableProperties {
         &self.properties
+    }
+
+    /// The table's range tombstones, `None` when it has none (always for
+    /// format version 1). They are not consulted by [`Table::get`] or the
+    /// table's cursors: the engine weighs them against every source.
+    pub fn range_tombstones(&self) -> Option<&Arc<RangeTombstoneSet>> {
+        self.range_tombstones.as_ref()
     }
 
     /// The table's file number.
@@ -670,7 +695,7 @@ mod tests {
 
         // A newer version with a valid checksum is refused as newer.
         let mut footer = Footer::decode(&good, &path).unwrap();
-        footer.version = 2;
+        footer.version = crate::footer::FORMAT_VERSION + 1;
         let mut bad = good.clone();
         bad[footer_at as usize..].copy_from_slice(&footer.encode());
         std::fs::write(&path, &bad).unwrap();

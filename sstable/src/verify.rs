@@ -8,12 +8,15 @@
 use std::cmp::Ordering;
 
 use jkv_format::key::{compare_internal_keys, parse_internal_key};
-use jkv_format::{Error, Result, SeqNo, ValueKind};
+use jkv_format::{Error, Result, SeqNo, ValueKind, ValuePointer};
 
 use crate::block::iter::EntryCursor;
 use crate::block::BlockView;
+use crate::builder::widen_for_range_tombstones;
 use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::{read_block, BLOCK_TRAILER_LEN};
+use crate::properties::TableProperties;
+use crate::range_del::decode_range_tombstones;
 use crate::table::Table;
 
 /// What [`Table::verify`] looked at; it found nothing wrong.
@@ -25,6 +28,8 @@ pub struct VerifyReport {
     pub entries: u64,
     /// Bytes whose checksum was verified (blocks with trailers, footer).
     pub bytes_checked: u64,
+    /// Range tombstones checked.
+    pub range_tombstones: u64,
 }
 
 impl Table {
@@ -44,11 +49,22 @@ impl Table {
         for h in footer
             .filter
             .iter()
+            .chain(self.properties().range_deletion_block.iter())
             .chain([&footer.index, &footer.properties])
         {
             read_block(file, *h, footer_start, path)?;
             report.bytes_checked += h.size + BLOCK_TRAILER_LEN as u64;
         }
+        let range_tombstones = match self.properties().range_deletion_block {
+            Some(h) => decode_range_tombstones(
+                read_block(file, h, footer_start, path)?,
+                path,
+                h.offset,
+                self.properties().range_deletion_count,
+            )?,
+            None => Vec::new(),
+        };
+        report.range_tombstones = range_tombstones.len() as u64;
 
         let index = self.index();
         let props = self.properties();
@@ -57,6 +73,7 @@ impl Table {
         let mut smallest: Option<Vec<u8>> = None;
         let (mut min_seq, mut max_seq) = (SeqNo::MAX, SeqNo::ZERO);
         let mut deletions = 0u64;
+        let mut pointer_bytes = std::collections::BTreeMap::new();
         let mut expected_offset = 0u64;
         for i in 0..index.len() {
             let handle = index.handle(i);
@@ -74,7 +91,9 @@ impl Table {
             while r.is_ok() && cursor.valid() {
                 let key = cursor.key();
                 let entry_at = cursor.entry_offset();
-                let Some(p) = parse_internal_key(key) else {
+                let Some(p) =
+                    parse_internal_key(key).filter(|p| p.kind != ValueKind::RangeDeletion)
+                else {
                     return Err(corrupt(
                         at,
                         format!("entry at block byte {entry_at} has no valid internal key"),
@@ -106,6 +125,13 @@ impl Table {
                 max_seq = max_seq.max(p.seq);
                 if p.kind == ValueKind::Deletion {
                     deletions += 1;
+                }
+                if p.kind == ValueKind::ValuePointer {
+                    let (at, len) = cursor.value_range();
+                    if let Some(pointer) = ValuePointer::decode(view.slice(at, len)) {
+                        *pointer_bytes.entry(pointer.file.0).or_insert(0u64) +=
+                            u64::from(pointer.len);
+                    }
                 }
                 if smallest.is_none() {
                     smallest = Some(key.to_vec());
@@ -153,17 +179,39 @@ impl Table {
         if deletions != props.deletion_count {
             return Err(mismatch("deletion count"));
         }
-        if smallest.unwrap_or_default() != props.smallest {
+        // What the data says, widened by the range tombstones as the
+        // builder does.
+        let mut expected = TableProperties {
+            entry_count: report.entries,
+            smallest: smallest.unwrap_or_default(),
+            largest: prev_key,
+            min_seq: if report.entries > 0 {
+                min_seq
+            } else {
+                SeqNo::ZERO
+            },
+            max_seq,
+            ..TableProperties::default()
+        };
+        widen_for_range_tombstones(&mut expected, &range_tombstones);
+        if expected.smallest != props.smallest {
             return Err(mismatch("smallest key"));
         }
-        if prev_key != props.largest {
+        if expected.largest != props.largest {
             return Err(mismatch("largest key"));
         }
-        if report.entries > 0 && (min_seq != props.min_seq || max_seq != props.max_seq) {
+        if (report.entries > 0 || !range_tombstones.is_empty())
+            && (expected.min_seq != props.min_seq || expected.max_seq != props.max_seq)
+        {
             return Err(mismatch("sequence number range"));
         }
         if self.data_end() != props.data_size_bytes {
             return Err(mismatch("data size"));
+        }
+        if footer.version >= 2
+            && pointer_bytes.into_iter().collect::<Vec<_>>() != props.vlog_pointer_bytes
+        {
+            return Err(mismatch("value-log bytes of the value pointers"));
         }
         Ok(report)
     }

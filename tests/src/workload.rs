@@ -82,6 +82,15 @@ pub enum Step {
         /// Acknowledge only once durable.
         sync: bool,
     },
+    /// One range delete of key numbers `lo..hi` (half-open).
+    DeleteRange {
+        /// First key number deleted.
+        lo: usize,
+        /// First key number after the range.
+        hi: usize,
+        /// Acknowledge only once durable.
+        sync: bool,
+    },
     /// `Db::flush`.
     Flush,
     /// `Db::close`, then `Db::open` again.
@@ -112,6 +121,10 @@ pub fn workload(seed: u64, len: usize) -> Vec<Step> {
             continue;
         }
         let sync = rng.gen_bool(0.35);
+        if rng.gen_bool(0.08) {
+            steps.push(random_range_delete(&mut rng, KEY_COUNT, sync));
+            continue;
+        }
         let count = if rng.gen_bool(0.2) {
             rng.gen_range(2..6)
         } else {
@@ -132,6 +145,13 @@ pub fn workload(seed: u64, len: usize) -> Vec<Step> {
         steps.push(Step::Write { entries, sync });
     }
     steps
+}
+
+/// A range delete of 1 to `keys / 2` key numbers below `keys`.
+fn random_range_delete(rng: &mut StdRng, keys: usize, sync: bool) -> Step {
+    let lo = rng.gen_range(0..keys);
+    let hi = (lo + rng.gen_range(1..=(keys / 2).max(1))).min(keys);
+    Step::DeleteRange { lo, hi, sync }
 }
 
 /// A seeded workload of `len` steps for [`gc_crash_options`]: writes of
@@ -168,6 +188,10 @@ pub fn gc_workload(seed: u64, len: usize) -> Vec<Step> {
             continue;
         }
         let sync = rng.gen_bool(0.25);
+        if rng.gen_bool(0.06) {
+            steps.push(random_range_delete(&mut rng, keys, sync));
+            continue;
+        }
         let count = if rng.gen_bool(0.25) {
             rng.gen_range(2..5)
         } else {
@@ -258,16 +282,17 @@ pub fn run_recorded_with(fs: &SimFs, steps: &[Step], options: OptionsFn) -> RunL
     let mut db = Db::open(db_dir(), options(fs)).expect("open on a fresh disk");
     for step in steps {
         match step {
-            Step::Write { entries, sync } => {
+            Step::Write { .. } | Step::DeleteRange { .. } => {
+                let (batch, sync) = step.batch().expect("a write step");
                 log.write_start.push(fs.recorded_ops());
-                db.write(batch_of(entries), WriteOptions { sync: *sync })
+                db.write(batch, WriteOptions { sync })
                     .expect("write without faults");
                 let end = fs.recorded_ops();
                 log.write_end.push(Some(end));
                 let mut state = log.states.last().expect("states start non-empty").clone();
-                apply(&mut state, entries);
+                step.apply_to(&mut state);
                 log.states.push(state);
-                if *sync {
+                if sync {
                     log.durable.push((end, log.write_end.len()));
                 }
             }
@@ -312,6 +337,31 @@ pub fn run_compaction(db: &Db, step: &Step) -> jkv::Result<()> {
     match step {
         Step::CompactRange(lo, hi) => db.compact_range(key_name(*lo)..=key_name(*hi)),
         _ => db.compact(),
+    }
+}
+
+impl Step {
+    /// The batch a write step (`Write`, `DeleteRange`) commits and whether
+    /// it is synced; `None` for other steps.
+    pub fn batch(&self) -> Option<(WriteBatch, bool)> {
+        match self {
+            Step::Write { entries, sync } => Some((batch_of(entries), *sync)),
+            Step::DeleteRange { lo, hi, sync } => {
+                let mut batch = WriteBatch::new();
+                batch.delete_range(key_name(*lo)..key_name(*hi));
+                Some((batch, *sync))
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies a write step to the model (other steps change nothing).
+    pub fn apply_to(&self, state: &mut ModelState) {
+        match self {
+            Step::Write { entries, .. } => apply(state, entries),
+            Step::DeleteRange { lo, hi, .. } => state.retain(|k, _| !(lo..hi).contains(&k)),
+            _ => {}
+        }
     }
 }
 

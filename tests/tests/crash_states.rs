@@ -1,10 +1,12 @@
 //! Crash safety at every file-system operation: seeded small workloads run
 //! on the simulated file system, in two mixes:
-//! - plain: puts, deletes, batches, some synced, flushes, a reopen; 4 KiB
+//! - plain: puts, deletes, range deletes, batches, some synced, flushes, a
+//!   reopen; 4 KiB
 //!   memtable and 1 KiB manifest threshold, so each flushes and rewrites the
 //!   manifest;
 //! - compaction and GC: the same kinds of writes with values of 64 bytes or
-//!   more in 4 KiB value-log files, 1 KiB tables and a 2 KiB base level (so
+//!   more in 4 KiB value-log files (and range deletes over them), 1 KiB
+//!   tables and a 2 KiB base level (so
 //!   background compactions run), plus `compact`, `compact_range` and
 //!   `vlog_gc` steps and hot keys overwritten until GC collects files.
 //!
@@ -72,6 +74,8 @@ struct Tally {
     /// Workloads that compacted at least once, and compactions in all.
     compacting_workloads: usize,
     compactions: u64,
+    /// Range-delete steps over all workloads.
+    range_deletes: usize,
     /// Workloads whose value-log GC collected a file, and files in all.
     collecting_workloads: usize,
     vlog_gc_files: u64,
@@ -131,6 +135,10 @@ fn run_mix(mix: &Mix) -> Tally {
         let recording = fs.take_recording();
         assert_rotates_manifest_and_flushes(seed, &recording.ops);
         tally.workloads += 1;
+        tally.range_deletes += steps
+            .iter()
+            .filter(|s| matches!(s, Step::DeleteRange { .. }))
+            .count();
         tally.compactions += log.compactions;
         tally.compacting_workloads += usize::from(log.compactions > 0);
         tally.vlog_gc_files += log.vlog_gc_files;
@@ -178,13 +186,14 @@ fn run_mix(mix: &Mix) -> Tally {
         }
     }
     println!(
-        "{}: states={} violations={} (workloads={} boundaries={} compactions={} in {} \
-         workloads, vlog_gc_files={} in {} workloads, {:.1}s)",
+        "{}: states={} violations={} (workloads={} boundaries={} range_deletes={} compactions={} \
+         in {} workloads, vlog_gc_files={} in {} workloads, {:.1}s)",
         mix.name,
         tally.states,
         violations.len(),
         tally.workloads,
         tally.boundaries,
+        tally.range_deletes,
         tally.compactions,
         tally.compacting_workloads,
         tally.vlog_gc_files,
@@ -195,6 +204,12 @@ fn run_mix(mix: &Mix) -> Tally {
         println!("VIOLATION {v}");
     }
     assert!(violations.is_empty(), "{} violations", violations.len());
+    assert!(
+        only_seed.is_some() || tally.range_deletes >= tally.workloads,
+        "{} range deletes in {} workloads: the states hardly cover them",
+        tally.range_deletes,
+        tally.workloads
+    );
     assert!(only_seed.is_some() || tally.states >= target);
     tally
 }

@@ -77,8 +77,9 @@ fn options(fs: &SimFs) -> Options {
         .file_system(Arc::new(fs.clone()))
 }
 
-/// The seed database: tables from flushes and a compaction, value logs,
-/// the manifest, and a WAL with synced writes not yet flushed.
+/// The seed database: tables from flushes and a compaction (the last one
+/// with range tombstones), value logs, the manifest, and a WAL with synced
+/// writes not yet flushed.
 /// Also returns the contents after each prefix of the writes left in the
 /// WAL (`states[12]`: the final contents).
 fn build_seed_db() -> (Image, Vec<Contents>) {
@@ -104,6 +105,9 @@ fn build_seed_db() -> (Image, Vec<Contents>) {
     put_round(&db, 1, false);
     db.compact().unwrap();
     put_round(&db, 2, false);
+    // Range tombstones, so the last table has a range-tombstone block.
+    db.delete_range(key(10), key(30)).unwrap();
+    db.delete_range(key(25), key(41)).unwrap();
     db.flush().unwrap();
     let mut states = vec![read_contents(&db)];
     // Small enough to stay in the WAL.

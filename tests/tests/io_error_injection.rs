@@ -29,8 +29,8 @@ use jkv::{Db, Error, WriteOptions};
 use jkv_format::FileSystem;
 use jkv_tests::simfs::{Errno, Fault, OpKind, SimFs};
 use jkv_tests::workload::{
-    apply, batch_of, check_crash_image_with, crash_options, db_dir, gc_crash_options, gc_workload,
-    read_all, run_compaction, run_recorded_with, workload, ModelState, OptionsFn, Step,
+    check_crash_image_with, crash_options, db_dir, gc_crash_options, gc_workload, read_all,
+    run_compaction, run_recorded_with, workload, ModelState, OptionsFn, Step,
 };
 
 const SEEDS: [u64; 3] = [100, 101, 102];
@@ -118,13 +118,14 @@ fn run_with_fault(
     for step in steps {
         let Some(d) = db.as_ref() else { break };
         match step {
-            Step::Write { entries, sync } => {
-                match d.write(batch_of(entries), WriteOptions { sync: *sync }) {
+            Step::Write { .. } | Step::DeleteRange { .. } => {
+                let (batch, sync) = step.batch().expect("a write step");
+                match d.write(batch, WriteOptions { sync }) {
                     Ok(()) => {
                         let mut next = run.states.last().expect("non-empty").clone();
-                        apply(&mut next, entries);
+                        step.apply_to(&mut next);
                         run.states.push(next);
-                        if *sync {
+                        if sync {
                             run.durable = run.states.len() - 1;
                         }
                     }
@@ -136,7 +137,7 @@ fn run_with_fault(
                             continue;
                         }
                         let mut next = run.states.last().expect("non-empty").clone();
-                        apply(&mut next, entries);
+                        step.apply_to(&mut next);
                         run.maybe = Some(next);
                         outcome = check_read_only(&fs, d, &run, "write")?;
                         break;

@@ -1,8 +1,8 @@
-//! Model test: thousands of random puts, deletes, batches, gets, scans
-//! (both directions, prefix) and snapshot reads against a `BTreeMap`, with
-//! flushes, compactions, value-log garbage collections and reopenings
-//! interleaved; values are small and large (in the value log). Every read
-//! is compared.
+//! Model test: thousands of random puts, deletes, range deletes, batches,
+//! gets, scans (both directions, prefix) and snapshot reads against a
+//! `BTreeMap`, with flushes, compactions, value-log garbage collections and
+//! reopenings interleaved; values are small and large (in the value log).
+//! Every read is compared.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -23,6 +23,34 @@ fn random_key(rng: &mut StdRng) -> Vec<u8> {
     } else {
         format!("k{n:03}").into_bytes()
     }
+}
+
+/// A half-open key range for a range delete: mostly a few keys, sometimes
+/// a wide one (which covers whole tables), sometimes empty.
+fn random_range(rng: &mut StdRng) -> (Vec<u8>, Vec<u8>) {
+    match rng.gen_range(0..10) {
+        0..=6 => {
+            let n = rng.gen_range(0..300u32);
+            let width = rng.gen_range(0..12u32);
+            (
+                format!("k{n:03}").into_bytes(),
+                format!("k{:03}", n + width).into_bytes(),
+            )
+        }
+        _ => {
+            let (a, b) = (random_key(rng), random_key(rng));
+            if a <= b {
+                (a, b)
+            } else {
+                (b, a)
+            }
+        }
+    }
+}
+
+/// Removes `[lo, hi)` from the model.
+fn model_delete_range(model: &mut Model, lo: &[u8], hi: &[u8]) {
+    model.retain(|k, _| !(lo <= k.as_slice() && k.as_slice() < hi));
 }
 
 fn random_value(rng: &mut StdRng) -> Vec<u8> {
@@ -60,10 +88,15 @@ fn run(seed: u64, steps: usize) {
     let mut compactions = 0;
     for step in 0..steps {
         match rng.gen_range(0..100) {
-            0..=34 => {
+            0..=31 => {
                 let (k, v) = (random_key(&mut rng), random_value(&mut rng));
                 db.put(&k, &v).unwrap();
                 model.insert(k, v);
+            }
+            32..=34 => {
+                let (lo, hi) = random_range(&mut rng);
+                db.delete_range(&lo, &hi).unwrap();
+                model_delete_range(&mut model, &lo, &hi);
             }
             35..=44 => {
                 let k = random_key(&mut rng);
@@ -74,7 +107,11 @@ fn run(seed: u64, steps: usize) {
                 let mut batch = WriteBatch::new();
                 for _ in 0..rng.gen_range(1..20) {
                     let k = random_key(&mut rng);
-                    if rng.gen_bool(0.3) {
+                    if rng.gen_bool(0.1) {
+                        let (lo, hi) = random_range(&mut rng);
+                        batch.delete_range(lo.as_slice()..hi.as_slice());
+                        model_delete_range(&mut model, &lo, &hi);
+                    } else if rng.gen_bool(0.3) {
                         batch.delete(&k);
                         model.remove(&k);
                     } else {
@@ -192,4 +229,9 @@ fn model_seed_2() {
 #[test]
 fn model_seed_3() {
     run(3, 3000);
+}
+
+#[test]
+fn model_seed_4() {
+    run(4, 3000);
 }

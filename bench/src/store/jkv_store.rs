@@ -52,6 +52,14 @@ impl Store for JkvStore {
             .map_err(err("deleting"))
     }
 
+    fn delete_range(&self, start: &[u8], end: &[u8], sync: bool) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(start..end);
+        self.db
+            .write(batch, WriteOptions { sync })
+            .map_err(err("deleting a range"))
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<usize>> {
         Ok(self.db.get(key).map_err(err("reading"))?.map(|v| v.len()))
     }

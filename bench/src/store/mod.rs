@@ -20,6 +20,14 @@ pub trait Store: Send + Sync {
     fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()>;
     /// Deletes `key`; with `sync`, returns once it is durable.
     fn delete(&self, key: &[u8], sync: bool) -> Result<()>;
+    /// Deletes every key in `[start, end)` with one range tombstone; with
+    /// `sync`, returns once it is durable. Default: the engine has none.
+    fn delete_range(&self, start: &[u8], end: &[u8], sync: bool) -> Result<()> {
+        let _ = (start, end, sync);
+        Err(Error::Flag(
+            "deleterange: this engine has no range deletes in jkv-bench".into(),
+        ))
+    }
     /// The length of `key`'s value, or `None` when absent.
     fn get(&self, key: &[u8]) -> Result<Option<usize>>;
     /// Reads up to `limit` entries from the first key (the last with
@@ -143,6 +151,10 @@ mod tests {
         store.delete(b"0000000000000002", false).unwrap();
         store.compact().unwrap();
         assert_eq!(store.get(b"0000000000000002").unwrap(), None);
+        store
+            .delete_range(b"0000000000000001", b"0000000000000002", false)
+            .unwrap();
+        assert_eq!(store.get(b"0000000000000001").unwrap(), None);
         let (user, written) = store.engine_write_counters().unwrap();
         assert!(user > 0 && written > 0);
         store.close().unwrap();

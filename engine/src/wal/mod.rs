@@ -26,8 +26,10 @@ const _: () = assert!(HEADER_LEN == 32);
 
 /// First bytes of every WAL.
 pub(crate) const MAGIC: [u8; 8] = *b"jkv.wal\n";
-/// The WAL format this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The WAL format this build writes and the newest it reads. Version 2
+/// added range deletions (batch entry kind 3); version 1 logs replay as
+/// they are.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// The header of WAL `file` of database `db_id`.
 pub(crate) fn encode_header(file: FileNumber, db_id: u64) -> [u8; HEADER_LEN] {
@@ -138,5 +140,30 @@ mod tests {
             check_header(&damaged, FileNumber(7), 42),
             HeaderCheck::Bad(28, _)
         ));
+    }
+
+    /// The header with another version number (and a matching checksum).
+    fn with_version(version: u32) -> [u8; HEADER_LEN] {
+        let mut h = encode_header(FileNumber(7), 42);
+        h[VERSION_AT..FILE_AT].copy_from_slice(&version.to_le_bytes());
+        let crc = checksum(&h[..CRC_AT]);
+        h[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn version_1_logs_still_read_and_newer_ones_are_refused() {
+        assert_eq!(FORMAT_VERSION, 2);
+        assert_eq!(
+            check_header(&with_version(1), FileNumber(7), 42),
+            HeaderCheck::Valid
+        );
+        match check_header(&with_version(3), FileNumber(7), 42) {
+            HeaderCheck::Bad(at, why) => {
+                assert_eq!(at, VERSION_AT as u64);
+                assert!(why.contains("newer"), "{why}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }
