@@ -21,6 +21,28 @@ pub fn decode_range_tombstones(
     block_offset: u64,
     expected: u64,
 ) -> Result<Vec<RangeTombstone>> {
+    let out = decode_range_tombstone_entries(contents, path, block_offset)?;
+    if out.len() as u64 != expected {
+        return Err(Error::corruption(
+            path,
+            block_offset,
+            format!(
+                "range-tombstone block holds {} tombstones, properties say {expected}",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Decodes the contents of a range-tombstone block whose count is not
+/// known (the properties that give it are damaged: `jkv repair`); every
+/// check of [`decode_range_tombstones`] but the count.
+pub fn decode_range_tombstone_entries(
+    contents: &[u8],
+    path: &Path,
+    block_offset: u64,
+) -> Result<Vec<RangeTombstone>> {
     let corrupt = |what: String| Error::corruption(path, block_offset, what);
     let view = BlockView::parse(contents).map_err(|c| c.into_error(path, block_offset))?;
     let mut out = Vec::new();
@@ -60,11 +82,5 @@ pub fn decode_range_tombstones(
         r = cursor.next(view);
     }
     r.map_err(|c| c.into_error(path, block_offset))?;
-    if out.len() as u64 != expected {
-        return Err(corrupt(format!(
-            "range-tombstone block holds {} tombstones, properties say {expected}",
-            out.len()
-        )));
-    }
     Ok(out)
 }

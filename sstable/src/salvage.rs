@@ -18,7 +18,17 @@
 //!
 //! A damaged data block stops the chain walk (its end cannot be found), so
 //! without an index the blocks after it are lost; with the index they are
-//! read. Reads the mapped file; no state is shared.
+//! read.
+//!
+//! The range-tombstone block (format version 2) is found through the
+//! properties when they are intact. When they are not, it is the block
+//! between the last data block and the filter or index: with the index
+//! intact, the bytes between the last data block's end and the first
+//! metadata block the footer names; on a chain walk, the block after the
+//! data blocks whose every key is a range deletion (no data, index,
+//! filter or properties key is). Its checksum and contents are verified;
+//! a damaged one is [`SalvagedTable::range_tombstone_damage`], its
+//! tombstones lost. Reads the mapped file; no state is shared.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -26,7 +36,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use jkv_format::coding::{get_u32_le, Cursor};
 use jkv_format::key::{compare_internal_keys, parse_internal_key};
-use jkv_format::{Error, FileSystem, Result};
+use jkv_format::{Error, FileSystem, RangeTombstone, Result, ValueKind};
 
 use crate::block::iter::EntryCursor;
 use crate::block::BlockView;
@@ -34,6 +44,7 @@ use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::{read_block, BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE};
 use crate::index::Index;
 use crate::properties::TableProperties;
+use crate::range_del::{decode_range_tombstone_entries, decode_range_tombstones};
 
 /// The entries of one data block: (internal key, value), in order.
 pub type BlockEntries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -51,6 +62,8 @@ pub struct SalvagedTable {
     problems: Vec<Error>,
     lost: Option<Error>,
     db_id: u64,
+    range_tombstones: Vec<RangeTombstone>,
+    range_tombstone_damage: Option<Error>,
 }
 
 impl SalvagedTable {
@@ -67,6 +80,8 @@ impl SalvagedTable {
             problems: Vec::new(),
             lost: None,
             db_id: 0,
+            range_tombstones: Vec::new(),
+            range_tombstone_damage: None,
             file,
         };
         t.locate();
@@ -97,6 +112,22 @@ impl SalvagedTable {
     /// located (each may still fail [`SalvagedTable::block_entries`]).
     pub fn lost_data(&self) -> Option<&Error> {
         self.lost.as_ref()
+    }
+
+    /// The range tombstones of the table's range-tombstone block, as
+    /// written (start, end, sequence number); empty when the table has
+    /// none, or when its block is damaged
+    /// ([`SalvagedTable::range_tombstone_damage`]).
+    pub fn range_tombstones(&self) -> &[RangeTombstone] {
+        &self.range_tombstones
+    }
+
+    /// Damage of the range-tombstone block (`Corruption` at its offset: a
+    /// checksum, structure or count that fails): its tombstones are lost,
+    /// and keys they deleted may show again. `None` when the block is
+    /// intact or the table has none.
+    pub fn range_tombstone_damage(&self) -> Option<&Error> {
+        self.range_tombstone_damage.as_ref()
     }
 
     /// The database the properties name (0 when unknown or unreadable).
@@ -139,19 +170,31 @@ impl SalvagedTable {
         match Footer::decode(&self.file, &self.path) {
             Ok(footer) => {
                 let footer_start = (len - FOOTER_LEN) as u64;
-                self.data_end = footer
+                // Where the data blocks end, or, without properties, the
+                // range-tombstone block if there is one.
+                let meta_start = footer
                     .filter
                     .iter()
                     .chain([&footer.index, &footer.properties])
                     .map(|h| h.offset)
                     .min()
                     .unwrap_or(footer_start);
-                match read_block(&self.file, footer.properties, footer_start, &self.path)
-                    .and_then(|c| TableProperties::decode(c, &self.path, footer.properties.offset))
-                {
-                    Ok(props) => self.db_id = props.db_id,
-                    Err(e) => self.problems.push(e),
-                }
+                self.data_end = meta_start;
+                let props = read_block(&self.file, footer.properties, footer_start, &self.path)
+                    .and_then(|c| TableProperties::decode(c, &self.path, footer.properties.offset));
+                let props = match props {
+                    Ok(props) => {
+                        self.db_id = props.db_id;
+                        if let Some(h) = props.range_deletion_block {
+                            self.data_end = self.data_end.min(h.offset);
+                        }
+                        Some(props)
+                    }
+                    Err(e) => {
+                        self.problems.push(e);
+                        None
+                    }
+                };
                 if let Some(h) = footer.filter {
                     if let Err(e) = read_block(&self.file, h, footer_start, &self.path) {
                         self.problems.push(e);
@@ -159,17 +202,53 @@ impl SalvagedTable {
                 }
                 let index = read_block(&self.file, footer.index, footer_start, &self.path)
                     .and_then(|c| Index::parse(c, &self.path, footer.index.offset));
-                match index {
-                    Ok(index) => {
+                match (index, &props) {
+                    (Ok(index), _) => {
                         self.blocks = (0..index.len()).map(|i| index.handle(i)).collect();
                         self.separators =
                             Some((0..index.len()).map(|i| index.key(i).to_vec()).collect());
+                        if props.is_none() {
+                            // The range-tombstone block, if any, fills the
+                            // bytes between the data blocks and the metadata.
+                            let data_end = self
+                                .blocks
+                                .last()
+                                .map_or(0, |h| h.offset + h.size + BLOCK_TRAILER_LEN as u64);
+                            if data_end < meta_start {
+                                self.data_end = data_end;
+                                let h = BlockHandle {
+                                    offset: data_end,
+                                    size: (meta_start - data_end)
+                                        .saturating_sub(BLOCK_TRAILER_LEN as u64),
+                                };
+                                self.read_range_tombstones(h, None, meta_start);
+                            }
+                        }
                     }
-                    Err(e) => {
+                    (Err(e), Some(_)) => {
                         self.problems.push(e);
                         let (chain, _) = self.chain(self.data_end);
                         self.blocks = chain;
                     }
+                    (Err(e), None) => {
+                        // Neither index nor properties: the chain runs up
+                        // to the metadata, over the range-tombstone block.
+                        self.problems.push(e);
+                        let (mut chain, _) = self.chain(self.data_end);
+                        if let Some(last) = chain.last().copied() {
+                            if self.is_range_tombstone_block(last) {
+                                chain.pop();
+                                self.data_end = last.offset;
+                                self.read_range_tombstones(last, None, meta_start);
+                            }
+                        }
+                        self.blocks = chain;
+                    }
+                }
+                if let Some(h) =
+                    props.and_then(|p| p.range_deletion_block.map(|h| (h, p.range_deletion_count)))
+                {
+                    self.read_range_tombstones(h.0, Some(h.1), footer_start);
                 }
             }
             Err(e) => {
@@ -177,9 +256,32 @@ impl SalvagedTable {
                 let limit = len.saturating_sub(FOOTER_LEN) as u64;
                 self.data_end = limit;
                 let (chain, reached) = self.chain(limit);
-                self.blocks = self.data_prefix(chain, reached == limit);
+                self.blocks = self.data_prefix(chain, reached == limit, limit);
             }
         }
+    }
+
+    /// Reads the range-tombstone block at `h` (bounded by `limit`), checking
+    /// its count when the properties give one; damage is kept as
+    /// [`SalvagedTable::range_tombstone_damage`].
+    fn read_range_tombstones(&mut self, h: BlockHandle, count: Option<u64>, limit: u64) {
+        let r = read_block(&self.file, h, limit, &self.path).and_then(|c| match count {
+            Some(n) => decode_range_tombstones(c, &self.path, h.offset, n),
+            None => decode_range_tombstone_entries(c, &self.path, h.offset),
+        });
+        match r {
+            Ok(t) => self.range_tombstones = t,
+            Err(e) => self.range_tombstone_damage = Some(e),
+        }
+    }
+
+    /// True when the block at `h` decodes as a non-empty range-tombstone
+    /// block: every key a range deletion, which no other block holds.
+    fn is_range_tombstone_block(&self, h: BlockHandle) -> bool {
+        let limit = self.file.len() as u64;
+        read_block(&self.file, h, limit, &self.path)
+            .and_then(|c| decode_range_tombstone_entries(c, &self.path, h.offset))
+            .is_ok_and(|t| !t.is_empty())
     }
 
     /// Walks the block chain from byte 0 up to `limit`: each block ends
@@ -218,7 +320,15 @@ impl SalvagedTable {
     /// the chain reached the footer, its last block should be the
     /// properties, which give the data end; otherwise the chain is cut at
     /// the first block that is not a data block following the previous one.
-    fn data_prefix(&mut self, chain: Vec<BlockHandle>, whole: bool) -> Vec<BlockHandle> {
+    /// A range-tombstone block met on the way is read (the properties give
+    /// its place and count when they are found; else it is the block after
+    /// the data whose keys are all range deletions).
+    fn data_prefix(
+        &mut self,
+        chain: Vec<BlockHandle>,
+        whole: bool,
+        limit: u64,
+    ) -> Vec<BlockHandle> {
         if whole {
             if let Some(last) = chain.last() {
                 let contents = read_block(&self.file, *last, self.data_end, &self.path);
@@ -227,6 +337,9 @@ impl SalvagedTable {
                 {
                     self.db_id = props.db_id;
                     self.data_end = props.data_size_bytes;
+                    if let Some(h) = props.range_deletion_block {
+                        self.read_range_tombstones(h, Some(props.range_deletion_count), limit);
+                    }
                     return chain
                         .into_iter()
                         .take_while(|h| {
@@ -238,23 +351,43 @@ impl SalvagedTable {
         }
         let mut out: Vec<BlockHandle> = Vec::new();
         let mut last_key: Option<Vec<u8>> = None;
+        // Whether the chain reached an intact block after the data (so every
+        // data block was found, whatever stopped the chain later).
+        let mut past_data = false;
         for h in chain {
+            if self.is_range_tombstone_block(h) {
+                // The data ends here; the tombstones follow it.
+                self.read_range_tombstones(h, None, limit);
+                past_data = true;
+                break;
+            }
             if self.looks_like_index(h, &out) {
+                past_data = true;
                 break;
             }
             let Ok(entries) = self.block_entries(h) else {
+                past_data = true;
                 break;
             };
             let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+                past_data = true;
                 break;
             };
             if let Some(prev) = &last_key {
                 if compare_internal_keys(prev, &first.0) != Ordering::Less {
+                    past_data = true;
                     break;
                 }
             }
             last_key = Some(last.0.clone());
             out.push(h);
+        }
+        if past_data {
+            // The chain stopped in the metadata (a damaged filter, index or
+            // properties block): that costs no data.
+            if let Some(e) = self.lost.take() {
+                self.problems.push(e);
+            }
         }
         if let Some(end) = out
             .last()
@@ -318,10 +451,18 @@ fn entries_of(view: BlockView<'_>) -> std::result::Result<BlockEntries, String> 
     while r.is_ok() && cursor.valid() {
         let key = cursor.key();
         let at = cursor.entry_offset();
-        if parse_internal_key(key).is_none() {
-            return Err(format!(
-                "entry at block byte {at} has no valid internal key"
-            ));
+        match parse_internal_key(key) {
+            None => {
+                return Err(format!(
+                    "entry at block byte {at} has no valid internal key"
+                ))
+            }
+            Some(p) if p.kind == ValueKind::RangeDeletion => {
+                return Err(format!(
+                    "entry at block byte {at} is a range deletion, which only the range-tombstone block holds"
+                ))
+            }
+            Some(_) => {}
         }
         if let Some((prev, _)) = out.last() {
             if compare_internal_keys(prev, key) != Ordering::Less {
@@ -349,6 +490,30 @@ mod tests {
     use jkv_format::{SeqNo, StdFs, ValueKind};
 
     fn build(dir: &Path, n: u32, bloom_bits_per_key: usize) -> (PathBuf, BlockEntries) {
+        build_with_tombstones(dir, n, bloom_bits_per_key, &[])
+    }
+
+    fn tombstones() -> Vec<RangeTombstone> {
+        [
+            ("key00010", "key00020", 900),
+            ("key00100", "key00250", 901),
+            ("a", "b", 3),
+        ]
+        .into_iter()
+        .map(|(s, e, seq)| RangeTombstone {
+            start: s.as_bytes().to_vec(),
+            end: e.as_bytes().to_vec(),
+            seq: SeqNo(seq),
+        })
+        .collect()
+    }
+
+    fn build_with_tombstones(
+        dir: &Path,
+        n: u32,
+        bloom_bits_per_key: usize,
+        tombstones: &[RangeTombstone],
+    ) -> (PathBuf, BlockEntries) {
         let path = dir.join("000001.sst");
         let options = TableOptions {
             block_size_bytes: 256,
@@ -369,8 +534,148 @@ mod tests {
             b.add(&k, &v).unwrap();
             entries.push((k, v));
         }
+        for t in tombstones {
+            b.add_range_tombstone(t.clone()).unwrap();
+        }
         b.finish().unwrap();
         (path, entries)
+    }
+
+    /// The tombstones of `t`, sorted as the set orders them.
+    fn sorted(mut v: Vec<RangeTombstone>) -> Vec<RangeTombstone> {
+        v.sort();
+        v
+    }
+
+    fn range_del_block(path: &Path) -> BlockHandle {
+        let bytes = std::fs::read(path).unwrap();
+        let footer = Footer::decode(&bytes, path).unwrap();
+        let c = read_block(&bytes, footer.properties, bytes.len() as u64, path).unwrap();
+        TableProperties::decode(c, path, footer.properties.offset)
+            .unwrap()
+            .range_deletion_block
+            .expect("a range-tombstone block")
+    }
+
+    #[test]
+    fn range_tombstones_survive_damaged_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        for bloom in [10, 0] {
+            let (path, entries) = build_with_tombstones(dir.path(), 300, bloom, &tombstones());
+            let intact = std::fs::read(&path).unwrap();
+            let footer = Footer::decode(&intact, &path).unwrap();
+            let len = intact.len();
+            let index = footer.index.offset as usize + 2;
+            let props = footer.properties.offset as usize + 1;
+            let mut damages = vec![
+                ("nothing", vec![]),
+                ("index", vec![index]),
+                ("properties", vec![props]),
+                ("index and properties", vec![index, props]),
+                ("footer", vec![len - 10]),
+                ("footer magic", vec![len - 2]),
+                ("footer and properties", vec![len - 10, props]),
+            ];
+            if let Some(f) = footer.filter {
+                damages.push(("filter", vec![f.offset as usize + 3]));
+            }
+            for (region, ats) in damages {
+                std::fs::write(&path, &intact).unwrap();
+                for at in &ats {
+                    flip(&path, *at);
+                }
+                let t = SalvagedTable::open(&StdFs, &path).unwrap();
+                assert_eq!(ats.is_empty(), t.problems().is_empty(), "{region}");
+                assert!(t.range_tombstone_damage().is_none(), "{region}");
+                assert!(t.lost_data().is_none(), "{region}");
+                assert_eq!(
+                    sorted(t.range_tombstones().to_vec()),
+                    sorted(tombstones()),
+                    "{region}, bloom {bloom}"
+                );
+                assert_eq!(read_all(&t), (entries.clone(), 0), "{region}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_range_tombstone_block_is_reported_at_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, entries) = build_with_tombstones(dir.path(), 300, 10, &tombstones());
+        let intact = std::fs::read(&path).unwrap();
+        let h = range_del_block(&path);
+        let footer = Footer::decode(&intact, &path).unwrap();
+        let props = footer.properties.offset as usize + 1;
+        let index = footer.index.offset as usize + 2;
+        let at = h.offset as usize + 3;
+        // Through the properties, or (properties damaged) as the bytes
+        // between the data and the metadata.
+        for (what, extra) in [("block", None), ("block and properties", Some(props))] {
+            std::fs::write(&path, &intact).unwrap();
+            flip(&path, at);
+            if let Some(x) = extra {
+                flip(&path, x);
+            }
+            let t = SalvagedTable::open(&StdFs, &path).unwrap();
+            match t.range_tombstone_damage() {
+                Some(Error::Corruption { offset, .. }) => assert_eq!(*offset, h.offset, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+            assert!(t.range_tombstones().is_empty(), "{what}");
+            assert_eq!(read_all(&t), (entries.clone(), 0), "{what}");
+        }
+        // Without index and properties (or without footer and properties),
+        // the chain walk stops at the damaged block: what follows is lost.
+        for (what, extra) in [("index", index), ("footer", intact.len() - 10)] {
+            std::fs::write(&path, &intact).unwrap();
+            flip(&path, at);
+            flip(&path, props);
+            flip(&path, extra);
+            let t = SalvagedTable::open(&StdFs, &path).unwrap();
+            match t.lost_data() {
+                Some(Error::Corruption { offset, .. }) => assert_eq!(*offset, h.offset, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+            assert_eq!(read_all(&t), (entries.clone(), 0), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_table_of_range_tombstones_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = build_with_tombstones(dir.path(), 0, 10, &tombstones());
+        let intact = std::fs::read(&path).unwrap();
+        let footer = Footer::decode(&intact, &path).unwrap();
+        for (what, at) in [
+            ("nothing", None),
+            ("properties", Some(footer.properties.offset as usize + 1)),
+            ("footer", Some(intact.len() - 10)),
+        ] {
+            std::fs::write(&path, &intact).unwrap();
+            if let Some(at) = at {
+                flip(&path, at);
+            }
+            let t = SalvagedTable::open(&StdFs, &path).unwrap();
+            assert!(t.data_blocks().is_empty(), "{what}");
+            assert_eq!(
+                sorted(t.range_tombstones().to_vec()),
+                sorted(tombstones()),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_range_deletion_in_a_data_block_is_refused() {
+        // Data blocks never hold kind 3; the builder refuses it, so a block
+        // that does is damage (or the range-tombstone block, on a chain walk).
+        let mut b = crate::block::BlockBuilder::new(4);
+        let k = InternalKey::new(b"a", SeqNo(5), ValueKind::RangeDeletion).into_vec();
+        b.add(&k, b"b");
+        let contents = b.finish().to_vec();
+        let view = BlockView::parse(&contents).unwrap();
+        let e = entries_of(view).unwrap_err();
+        assert!(e.contains("range deletion"), "{e}");
     }
 
     fn read_all(t: &SalvagedTable) -> (BlockEntries, usize) {
@@ -437,6 +742,9 @@ mod tests {
         flip(&path, footer.properties.offset as usize + 1);
         let t = SalvagedTable::open(&StdFs, &path).unwrap();
         assert_eq!(read_all(&t), (entries, 0));
+        // The chain stopped at the damaged properties, after the data:
+        // nothing is lost.
+        assert!(t.lost_data().is_none(), "{:?}", t.lost_data());
     }
 
     #[test]
