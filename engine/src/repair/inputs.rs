@@ -1,13 +1,14 @@
 //! Reading repair's inputs: WALs record by record (resuming after a damaged
-//! record), tables block by block ([`SalvagedTable`]), and the highest
-//! sequence number of an orphan, which tells whether the manifest saw it.
+//! record; range deletions apart from point entries), tables block by block
+//! ([`SalvagedTable`]), and the highest sequence number of an orphan, which
+//! tells whether the manifest saw it.
 
 use std::cmp::Ordering;
 use std::path::Path;
 
 use jkv_format::key::{compare_internal_keys, parse_internal_key, user_key, InternalKey};
 use jkv_format::record::{ReadStop, RecordReader};
-use jkv_format::{FileNumber, FileSystem, SeqNo};
+use jkv_format::{FileNumber, FileSystem, RangeTombstone, SeqNo, ValueKind};
 use jkv_sstable::dump::escape_bytes;
 use jkv_sstable::SalvagedTable;
 
@@ -17,6 +18,15 @@ use crate::batch::DecodedBatch;
 use crate::check::Problem;
 use crate::wal::{check_header, HeaderCheck, HEADER_LEN, RECORD_BATCH};
 
+/// What the WALs' intact records hold.
+#[derive(Default)]
+pub(super) struct WalContents {
+    /// Point entries (values, pointers, deletions): (internal key, value).
+    pub(super) entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Range deletions, with the sequence number of their batch entry.
+    pub(super) range_tombstones: Vec<RangeTombstone>,
+}
+
 impl Repair {
     /// Appends every entry of the WAL's intact records to `out`, skipping
     /// and reporting damaged ones.
@@ -25,7 +35,7 @@ impl Repair {
         path: &Path,
         number: FileNumber,
         db_id: u64,
-        out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        out: &mut WalContents,
     ) {
         let data = match self.fs.map(path) {
             Ok(d) => d,
@@ -73,10 +83,21 @@ impl Repair {
                         }
                     };
                     let mut entries = Vec::new();
+                    let mut range_tombstones = Vec::new();
                     let mut seq = batch.first_seq;
                     let mut bad = None;
                     for entry in batch.entries() {
                         match entry {
+                            // A range deletion holds its start as key and
+                            // its end as value; the decoder checked start < end.
+                            Ok(e) if e.kind == ValueKind::RangeDeletion => {
+                                range_tombstones.push(RangeTombstone {
+                                    start: e.key.to_vec(),
+                                    end: e.value.to_vec(),
+                                    seq,
+                                });
+                                seq = seq.plus(1);
+                            }
                             Ok(e) => {
                                 entries.push((
                                     InternalKey::new(e.key, seq, e.kind).into_vec(),
@@ -100,7 +121,8 @@ impl Repair {
                         .plus(u64::from(batch.count).saturating_sub(1));
                     self.max_seq = self.max_seq.max(last);
                     self.report.wal_batches += 1;
-                    out.extend(entries);
+                    out.entries.extend(entries);
+                    out.range_tombstones.extend(range_tombstones);
                 }
                 Err(ReadStop::TornTail { offset }) => {
                     let at = base + offset;
@@ -145,12 +167,18 @@ impl Repair {
     }
 }
 
-/// Largest sequence number in the table's readable blocks.
+/// Largest sequence number in the table's readable blocks and range
+/// tombstones.
 pub(super) fn table_max_seq(fs: &dyn FileSystem, path: &Path) -> SeqNo {
     let Ok(table) = SalvagedTable::open(fs, path) else {
         return SeqNo::ZERO;
     };
-    let mut max = SeqNo::ZERO;
+    let mut max = table
+        .range_tombstones()
+        .iter()
+        .map(|t| t.seq)
+        .max()
+        .unwrap_or(SeqNo::ZERO);
     for h in table.data_blocks() {
         for (key, _) in table.block_entries(*h).unwrap_or_default() {
             if let Some(p) = parse_internal_key(&key) {

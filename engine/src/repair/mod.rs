@@ -9,14 +9,18 @@
 //! read only if it holds writes newer than the manifest's last sequence
 //! number (the manifest lost an edit); older orphans are compaction inputs
 //! already replaced or WALs already flushed, which open would delete and
-//! which could bring deleted keys back. Otherwise every file is read. Tables are read block by block ([`SalvagedTable`]), WALs record by
+//! which could bring deleted keys back. Otherwise every file is read.
+//! Tables are read block by block ([`SalvagedTable`]), WALs record by
 //! record (resuming after a damaged one), value-log entries through their
 //! checksummed reader. Damaged blocks, records and values are skipped and
 //! reported with file, offset and what was wrong.
 //!
 //! What it writes: one sorted run holding every surviving entry (all
 //! versions, tombstones included, duplicates removed) in new tables of the
-//! last level; values whose value-log file is damaged, orphaned or in
+//! last level, and every surviving range tombstone (from WAL records and
+//! tables' range-tombstone blocks, with its sequence number; the parts of
+//! one delete merged) split at the tables' boundaries as compaction splits
+//! them; values whose value-log file is damaged, orphaned or in
 //! `lost/` are moved inline into those tables, so only intact value logs
 //! stay. Then a fresh manifest naming exactly that, the old one kept as
 //! `MANIFEST.bad-<n>`.
@@ -43,7 +47,7 @@ use std::sync::Arc;
 
 use jkv_format::key::compare_internal_keys;
 use jkv_format::names::{self, parse_file_name, FileKind};
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
+use jkv_format::{Error, FileNumber, FileSystem, RangeTombstone, Result, SeqNo};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, VlogMeta};
 use jkv_sstable::SalvagedTable;
 use jkv_vlog::VlogReader;
@@ -53,7 +57,7 @@ use crate::options::Options;
 use crate::recovery::{random_db_id, LOST_DIR};
 use crate::wal::header_owner;
 
-use inputs::{table_max_seq, wal_max_seq, Source, TableSource};
+use inputs::{table_max_seq, wal_max_seq, Source, TableSource, WalContents};
 use output::VlogSource;
 use report::problem_of;
 pub use report::RepairReport;
@@ -319,8 +323,10 @@ impl Repair {
             }
         }
 
-        // Sources of the merge: each table, and all WAL entries sorted.
+        // Sources of the merge: each table, and all WAL entries sorted; the
+        // range tombstones of both apart.
         let mut sources: Vec<Source> = Vec::new();
+        let mut range_tombstones: Vec<RangeTombstone> = Vec::new();
         for path in &tables {
             self.report.tables_read += 1;
             match SalvagedTable::open(&*fs, path) {
@@ -343,7 +349,20 @@ impl Repair {
                     if let Some(e) = t.lost_data() {
                         self.report.drop_error(path, e);
                     }
-                    if t.problems().is_empty() && t.lost_data().is_none() {
+                    if let Some(e) = t.range_tombstone_damage() {
+                        let mut problem = problem_of(path, e);
+                        problem.what = format!(
+                            "range-tombstone block: {}; its range deletes are lost",
+                            problem.what
+                        );
+                        self.report.dropped.push(problem);
+                    }
+                    self.report.range_tombstones_from_tables += t.range_tombstones().len() as u64;
+                    range_tombstones.extend_from_slice(t.range_tombstones());
+                    if t.problems().is_empty()
+                        && t.lost_data().is_none()
+                        && t.range_tombstone_damage().is_none()
+                    {
                         self.consumed.push(path.clone());
                     } else {
                         self.damaged.push(path.clone());
@@ -362,14 +381,17 @@ impl Repair {
                 }
             }
         }
-        let mut wal_entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut wal = WalContents::default();
         for (path, number) in &wals {
             self.report.wals_read += 1;
-            self.read_wal(path, *number, db_id, &mut wal_entries);
+            self.read_wal(path, *number, db_id, &mut wal);
         }
-        self.report.entries_from_wals = wal_entries.len() as u64;
-        wal_entries.sort_by(|a, b| compare_internal_keys(&a.0, &b.0));
-        sources.push(Source::Sorted(wal_entries.into_iter()));
+        self.report.entries_from_wals = wal.entries.len() as u64;
+        self.report.range_tombstones_from_wals = wal.range_tombstones.len() as u64;
+        wal.entries
+            .sort_by(|a, b| compare_internal_keys(&a.0, &b.0));
+        sources.push(Source::Sorted(wal.entries.into_iter()));
+        range_tombstones.extend(wal.range_tombstones);
 
         // The rebuilt database has an identity even if the old one had none.
         let new_db_id = if db_id == 0 {
@@ -380,7 +402,7 @@ impl Repair {
         } else {
             db_id
         };
-        let metas = self.write_tables(sources, &vlogs, new_db_id)?;
+        let metas = self.write_tables(sources, range_tombstones, &vlogs, new_db_id)?;
         self.report.vlogs_kept = kept_vlogs.len();
 
         // The new manifest.

@@ -1,7 +1,8 @@
 //! Writing repair's output: the k-way merge of every source into one sorted
 //! run of new last-level tables (duplicates removed, values of value logs
-//! that are not kept moved inline), each written under a temporary name,
-//! synced, renamed, and the directory synced.
+//! that are not kept moved inline, the range tombstones split at the
+//! tables' boundaries), each written under a temporary name, synced,
+//! renamed, and the directory synced.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -10,7 +11,8 @@ use std::sync::Arc;
 
 use jkv_format::key::{compare_internal_keys, parse_internal_key, InternalKey};
 use jkv_format::names;
-use jkv_format::{FileNumber, Result, SeqNo, ValueKind, ValuePointer};
+use jkv_format::range_del::successor;
+use jkv_format::{FileNumber, RangeTombstone, Result, SeqNo, ValueKind, ValuePointer};
 use jkv_manifest::TableMeta;
 use jkv_sstable::TableBuilder;
 use jkv_vlog::VlogReader;
@@ -27,13 +29,20 @@ pub(super) struct VlogSource {
 }
 
 impl Repair {
-    /// Merges `sources` into new last-level tables; returns their metadata.
+    /// Merges `sources` into new last-level tables, with `range_tombstones`
+    /// split at their boundaries; returns their metadata.
     pub(super) fn write_tables(
         &mut self,
         mut sources: Vec<Source>,
+        range_tombstones: Vec<RangeTombstone>,
         vlogs: &HashMap<u64, VlogSource>,
         db_id: u64,
     ) -> Result<Vec<TableMeta>> {
+        let range_tombstones = merge_range_tombstones(range_tombstones);
+        self.report.range_tombstones_kept = range_tombstones.len() as u64;
+        for t in &range_tombstones {
+            self.max_seq = self.max_seq.max(t.seq);
+        }
         let level = self.options.num_levels - 1;
         let target = self.options.compaction.target_table_bytes;
         let table_options = jkv_sstable::TableOptions {
@@ -55,6 +64,13 @@ impl Repair {
         let mut metas = Vec::new();
         let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
         let mut out: Option<(FileNumber, PathBuf, TableBuilder)> = None;
+        // Tables split the range tombstones at their boundaries, as
+        // compaction outputs do: table i takes the parts in [lower,
+        // successor(its last user key)), so the tables never overlap and
+        // together cover every tombstone.
+        let mut lower: Vec<u8> = Vec::new();
+        // User key of the last entry written.
+        let mut written_user: Vec<u8> = Vec::new();
         // (user key, seq) of the last entry taken from the heap.
         let mut last_entry: Option<(Vec<u8>, SeqNo)> = None;
         let mut last_user: Option<Vec<u8>> = None;
@@ -94,22 +110,23 @@ impl Repair {
                     .as_ref()
                     .is_some_and(|(_, _, b)| b.estimated_size_bytes() >= target);
                 if full {
-                    if let Some(done) = out.take() {
+                    if let Some(mut done) = out.take() {
+                        let upper = successor(&written_user);
+                        add_range_tombstones(&mut done.2, &range_tombstones, &lower, Some(&upper))?;
+                        lower = upper;
                         metas.push(self.finish_table(done, level, &mut renames)?);
                     }
                 }
                 last_user = Some(parsed.user_key.to_vec());
             }
             if out.is_none() {
-                self.max_file += 1;
-                let number = FileNumber(self.max_file);
-                let path = self.dir.join(format!("{}.tmp", names::table_name(number)));
-                let file = self.fs.create(&path)?;
-                out = Some((number, path, TableBuilder::new(file, table_options.clone())));
+                out = Some(self.new_table(&table_options)?);
             }
             if let Some((_, _, builder)) = out.as_mut() {
                 builder.add(&key, &value)?;
             }
+            written_user.clear();
+            written_user.extend_from_slice(parsed.user_key);
             self.report.entries_kept += 1;
         }
         for s in &sources {
@@ -121,7 +138,13 @@ impl Repair {
                 }
             }
         }
-        if let Some(done) = out.take() {
+        if out.is_none() && !range_tombstones.is_empty() {
+            // No entry survived, some range tombstones did: a table of
+            // tombstones only.
+            out = Some(self.new_table(&table_options)?);
+        }
+        if let Some(mut done) = out.take() {
+            add_range_tombstones(&mut done.2, &range_tombstones, &lower, None)?;
             metas.push(self.finish_table(done, level, &mut renames)?);
         }
         // Synced tables get their real names; then one directory sync makes
@@ -131,6 +154,18 @@ impl Repair {
         }
         self.fs.sync_dir(&self.dir)?;
         Ok(metas)
+    }
+
+    /// A builder for the next new table, writing `NNNNNN.sst.tmp`.
+    fn new_table(
+        &mut self,
+        table_options: &jkv_sstable::TableOptions,
+    ) -> Result<(FileNumber, PathBuf, TableBuilder)> {
+        self.max_file += 1;
+        let number = FileNumber(self.max_file);
+        let path = self.dir.join(format!("{}.tmp", names::table_name(number)));
+        let file = self.fs.create(&path)?;
+        Ok((number, path, TableBuilder::new(file, table_options.clone())))
     }
 
     fn finish_table(
@@ -211,6 +246,44 @@ impl Repair {
     }
 }
 
+/// The range tombstones, one per delete where its parts meet: parts with
+/// the same sequence number (one delete, split by compactions, or read from
+/// a WAL and from a table) that overlap or touch become one; sorted by
+/// (start, end, seq). Deletes exactly what the parts delete: a tombstone
+/// hides the versions below its sequence number in its range, so the union
+/// of ranges with one sequence number hides the same versions.
+fn merge_range_tombstones(mut tombstones: Vec<RangeTombstone>) -> Vec<RangeTombstone> {
+    tombstones.sort_by(|a, b| (a.seq, &a.start, &a.end).cmp(&(b.seq, &b.start, &b.end)));
+    let mut out: Vec<RangeTombstone> = Vec::new();
+    for t in tombstones {
+        match out.last_mut() {
+            Some(last) if last.seq == t.seq && t.start <= last.end => {
+                if t.end > last.end {
+                    last.end = t.end;
+                }
+            }
+            _ => out.push(t),
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Adds the parts of `tombstones` inside `[lower, upper)` to `builder`.
+fn add_range_tombstones(
+    builder: &mut TableBuilder,
+    tombstones: &[RangeTombstone],
+    lower: &[u8],
+    upper: Option<&[u8]>,
+) -> Result<()> {
+    for t in tombstones {
+        if let Some(part) = t.clipped(lower, upper) {
+            builder.add_range_tombstone(part)?;
+        }
+    }
+    Ok(())
+}
+
 /// An entry in the merge heap: smallest internal key on top, then the
 /// lower source index.
 struct HeapEntry {
@@ -238,3 +311,34 @@ impl PartialEq for HeapEntry {
 }
 
 impl Eq for HeapEntry {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(start: &str, end: &str, seq: u64) -> RangeTombstone {
+        RangeTombstone {
+            start: start.as_bytes().to_vec(),
+            end: end.as_bytes().to_vec(),
+            seq: SeqNo(seq),
+        }
+    }
+
+    #[test]
+    fn parts_of_one_delete_are_merged_and_others_kept() {
+        let got = merge_range_tombstones(vec![
+            // One delete split by a compaction at "f\0", read from two
+            // tables and (whole) from a WAL.
+            rt("f\0", "k", 7),
+            rt("a", "f\0", 7),
+            rt("a", "k", 7),
+            // Another delete over the same keys, and one of the same
+            // sequence number that neither overlaps nor touches.
+            rt("b", "c", 9),
+            rt("m", "p", 7),
+            rt("b", "c", 9),
+        ]);
+        assert_eq!(got, vec![rt("a", "k", 7), rt("b", "c", 9), rt("m", "p", 7)]);
+        assert!(merge_range_tombstones(Vec::new()).is_empty());
+    }
+}

@@ -22,8 +22,18 @@ pub struct RepairReport {
     pub vlogs_kept: usize,
     /// Entries (every version and tombstone) in the new tables.
     pub entries_kept: u64,
-    /// Entries read from WALs (before de-duplication).
+    /// Entries read from WALs (before de-duplication), range deletions
+    /// not counted.
     pub entries_from_wals: u64,
+    /// Range deletions read from WAL records.
+    pub range_tombstones_from_wals: u64,
+    /// Range tombstones read from tables' range-tombstone blocks.
+    pub range_tombstones_from_tables: u64,
+    /// Range tombstones in the new tables: the parts of one delete (the
+    /// same sequence number) read from several files are merged where they
+    /// overlap or touch, and one split at a new table's boundary counts
+    /// once.
+    pub range_tombstones_kept: u64,
     /// Values moved from a damaged, orphaned or lost value log into the
     /// new tables (salvaged).
     pub values_inlined: u64,
@@ -123,17 +133,23 @@ impl fmt::Display for RepairReport {
         }
         writeln!(
             f,
-            "read {} tables, {} WALs ({} batches, {} entries); kept {} value logs",
+            "read {} tables ({} range tombstones), {} WALs ({} batches, {} entries, {} range tombstones); kept {} value logs",
             self.tables_read,
+            self.range_tombstones_from_tables,
             self.wals_read,
             self.wal_batches,
             self.entries_from_wals,
+            self.range_tombstones_from_wals,
             self.vlogs_kept
         )?;
         writeln!(
             f,
-            "kept {} entries in {} new tables ({} bytes); moved {} values from damaged or lost value logs into them",
-            self.entries_kept, self.tables_written, self.table_bytes_written, self.values_inlined
+            "kept {} entries and {} range tombstones in {} new tables ({} bytes); moved {} values from damaged or lost value logs into them",
+            self.entries_kept,
+            self.range_tombstones_kept,
+            self.tables_written,
+            self.table_bytes_written,
+            self.values_inlined
         )?;
         if self.shadowed_versions_dropped > 0 {
             writeln!(
