@@ -656,3 +656,491 @@ fn a_stale_orphan_does_not_bring_back_a_deleted_key() {
     let db = Db::open(db_dir(), options(&fs)).unwrap();
     assert_eq!(db.get("gone").unwrap().as_deref(), Some(&b"old"[..]));
 }
+
+// Range deletes. A workload writes range tombstones into every place they
+// can sit: a table compacted while a snapshot kept them, a flushed L0
+// table, and WAL records. Each write's places (the data or range-tombstone
+// block, WAL record and value-log entry holding it) are read from the
+// intact files, so for each damage the writes it may cost are known; a key
+// must then read as the writes that survive make it read: a range-deleted
+// key stays deleted unless the damage hit its tombstone, and a key no
+// damaged write touches reads exactly as before, by get, scan and scan_rev.
+
+/// One write of the range-delete workload.
+#[derive(Clone, Debug)]
+enum Op {
+    Put(String, String),
+    Delete(String),
+    DeleteRange(String, String),
+}
+
+/// A closed database built by [`build_range`], with its writes by
+/// sequence number and where each one sits.
+struct RangeInstance {
+    image: Image,
+    ops: BTreeMap<u64, Op>,
+    places: Vec<Place>,
+    /// Every key written.
+    keys: BTreeSet<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PlaceKind {
+    DataBlock,
+    RangeDelBlock,
+    WalRecord { last: bool },
+    VlogEntry,
+}
+
+/// Bytes `start..end` of `file` hold the writes `seqs`.
+struct Place {
+    kind: PlaceKind,
+    file: PathBuf,
+    start: usize,
+    end: usize,
+    seqs: BTreeSet<u64>,
+}
+
+fn seq_of(ikey: &[u8]) -> u64 {
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&ikey[ikey.len() - 8..]);
+    u64::from_le_bytes(t) >> 8
+}
+
+fn build_range() -> RangeInstance {
+    let fs = SimFs::new();
+    fs.create_dir_all(&db_dir()).unwrap();
+    let db = Db::open(db_dir(), options(&fs)).unwrap();
+    let mut ops = BTreeMap::new();
+    let mut wal_records: Vec<(PathBuf, usize, usize, u64)> = Vec::new();
+    let mut apply = |db: &Db, op: Op, sync: bool| {
+        let before = newest_wal(&fs.full_image());
+        let mut batch = WriteBatch::new();
+        match &op {
+            Op::Put(k, v) => batch.put(k, v),
+            Op::Delete(k) => batch.delete(k),
+            Op::DeleteRange(s, e) => batch.delete_range(s.as_str()..e.as_str()),
+        };
+        db.write(batch, WriteOptions { sync }).unwrap();
+        let seq = db.snapshot().seq().0;
+        if sync {
+            let (path, end) = newest_wal(&fs.full_image()).expect("a WAL");
+            let start = match before {
+                Some((p, len)) if p == path => len.max(32),
+                _ => 32,
+            };
+            wal_records.push((path, start, end, seq));
+        }
+        ops.insert(seq, op);
+    };
+    let put = |i: usize, tag: &str, long: bool| {
+        let pad = if long { "p".repeat(70) } else { String::new() };
+        Op::Put(key(i), format!("{tag}-{i}-{pad}"))
+    };
+    let range = |a: usize, b: usize| Op::DeleteRange(key(a), key(b));
+    // A table, then a range delete kept by a snapshot through the
+    // compaction that merges both.
+    for i in 0..40 {
+        apply(&db, put(i, "t1", i % 3 == 0), false);
+    }
+    db.flush().unwrap();
+    let snapshot = db.snapshot();
+    apply(&db, range(5, 12), false);
+    apply(&db, put(7, "t2", false), false);
+    apply(&db, Op::Delete(key(3)), false);
+    apply(&db, put(45, "t2", true), false);
+    db.flush().unwrap();
+    db.compact().unwrap();
+    drop(snapshot);
+    // A flushed L0 table with a range delete over the compacted data.
+    for i in 50..56 {
+        apply(&db, put(i, "t3", i % 2 == 0), false);
+    }
+    apply(&db, range(20, 26), false);
+    apply(&db, put(22, "t3", true), false);
+    db.flush().unwrap();
+    // Synced WAL records: range deletes over the L0 and compacted tables
+    // and over the WAL's own writes, and writes after them.
+    apply(&db, put(30, "wal", true), true);
+    apply(&db, range(30, 34), true);
+    apply(&db, put(32, "wal", false), true);
+    apply(&db, range(50, 53), true);
+    apply(&db, put(60, "wal", true), true);
+    apply(&db, range(38, 41), true);
+    apply(&db, put(39, "wal", false), true);
+    apply(&db, put(61, "wal", false), true);
+    db.close().unwrap();
+
+    let image = fs.full_image();
+    let mut places = Vec::new();
+    let mut tables_with_tombstones = 0;
+    for path in image.files.keys() {
+        if path.extension().is_none_or(|e| e != "sst") {
+            continue;
+        }
+        let t = SalvagedTable::open(&fs, path).unwrap();
+        assert!(t.problems().is_empty() && t.lost_data().is_none());
+        for h in t.data_blocks() {
+            let seqs = t
+                .block_entries(*h)
+                .unwrap()
+                .iter()
+                .map(|(k, _)| seq_of(k))
+                .collect();
+            places.push(Place {
+                kind: PlaceKind::DataBlock,
+                file: path.clone(),
+                start: h.offset as usize,
+                end: (h.offset + h.size) as usize + 5,
+                seqs,
+            });
+        }
+        let table = jkv_sstable::Table::open(&fs, path, jkv_format::FileNumber(0)).unwrap();
+        if let Some(h) = table.properties().range_deletion_block {
+            tables_with_tombstones += 1;
+            places.push(Place {
+                kind: PlaceKind::RangeDelBlock,
+                file: path.clone(),
+                start: h.offset as usize,
+                end: (h.offset + h.size) as usize + 5,
+                seqs: t.range_tombstones().iter().map(|r| r.seq.0).collect(),
+            });
+        }
+    }
+    assert!(
+        tables_with_tombstones >= 2,
+        "the compacted and the flushed table hold range tombstones"
+    );
+    let last = wal_records.len() - 1;
+    for (i, (path, start, end, seq)) in wal_records.into_iter().enumerate() {
+        assert!(image.files.contains_key(&path), "the WAL survives close");
+        places.push(Place {
+            kind: PlaceKind::WalRecord { last: i == last },
+            file: path,
+            start,
+            end,
+            seqs: [seq].into(),
+        });
+    }
+    for (path, data) in &image.files {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(jkv_format::names::FileKind::ValueLog(number)) =
+            jkv_format::names::parse_file_name(name)
+        else {
+            continue;
+        };
+        for entry in VlogIter::new(path.clone(), number, bytes::Bytes::from(data.clone())) {
+            let entry = entry.expect("intact value log");
+            let start = entry.pointer.offset as usize;
+            places.push(Place {
+                kind: PlaceKind::VlogEntry,
+                file: path.clone(),
+                start,
+                end: start + entry.pointer.len as usize,
+                seqs: [entry.seq.0].into(),
+            });
+        }
+    }
+    let keys = ops
+        .values()
+        .flat_map(|op| match op {
+            Op::Put(k, _) | Op::Delete(k) => vec![k.clone()],
+            Op::DeleteRange(s, _) => vec![s.clone()],
+        })
+        .chain((0..70).map(key))
+        .collect();
+    RangeInstance {
+        image,
+        ops,
+        places,
+        keys,
+    }
+}
+
+/// What `k` reads when the writes `lost` are gone.
+fn read_model(ops: &BTreeMap<u64, Op>, lost: &BTreeSet<u64>, k: &str) -> Option<String> {
+    let live = || ops.iter().filter(|(s, _)| !lost.contains(s));
+    let (seq, value) = live()
+        .filter_map(|(s, op)| match op {
+            Op::Put(key, v) if key == k => Some((*s, Some(v.clone()))),
+            Op::Delete(key) if key == k => Some((*s, None)),
+            _ => None,
+        })
+        .last()?;
+    let deleted = live().any(|(s, op)| {
+        matches!(op, Op::DeleteRange(a, b) if a.as_str() <= k && k < b.as_str() && *s > seq)
+    });
+    if deleted {
+        None
+    } else {
+        value
+    }
+}
+
+/// Whether `op` bears on what `k` reads.
+fn touches(op: &Op, k: &str) -> bool {
+    match op {
+        Op::Put(key, _) | Op::Delete(key) => key == k,
+        Op::DeleteRange(a, b) => a.as_str() <= k && k < b.as_str(),
+    }
+}
+
+/// One damage: the image, the writes it may cost, and whether the report
+/// must say data was dropped (`None`: either may be right).
+struct RangeDamage {
+    what: String,
+    image: Image,
+    may_lose: BTreeSet<u64>,
+    drops_data: Option<bool>,
+}
+
+fn range_damages(base: &RangeInstance) -> Vec<RangeDamage> {
+    let mut out = Vec::new();
+    let none = BTreeSet::new;
+    let mut missing = base.image.clone();
+    missing.files.remove(&manifest());
+    out.push(RangeDamage {
+        what: "manifest missing".into(),
+        image: missing,
+        may_lose: none(),
+        drops_data: Some(false),
+    });
+    let m = base.image.files[&manifest()].clone();
+    for cut in (0..m.len()).step_by(13) {
+        let mut image = base.image.clone();
+        image.files.insert(manifest(), m[..cut].to_vec());
+        out.push(RangeDamage {
+            what: format!("manifest truncated to {cut} bytes"),
+            image,
+            may_lose: none(),
+            drops_data: Some(false),
+        });
+    }
+    for at in (0..m.len()).step_by(11) {
+        out.push(RangeDamage {
+            what: format!("manifest byte {at} flipped"),
+            image: flip(&base.image, &manifest(), at),
+            may_lose: none(),
+            drops_data: Some(false),
+        });
+    }
+    for p in &base.places {
+        let name = p.file.file_name().unwrap().to_string_lossy();
+        let ats: Vec<usize> = match p.kind {
+            PlaceKind::DataBlock | PlaceKind::RangeDelBlock => {
+                vec![p.start, (p.start + p.end) / 2, p.end - 2]
+            }
+            PlaceKind::WalRecord { .. } => vec![p.start + 2, (p.start + p.end) / 2],
+            PlaceKind::VlogEntry => vec![(p.start + p.end) / 2],
+        };
+        let drops_data = match p.kind {
+            PlaceKind::DataBlock | PlaceKind::RangeDelBlock => Some(true),
+            // Damage in the last record reads as a torn tail.
+            PlaceKind::WalRecord { last } => Some(!last),
+            // Dropped only when the value was its key's newest version.
+            PlaceKind::VlogEntry => None,
+        };
+        for at in ats {
+            out.push(RangeDamage {
+                what: format!("{name} {:?} at {}: byte {at} flipped", p.kind, p.start),
+                image: flip(&base.image, &p.file, at),
+                may_lose: p.seqs.clone(),
+                drops_data,
+            });
+        }
+    }
+    // Table metadata and footers cost nothing; WAL and value-log headers
+    // cost their files' writes.
+    for (path, data) in &base.image.files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let in_file: BTreeSet<u64> = base
+            .places
+            .iter()
+            .filter(|p| p.file == *path)
+            .flat_map(|p| p.seqs.iter().copied())
+            .collect();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("sst") => {
+                let footer = Footer::decode(data, path).unwrap();
+                let mut regions = vec![
+                    ("index", footer.index.offset as usize + 1),
+                    ("properties", footer.properties.offset as usize + 1),
+                    ("footer", data.len() - 40),
+                    ("footer magic", data.len() - 3),
+                ];
+                if let Some(f) = footer.filter {
+                    regions.push(("filter", f.offset as usize + 1));
+                }
+                for (region, at) in regions {
+                    out.push(RangeDamage {
+                        what: format!("{name} {region}: byte {at} flipped"),
+                        image: flip(&base.image, path, at),
+                        may_lose: none(),
+                        drops_data: Some(false),
+                    });
+                }
+            }
+            Some("wal") => out.push(RangeDamage {
+                what: format!("{name} header flipped"),
+                image: flip(&base.image, path, 9),
+                may_lose: in_file,
+                drops_data: Some(true),
+            }),
+            Some("vlog") => out.push(RangeDamage {
+                what: format!("{name} header flipped"),
+                image: flip(&base.image, path, 3),
+                may_lose: in_file,
+                drops_data: None,
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every key and value by get; scan and scan_rev must agree with the gets.
+fn contents_every_way(db: &Db, keys: &BTreeSet<String>) -> Result<State, String> {
+    let got = contents(db, keys.iter().cloned())?;
+    let mut rev = Vec::new();
+    for item in db.scan_rev::<Vec<u8>>(.., &db.snapshot()) {
+        let (k, v) = item.map_err(|e| format!("scan_rev: {e}"))?;
+        rev.push((
+            String::from_utf8_lossy(&k).into_owned(),
+            String::from_utf8_lossy(&v).into_owned(),
+        ));
+    }
+    rev.reverse();
+    let forward: Vec<(String, String)> = got.clone().into_iter().collect();
+    if rev != forward {
+        return Err(format!("scan_rev {rev:?} differs from gets {forward:?}"));
+    }
+    Ok(got)
+}
+
+/// Repairs the damaged image and checks every key against the writes the
+/// damage may have cost.
+fn repair_and_check_range(
+    base: &RangeInstance,
+    d: &RangeDamage,
+) -> Result<jkv::RepairReport, String> {
+    let fs = SimFs::from_image(&d.image);
+    let report = repair(db_dir(), options(&fs)).map_err(|e| format!("repair failed: {e}"))?;
+    if d.drops_data
+        .is_some_and(|want| want != report.data_dropped())
+    {
+        return Err(format!(
+            "report says data dropped: {}, expected {:?}:\n{report}",
+            report.data_dropped(),
+            d.drops_data
+        ));
+    }
+    let check = check_with(&fs, &db_dir()).map_err(|e| format!("check failed: {e}"))?;
+    if !check.is_ok() {
+        return Err(format!(
+            "check after repair: {check}\nrepair said:\n{report}"
+        ));
+    }
+    let db = Db::open(db_dir(), options(&fs)).map_err(|e| format!("open after repair: {e}"))?;
+    let got = contents_every_way(&db, &base.keys)?;
+    drop(db);
+    for k in &base.keys {
+        // The damaged writes that bear on k: each may be lost or not.
+        let uncertain: Vec<u64> = d
+            .may_lose
+            .iter()
+            .copied()
+            .filter(|s| base.ops.get(s).is_some_and(|op| touches(op, k)))
+            .collect();
+        assert!(
+            uncertain.len() < 12,
+            "{k}: {} damaged writes",
+            uncertain.len()
+        );
+        let possible: BTreeSet<Option<String>> = (0..1u32 << uncertain.len())
+            .map(|mask| {
+                let lost = uncertain
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, s)| *s)
+                    .collect();
+                read_model(&base.ops, &lost, k)
+            })
+            .collect();
+        let g = got.get(k).cloned();
+        if !possible.contains(&g) {
+            return Err(format!(
+                "{k} reads {g:?}, not one of {possible:?}\nrepair said:\n{report}"
+            ));
+        }
+    }
+    Ok(report)
+}
+
+#[test]
+fn repair_keeps_range_deletes_from_tables_and_wals_through_each_damage() {
+    let base = build_range();
+    let intact = &base.ops;
+    // The workload deletes keys in every place: sanity of the model.
+    let none = BTreeSet::new();
+    for (k, deleted) in [
+        (6, true),
+        (7, false),
+        (21, true),
+        (22, false),
+        (31, true),
+        (32, false),
+        (51, true),
+        (40, true),
+        (39, false),
+    ] {
+        assert_eq!(read_model(intact, &none, &key(k)).is_none(), deleted, "{k}");
+    }
+    let deletes = intact
+        .values()
+        .filter(|op| matches!(op, Op::DeleteRange(..)))
+        .count() as u64;
+    let list = range_damages(&base);
+    let total = list.len();
+    let mut failures = Vec::new();
+    let mut range_del_blocks = 0;
+    for d in &list {
+        match repair_and_check_range(&base, d) {
+            Ok(report) => {
+                if d.what.contains("RangeDelBlock") {
+                    range_del_blocks += 1;
+                    let named = report.dropped.iter().any(|p| {
+                        p.what.contains("range-tombstone block")
+                            && d.image.files.contains_key(&p.file)
+                    });
+                    if !named {
+                        failures.push(format!("{}: not reported:\n{report}", d.what));
+                    }
+                } else if d.what == "manifest missing" && report.range_tombstones_kept != deletes {
+                    // Nothing lost: every delete kept, once.
+                    failures.push(format!(
+                        "kept {} range tombstones, want {deletes}:\n{report}",
+                        report.range_tombstones_kept
+                    ));
+                }
+            }
+            Err(why) => failures.push(format!("{}: {why}", d.what)),
+        }
+    }
+    println!(
+        "damages={total} (range-tombstone blocks: {range_del_blocks}) failures={}",
+        failures.len()
+    );
+    for f in failures.iter().take(10) {
+        println!("FAILED {f}");
+    }
+    assert!(
+        range_del_blocks >= 6,
+        "{range_del_blocks} range-tombstone block damages"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {total} damages failed",
+        failures.len()
+    );
+}
