@@ -3,7 +3,8 @@
 //! what), the kept manifest and the count of what was dropped; afterwards
 //! `jkv check` passes and the REPL reads every key outside the damaged
 //! block. On an intact database it exits 0 ("nothing dropped"); on a
-//! database another process holds it refuses with `ERR` and exit 1.
+//! database another process holds it refuses with `ERR` and exit 1. Range
+//! deletes stay deleted through a repair, which counts the tombstones it kept.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -191,4 +192,38 @@ fn repair_refuses_a_directory_without_a_database() {
     assert_eq!(names, ["notes.tmp"]);
     let (out, _) = run_repair(&dir.path().join("missing"));
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn repair_keeps_range_deletes_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        repl(
+            dir.path(),
+            "fill 100 199\nflush\ndelrange 120 140\nflush\ndelrange 160 170\nclose\n"
+        ),
+        "OK 100\nOK\nOK\nOK\nOK\n"
+    );
+    let (out, text) = run_repair(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(" and 2 range tombstones in 1 new tables"),
+        "{text}"
+    );
+    assert_eq!(text.lines().last(), Some("nothing dropped"), "{text}");
+    let check = jkv().arg("check").arg(dir.path()).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let mut want = String::from("(nil)\n(nil)\nvalue170@0\n");
+    for i in (118..120).chain(140..160).chain(170..172) {
+        want.push_str(&format!("{i} value{i}@0\n"));
+    }
+    want.push_str("(24 entries)\n");
+    assert_eq!(
+        repl(dir.path(), "get 125\nget 165\nget 170\nscan 118 172\n"),
+        want
+    );
 }

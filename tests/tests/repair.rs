@@ -1178,7 +1178,10 @@ fn a_range_delete_only_in_a_wal_survives_repair_split_across_the_new_tables() {
         .filter(|(p, _)| p.extension().is_some_and(|e| e == "sst"))
     {
         let t = SalvagedTable::open(&fs, path).unwrap();
-        assert!(t.range_tombstones().is_empty(), "the delete is only in the WAL");
+        assert!(
+            t.range_tombstones().is_empty(),
+            "the delete is only in the WAL"
+        );
     }
     let want: Vec<String> = (0..50).chain(150..200).map(key).collect();
 
@@ -1284,7 +1287,11 @@ fn a_damaged_range_tombstone_block_is_reported_with_file_and_offset() {
         .iter()
         .find(|p| p.what.contains("range-tombstone block"))
         .unwrap_or_else(|| panic!("not reported:\n{report}"));
-    assert_eq!((&p.file, p.offset), (&table, Some(block.offset)), "{report}");
+    assert_eq!(
+        (&p.file, p.offset),
+        (&table, Some(block.offset)),
+        "{report}"
+    );
     let line = format!(
         "DROPPED {} at byte {}: range-tombstone block: ",
         table.display(),
@@ -1297,6 +1304,9 @@ fn a_damaged_range_tombstone_block_is_reported_with_file_and_offset() {
     // again (what a lost tombstone means), the rest as before.
     assert!(check_with(&fs, &db_dir()).unwrap().is_ok());
     let db = Db::open(db_dir(), options(&fs)).unwrap();
-    assert_eq!(live_keys(&db, &keys), keys.iter().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        live_keys(&db, &keys),
+        keys.iter().cloned().collect::<Vec<_>>()
+    );
     assert_eq!(db.get(key(25)).unwrap().as_deref(), Some(&b"newer"[..]));
 }
