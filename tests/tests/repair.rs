@@ -866,7 +866,7 @@ fn read_model(ops: &BTreeMap<u64, Op>, lost: &BTreeSet<u64>, k: &str) -> Option<
             Op::Delete(key) if key == k => Some((*s, None)),
             _ => None,
         })
-        .last()?;
+        .next_back()?;
     let deleted = live().any(|(s, op)| {
         matches!(op, Op::DeleteRange(a, b) if a.as_str() <= k && k < b.as_str() && *s > seq)
     });
