@@ -1310,3 +1310,67 @@ fn a_damaged_range_tombstone_block_is_reported_with_file_and_offset() {
     );
     assert_eq!(db.get(key(25)).unwrap().as_deref(), Some(&b"newer"[..]));
 }
+
+#[test]
+fn a_crash_during_repair_of_range_deletes_leaves_a_directory_repair_can_run_on_again() {
+    // A rerun reads the inputs again and the new tables, whose tombstones
+    // it merges with the inputs' parts of the same deletes.
+    let base = build_range();
+    let list = range_damages(&base);
+    let mut states = 0;
+    let mut failures = Vec::new();
+    for what in ["manifest missing", "RangeDelBlock"] {
+        let d = list.iter().find(|d| d.what.contains(what)).expect("damage");
+        let fs = SimFs::from_image(&d.image);
+        fs.start_recording();
+        let first = repair(db_dir(), options(&fs)).unwrap();
+        let recording = fs.take_recording();
+        let db = Db::open(db_dir(), options(&fs)).unwrap();
+        let want = contents_every_way(&db, &base.keys).unwrap();
+        drop(db);
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut replayer = Replayer::new(&recording);
+        loop {
+            for state in replayer.crash_states(&mut rng) {
+                states += 1;
+                let fs = SimFs::from_image(&state.image);
+                let outcome = repair(db_dir(), options(&fs))
+                    .map_err(|e| format!("repair again: {e}"))
+                    .and_then(|again| {
+                        if again.range_tombstones_kept > first.range_tombstones_kept {
+                            return Err(format!("more tombstones than the first repair:\n{again}"));
+                        }
+                        let check = check_with(&fs, &db_dir()).map_err(|e| e.to_string())?;
+                        if !check.is_ok() {
+                            return Err(format!("check: {check}"));
+                        }
+                        let db =
+                            Db::open(db_dir(), options(&fs)).map_err(|e| format!("open: {e}"))?;
+                        contents_every_way(&db, &base.keys)
+                    });
+                match outcome {
+                    Ok(got) if got == want => {}
+                    Ok(got) => failures.push(format!(
+                        "{what}, op {}, {}: contents differ: {}",
+                        replayer.position(),
+                        state.label,
+                        difference(&want, &got)
+                    )),
+                    Err(why) => failures.push(format!(
+                        "{what}, op {}, {}: {why}",
+                        replayer.position(),
+                        state.label
+                    )),
+                }
+            }
+            if !replayer.step() {
+                break;
+            }
+        }
+    }
+    println!("crash states={states} failures={}", failures.len());
+    for f in failures.iter().take(10) {
+        println!("FAILED {f}");
+    }
+    assert!(failures.is_empty(), "{} failures", failures.len());
+}
