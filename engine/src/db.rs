@@ -113,6 +113,8 @@ pub(crate) struct DbInner {
     /// Held for a whole garbage-collection run (outermost: taken before
     /// `writer`), so runs do not overlap.
     pub vlog_gc_run: Mutex<()>,
+    /// The value-log census (see `vlog_census`) has not run since open.
+    pub vlog_census_due: AtomicBool,
     /// Value-log garbage seen by the write path since open, by file (leaf
     /// lock); see `estimate_vlog_garbage`.
     pub vlog_garbage_estimate: Mutex<std::collections::HashMap<u64, u64>>,

@@ -128,8 +128,11 @@ impl DbInner {
 
     /// Body of the flush thread: flushes frozen memtables oldest first until
     /// shutdown. A failure is kept as the background error (the database
-    /// turns read-only) and ends the thread.
+    /// turns read-only) and ends the thread. Between flushes it wakes every
+    /// [`IDLE_TICK`]; a tick with no write since the last one starts idle
+    /// work ([`Self::on_idle`]).
     pub(crate) fn run_flush_thread(self: Arc<Self>) {
+        let mut writes_seen = self.counters.writes.load(Ordering::Relaxed);
         loop {
             let job = {
                 let mut state = self.state.lock();
@@ -138,18 +141,46 @@ impl DbInner {
                         return;
                     }
                     if let Some(oldest) = state.imms.last() {
-                        break oldest.clone();
+                        break Some(oldest.clone());
                     }
                     if state.shutting_down {
                         return;
                     }
-                    self.state_changed.wait(&mut state);
+                    if self
+                        .state_changed
+                        .wait_for(&mut state, IDLE_TICK)
+                        .timed_out()
+                    {
+                        break None;
+                    }
                 }
             };
-            if let Err(e) = self.flush_frozen(&job) {
-                let _: Error = self.poison(e);
-                return;
+            match job {
+                Some(frozen) => {
+                    if let Err(e) = self.flush_frozen(&frozen) {
+                        let _: Error = self.poison(e);
+                        return;
+                    }
+                }
+                None => {
+                    let writes = self.counters.writes.load(Ordering::Relaxed);
+                    if writes == writes_seen {
+                        self.on_idle();
+                    }
+                    writes_seen = writes;
+                }
             }
         }
     }
+
+    /// Work for a database that has seen no write for a while: value-log
+    /// collection (which otherwise waits for a file to roll or a flush or
+    /// compaction to count garbage) and compaction.
+    fn on_idle(self: &Arc<Self>) {
+        self.schedule_vlog_gc();
+        self.schedule_compactions();
+    }
 }
+
+/// How often the flush thread looks for idleness.
+pub(crate) const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(500);

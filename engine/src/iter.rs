@@ -22,14 +22,14 @@ use crate::db::DbInner;
 use crate::version::{SuperVersion, TableHandle};
 
 /// Concatenates the non-overlapping, sorted tables of one level (L1+).
-struct LevelIter {
+pub(crate) struct LevelIter {
     tables: Vec<(Arc<TableHandle>, Arc<Table>)>,
     index: usize,
     current: Option<Box<dyn InternalIterator>>,
 }
 
 impl LevelIter {
-    fn new(tables: Vec<(Arc<TableHandle>, Arc<Table>)>) -> Self {
+    pub(crate) fn new(tables: Vec<(Arc<TableHandle>, Arc<Table>)>) -> Self {
         LevelIter {
             tables,
             index: 0,
