@@ -125,5 +125,7 @@ pub fn table_meta(number: FileNumber, level: usize, summary: TableSummary) -> Ta
         largest: summary.largest,
         min_seq: summary.min_seq.0,
         max_seq: summary.max_seq.0,
+        deletions: summary.deletion_count,
+        older_versions: summary.older_version_count,
     }
 }

@@ -81,6 +81,8 @@ mod tests {
             largest: vec![],
             min_seq: 0,
             max_seq: 0,
+            deletions: 0,
+            older_versions: 0,
         }
     }
 

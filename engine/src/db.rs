@@ -113,6 +113,9 @@ pub(crate) struct DbInner {
     /// Held for a whole garbage-collection run (outermost: taken before
     /// `writer`), so runs do not overlap.
     pub vlog_gc_run: Mutex<()>,
+    /// `counters.writes` when the database was last found idle (no write
+    /// for a tick of the flush thread); the next write ends the idleness.
+    pub idle_at_writes: AtomicU64,
     /// The value-log census (see `vlog_census`) has not run since open.
     pub vlog_census_due: AtomicBool,
     /// Value-log garbage seen by the write path since open, by file (leaf
@@ -329,8 +332,12 @@ impl Db {
     }
 
     /// Waits until background compaction has nothing left to do: no task
-    /// running and every level within its target. Returns the background
-    /// error if one made the database read-only.
+    /// running, every level within its target, and no garbage compaction
+    /// due (docs/compaction.md, "Garbage compactions"). The database counts
+    /// as idle while this waits: a memtable holding at least an eighth of
+    /// `write_buffer_size` is flushed, and what shadows the last level is
+    /// merged into it when worth it. Returns the background error if one
+    /// made the database read-only.
     pub fn wait_for_compactions(&self) -> Result<()> {
         self.inner.wait_until_compacted()
     }

@@ -173,12 +173,45 @@ impl DbInner {
         }
     }
 
-    /// Work for a database that has seen no write for a while: value-log
-    /// collection (which otherwise waits for a file to roll or a flush or
-    /// compaction to count garbage) and compaction.
+    /// Work for a database that has seen no write for a while: a memtable
+    /// worth it is flushed (its WAL goes, and its versions can meet the
+    /// ones they shadow), value-log collection runs (it otherwise waits for
+    /// a file to roll or a flush or compaction to count garbage), and
+    /// compaction runs with the idle rules of the garbage picker.
     fn on_idle(self: &Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.mark_idle();
+        if let Err(e) = self.freeze_when_idle() {
+            if !matches!(e, Error::Closed | Error::ReadOnly(_)) {
+                let _: Error = self.poison(e);
+            }
+            return;
+        }
         self.schedule_vlog_gc();
         self.schedule_compactions();
+    }
+
+    /// Freezes the active memtable (the flush thread then writes it out)
+    /// when it holds at least an eighth of `write_buffer_size`: smaller
+    /// ones are left, so that a trickle of writes does not become a trickle
+    /// of tiny tables. Never waits: does nothing while the frozen memtables
+    /// are at their limit.
+    pub(crate) fn freeze_when_idle(&self) -> Result<()> {
+        if !self.options.auto_compactions {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let mut writer = self.writer.lock();
+        let worth = writer.mem.approximate_memory_bytes() >= self.options.write_buffer_size / 8;
+        if writer.mem.is_empty() || !worth {
+            return Ok(());
+        }
+        if self.state.lock().imms.len() >= self.options.max_immutable_memtables {
+            return Ok(());
+        }
+        self.freeze(&mut writer)
     }
 }
 

@@ -19,6 +19,9 @@ pub(crate) struct Counters {
     pub compactions: AtomicU64,
     /// Trivial moves completed.
     pub compaction_moves: AtomicU64,
+    /// Merge compactions the garbage picker chose (counted in
+    /// `compactions` too).
+    pub garbage_compactions: AtomicU64,
     /// Time spent in compactions (microseconds, summed over threads).
     pub compaction_micros: AtomicU64,
     /// Bytes appended to value logs by writes (GC rewrites included).
@@ -104,6 +107,10 @@ pub struct Stats {
     pub compactions: u64,
     /// Trivial moves completed.
     pub compaction_moves: u64,
+    /// Merge compactions that only dropped garbage (bottom-level
+    /// self-compactions, shadowed versions of an idle database); counted in
+    /// `compactions` too.
+    pub garbage_compactions: u64,
     /// Most compactions that ran at the same time.
     pub compactions_running_max: usize,
     /// Compactions running now.
@@ -186,6 +193,7 @@ impl Stats {
             flushes: load(&c.flushes),
             compactions: load(&c.compactions),
             compaction_moves: load(&c.compaction_moves),
+            garbage_compactions: load(&c.garbage_compactions),
             compactions_running_max: running_max,
             compactions_running: running,
             stall_micros: load(&c.stall_micros),
@@ -280,12 +288,13 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "writes {} in {} groups, flushes {}, compactions {} (+{} moves, {} running, max {} at once), stalled {:.3} s",
+            "writes {} in {} groups, flushes {}, compactions {} (+{} moves, {} for garbage, {} running, max {} at once), stalled {:.3} s",
             self.writes,
             self.write_groups,
             self.flushes,
             self.compactions,
             self.compaction_moves,
+            self.garbage_compactions,
             self.compactions_running,
             self.compactions_running_max,
             self.stall_micros as f64 / 1e6

@@ -157,6 +157,8 @@ mod tests {
             largest: b"z\x01\0\0\0\0\0\0\0".to_vec(),
             min_seq: 3,
             max_seq: 77,
+            deletions: 0,
+            older_versions: 0,
         });
         state.live_wals.insert(10);
         state.next_file = 11;
@@ -318,6 +320,8 @@ mod tests {
                     largest,
                     min_seq,
                     max_seq,
+                    deletions: entries / 3,
+                    older_versions: entries % 7,
                 },
             )
     }

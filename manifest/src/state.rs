@@ -449,6 +449,8 @@ mod tests {
             largest: ik(hi, seq),
             min_seq: seq,
             max_seq: seq,
+            deletions: 0,
+            older_versions: 0,
         }
     }
 

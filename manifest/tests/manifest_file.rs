@@ -39,6 +39,8 @@ fn table(id: u64, level: u32, lo: u32, hi: u32, seq: u64) -> TableMeta {
         largest: ik(hi, seq),
         min_seq: seq,
         max_seq: seq,
+        deletions: 0,
+        older_versions: 0,
     }
 }
 

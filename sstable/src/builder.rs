@@ -103,6 +103,11 @@ pub struct TableSummary {
     pub min_seq: SeqNo,
     /// Largest sequence number (0 for an empty table).
     pub max_seq: SeqNo,
+    /// Entries of kind deletion.
+    pub deletion_count: u64,
+    /// Entries that are older versions of a key with a newer version in
+    /// this table.
+    pub older_version_count: u64,
 }
 
 /// Writes one table file from entries given in increasing internal-key order.
@@ -196,10 +201,14 @@ impl TableBuilder {
             separator(&self.last_key, ikey, &mut self.scratch);
             self.add_index_entry(handle);
         }
+        let new_user_key = first || user_key(&self.last_key) != parsed.user_key;
         if let Some(filter) = &mut self.filter {
-            if first || user_key(&self.last_key) != parsed.user_key {
+            if new_user_key {
                 filter.add_key(parsed.user_key);
             }
+        }
+        if !new_user_key {
+            self.props.older_version_count += 1;
         }
         self.data_block.add(ikey, value);
 
@@ -294,6 +303,8 @@ impl TableBuilder {
             largest: std::mem::take(&mut self.props.largest),
             min_seq: self.props.min_seq,
             max_seq: self.props.max_seq,
+            deletion_count: self.props.deletion_count,
+            older_version_count: self.props.older_version_count,
         })
     }
 

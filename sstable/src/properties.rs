@@ -22,6 +22,8 @@ const DATA_BLOCKS: &str = "jkv.data.blocks";
 const DATA_BYTES: &str = "jkv.data.bytes";
 const ENTRIES: &str = "jkv.entries";
 const DELETIONS: &str = "jkv.entries.deletions";
+/// Optional: entries that are older versions of a key in the same table.
+const OLDER_VERSIONS: &str = "jkv.entries.older_versions";
 const FILTER_BYTES: &str = "jkv.filter.bytes";
 const INDEX_BYTES: &str = "jkv.index.bytes";
 const KEY_LARGEST: &str = "jkv.key.largest";
@@ -63,6 +65,11 @@ pub struct TableProperties {
     /// Identity of the database the table belongs to (optional property
     /// `jkv.db.id`, written when non-zero; 0 when absent).
     pub db_id: u64,
+    /// Entries that are an older version of a key whose newer version is
+    /// in the same table (kept for a snapshot when the table was written):
+    /// garbage once no snapshot needs them (optional property
+    /// `jkv.entries.older_versions`, written when non-zero; 0 when absent).
+    pub older_version_count: u64,
 }
 
 /// Accessor of one numeric property.
@@ -100,10 +107,15 @@ impl TableProperties {
                 (*name, b)
             })
             .collect();
-        if self.db_id != 0 {
-            let mut b = Vec::with_capacity(10);
-            put_varint64(&mut b, self.db_id);
-            entries.push((DB_ID, b));
+        for (name, value) in [
+            (DB_ID, self.db_id),
+            (OLDER_VERSIONS, self.older_version_count),
+        ] {
+            if value != 0 {
+                let mut b = Vec::with_capacity(10);
+                put_varint64(&mut b, value);
+                entries.push((name, b));
+            }
         }
         entries.push((KEY_LARGEST, self.largest.clone()));
         entries.push((KEY_SMALLEST, self.smallest.clone()));
@@ -138,6 +150,15 @@ impl TableProperties {
                 p.db_id = match get_varint64(value) {
                     Some((v, n)) if n == value.len() => v,
                     _ => return Err(corrupt(format!("property {DB_ID} is not a varint"))),
+                };
+            } else if name == OLDER_VERSIONS.as_bytes() {
+                p.older_version_count = match get_varint64(value) {
+                    Some((v, n)) if n == value.len() => v,
+                    _ => {
+                        return Err(corrupt(format!(
+                            "property {OLDER_VERSIONS} is not a varint"
+                        )))
+                    }
                 };
             } else if let Some(i) = NUMBERS.iter().position(|(n, _)| n.as_bytes() == name) {
                 let v = match get_varint64(value) {
@@ -187,6 +208,7 @@ mod tests {
             raw_key_bytes: 12_000,
             raw_value_bytes: 34_000,
             db_id: 0x1234_5678,
+            older_version_count: 17,
         }
     }
 

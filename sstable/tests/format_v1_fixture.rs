@@ -2,6 +2,10 @@
 //! and reads back exactly: a change that silently alters the format fails
 //! here. Regenerate (only when deliberately changing the writer without
 //! changing the format) with `JKV_REGEN_FIXTURES=1`.
+//!
+//! `v1-small-before-older-versions.sst` is the same table as written before
+//! the optional property `jkv.entries.older_versions` existed: it opens and
+//! reads back the same, and counts no older versions.
 
 mod common;
 
@@ -80,4 +84,26 @@ fn version_1_fixture_opens_and_reads_back() {
     );
     let (kind, _, _) = t.get(b"fixture-key-014", SeqNo::MAX).unwrap().unwrap();
     assert_eq!(kind, ValueKind::Deletion);
+    // Every fourth of the 40 keys has one older version.
+    assert_eq!(t.properties().older_version_count, 10);
+}
+
+#[test]
+fn a_table_written_before_the_older_versions_property_still_reads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v1-small-before-older-versions.sst");
+    let t = Table::open(&jkv_format::StdFs, &path, FileNumber(42)).unwrap();
+    assert_eq!(t.footer().version, 1);
+    t.verify().unwrap();
+    assert_eq!(t.properties().older_version_count, 0);
+    assert_eq!(t.properties().entry_count, entries().len() as u64);
+    let mut it = t.iter();
+    it.seek_to_first();
+    let mut got = Vec::new();
+    while it.valid() {
+        got.push((it.key().to_vec(), it.value().to_vec()));
+        it.next();
+    }
+    it.status().unwrap();
+    assert_eq!(got, entries());
 }
