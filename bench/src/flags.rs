@@ -20,6 +20,7 @@ pub const BENCHMARKS: &[&str] = &[
     "fillsync",
     "readwhilewriting",
     "compact",
+    "waitforcompaction",
     "stats",
     "fsyncrate",
     "fsyncsized",
@@ -134,8 +135,10 @@ USAGE: jkv-bench [--flag=value ...]
 
   --benchmarks=LIST       comma-separated, run in order (default fillseq,fillrandom,overwrite,
                           readrandom,readseq,readreverse,seekrandom,deleterandom,compact,stats);
-                          also fillsync, readwhilewriting, and the disk probes fsyncrate
-                          (append + fdatasync) and fsyncsized (the same into a pre-sized file)
+                          also fillsync, readwhilewriting, waitforcompaction (waits until
+                          background compaction has nothing left to do; its time is the
+                          wait), and the disk probes fsyncrate (append + fdatasync) and
+                          fsyncsized (the same into a pre-sized file)
   --engine=jkv|fjall|redb engine under test (fjall and redb need the cargo features of that name)
   --num=N                 key space; writes per thread of fill benchmarks (default 1000000)
   --reads=N               reads per thread (default: --num)
