@@ -323,10 +323,14 @@ impl Db {
         self.compact_range::<&[u8]>(..)
     }
 
-    /// Garbage-collects the value log now: collects every sealed file whose
-    /// garbage share passed `vlog_gc_garbage_ratio`, and more while the log
-    /// is over its space budget. Files are removed once no snapshot older
-    /// than the collection is live. Also runs by itself in the background.
+    /// Garbage-collects the value log now: drops every sealed file whose
+    /// entries are all dead, collects every sealed file whose garbage share
+    /// passed `vlog_gc_garbage_ratio`, more while the log is over its space
+    /// budget, and merges small files once there are more than 8
+    /// (docs/vlog-format.md, "Garbage collection"). Rewritten files are
+    /// removed once no snapshot older than the collection is live. Also
+    /// runs by itself in the background: after open, when idle, when a
+    /// file rolls, after flushes and compactions.
     pub fn vlog_gc(&self) -> Result<VlogGcReport> {
         self.inner.vlog_gc()
     }
