@@ -312,6 +312,7 @@ impl DbInner {
                 }
                 Choice::Rewrite { files, .. } => {
                     for file in files {
+                        self.check_writable()?;
                         let (rewritten, bytes) = self.collect_vlog(file)?;
                         report.files_collected += 1;
                         report.entries_rewritten += rewritten;
@@ -570,6 +571,11 @@ impl DbInner {
     /// Under the writer lock: rewrites the entries the tree still points to.
     fn rewrite_live(&self, entries: &[jkv_vlog::VlogEntry]) -> Result<(u64, SeqNo)> {
         let mut writer = self.writer.lock();
+        // Checked under the writer lock, as the write path does: a commit
+        // that failed after its WAL record was appended (a failed sync)
+        // poisoned the database without advancing the sequence number, and
+        // a second commit would log the same sequence numbers again.
+        self.check_writable()?;
         let now = writer.last_seq;
         let mut batch = WriteBatch::new();
         for entry in entries {
