@@ -25,8 +25,11 @@
 //!    estimated as the smaller of its entry count and the entry count of
 //!    the tables below it overlaps, times their average entry size (an
 //!    overwrite workload shadows one version below per entry), plus its own
-//!    tombstones and older versions. The largest estimate goes first.
+//!    tombstones and older versions, plus, among L0 tables (which overlap
+//!    each other), the same estimate for each table against the newer ones
+//!    it overlaps. The largest estimate goes first.
 
+use jkv_format::key::user_key;
 use jkv_manifest::TableMeta;
 
 use crate::config::CompactionConfig;
@@ -165,7 +168,27 @@ fn estimate(levels: &[Vec<TableMeta>], inputs: &[&TableMeta], output_level: usiz
     let own = bytes(inputs)
         .checked_div(in_entries)
         .map_or(0, |avg| own * avg);
-    shadowed + own
+    shadowed + own + shadowed_among(inputs)
+}
+
+/// Estimated bytes of the versions overlapping inputs (L0 tables, newest
+/// first) shadow in each other: for each table, the smaller of its entry
+/// count and that of the newer inputs it overlaps, times its average entry
+/// size.
+fn shadowed_among(inputs: &[&TableMeta]) -> u64 {
+    let mut garbage = 0;
+    for (i, t) in inputs.iter().enumerate() {
+        let (lo, hi) = (user_key(&t.smallest), user_key(&t.largest));
+        let newer: u64 = inputs[..i]
+            .iter()
+            .filter(|n| overlaps(n, lo, hi))
+            .map(|n| n.entries)
+            .sum();
+        if let Some(avg) = t.size_bytes.checked_div(t.entries) {
+            garbage += newer.min(t.entries) * avg;
+        }
+    }
+    garbage
 }
 
 #[cfg(test)]
@@ -327,6 +350,40 @@ mod tests {
         let alone = vec![vec![t(9, 0, "a", "z", 3000, 0)], vec![], vec![], vec![]];
         assert_eq!(
             pick_garbage(&alone, &CompactionStatus::new(4), &config(), &idle),
+            None
+        );
+    }
+
+    #[test]
+    fn idle_merges_l0_tables_that_shadow_each_other() {
+        // Three overlapping L0 tables (newest first) over an empty last
+        // level: each older one likely shadowed by the newer.
+        let levels = vec![
+            vec![
+                t(9, 0, "a", "z", 1000, 0),
+                t(8, 0, "a", "z", 1000, 0),
+                t(7, 0, "a", "z", 1000, 0),
+            ],
+            vec![],
+            vec![],
+            vec![],
+        ];
+        let idle = GarbageContext {
+            idle: true,
+            ..allowed()
+        };
+        let task = pick_garbage(&levels, &CompactionStatus::new(4), &config(), &idle).unwrap();
+        assert_eq!(ids(&task), vec![7, 8, 9]);
+        assert_eq!(task.kind, TaskKind::Merge);
+        // Disjoint L0 tables over an empty level shadow nothing.
+        let disjoint = vec![
+            vec![t(9, 0, "a", "c", 1000, 0), t(8, 0, "d", "f", 1000, 0)],
+            vec![],
+            vec![],
+            vec![],
+        ];
+        assert_eq!(
+            pick_garbage(&disjoint, &CompactionStatus::new(4), &config(), &idle),
             None
         );
     }

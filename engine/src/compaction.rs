@@ -114,17 +114,25 @@ impl DbInner {
         }
     }
 
-    /// No write since the database was last found idle ([`Self::mark_idle`]).
-    pub(crate) fn is_idle(&self) -> bool {
-        self.counters.writes.load(Ordering::Acquire) == self.idle_at_writes.load(Ordering::Acquire)
+    /// Writes, gets and scans so far: idleness is a stretch where this
+    /// does not move.
+    pub(crate) fn activity(&self) -> u64 {
+        let c = &self.counters;
+        c.writes.load(Ordering::Acquire)
+            + c.gets.load(Ordering::Acquire)
+            + c.scans.load(Ordering::Acquire)
     }
 
-    /// Records that the database is idle now; the next write ends it.
+    /// No write, get or scan since the database was last found idle
+    /// ([`Self::mark_idle`]).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.activity() == self.idle_at.load(Ordering::Acquire)
+    }
+
+    /// Records that the database is idle now; the next write, get or scan
+    /// ends it.
     pub(crate) fn mark_idle(&self) {
-        self.idle_at_writes.store(
-            self.counters.writes.load(Ordering::Acquire),
-            Ordering::Release,
-        );
+        self.idle_at.store(self.activity(), Ordering::Release);
     }
 
     fn finish_task(&self, claim: u64, result: Result<()>, garbage: bool) {

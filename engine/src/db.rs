@@ -113,9 +113,10 @@ pub(crate) struct DbInner {
     /// Held for a whole garbage-collection run (outermost: taken before
     /// `writer`), so runs do not overlap.
     pub vlog_gc_run: Mutex<()>,
-    /// `counters.writes` when the database was last found idle (no write
-    /// for a tick of the flush thread); the next write ends the idleness.
-    pub idle_at_writes: AtomicU64,
+    /// `activity()` (writes + gets + scans) when the database was last
+    /// found idle (none for a tick of the flush thread); the next write,
+    /// get or scan ends the idleness.
+    pub idle_at: AtomicU64,
     /// The value-log census (see `vlog_census`) has not run since open.
     pub vlog_census_due: AtomicBool,
     /// Value-log garbage seen by the write path since open, by file (leaf

@@ -129,10 +129,11 @@ impl DbInner {
     /// Body of the flush thread: flushes frozen memtables oldest first until
     /// shutdown. A failure is kept as the background error (the database
     /// turns read-only) and ends the thread. Between flushes it wakes every
-    /// [`IDLE_TICK`]; a tick with no write since the last one starts idle
-    /// work ([`Self::on_idle`]).
+    /// [`IDLE_TICK`]; a tick with no write and no read since the last one
+    /// starts idle work ([`Self::on_idle`]): a database serving reads keeps
+    /// its cores for them.
     pub(crate) fn run_flush_thread(self: Arc<Self>) {
-        let mut writes_seen = self.counters.writes.load(Ordering::Relaxed);
+        let mut seen = self.activity();
         loop {
             let job = {
                 let mut state = self.state.lock();
@@ -163,11 +164,11 @@ impl DbInner {
                     }
                 }
                 None => {
-                    let writes = self.counters.writes.load(Ordering::Relaxed);
-                    if writes == writes_seen {
+                    let now = self.activity();
+                    if now == seen {
                         self.on_idle();
                     }
-                    writes_seen = writes;
+                    seen = now;
                 }
             }
         }
@@ -199,7 +200,7 @@ impl DbInner {
     /// of tiny tables. Never waits: does nothing while the frozen memtables
     /// are at their limit.
     pub(crate) fn freeze_when_idle(&self) -> Result<()> {
-        if !self.options.auto_compactions {
+        if !self.options.auto_compactions || self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
         self.check_writable()?;

@@ -211,6 +211,9 @@ impl DbIterator {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Self {
+        db.counters
+            .scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sv = db.super_version();
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         children.push(Box::new(sv.mem.iter()));

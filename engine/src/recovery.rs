@@ -144,7 +144,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         active_vlog_number: AtomicU64::new(0),
         vlog_gc: Mutex::new(VlogGcState::default()),
         vlog_gc_run: Mutex::new(()),
-        idle_at_writes: AtomicU64::new(u64::MAX),
+        idle_at: AtomicU64::new(u64::MAX),
         vlog_census_due: AtomicBool::new(options.value_threshold.is_some()),
         vlog_garbage_estimate: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),

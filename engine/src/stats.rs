@@ -44,6 +44,8 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     /// Point lookups.
     pub gets: AtomicU64,
+    /// Iterators made (scans).
+    pub scans: AtomicU64,
     /// Time writers waited for room (microseconds).
     pub stall_micros: AtomicU64,
 }

@@ -161,3 +161,40 @@ fn a_trickle_of_writes_does_not_make_tiny_tables() {
     assert_eq!(stats.compactions, 0, "{stats}");
     db.close().unwrap();
 }
+
+#[test]
+fn a_database_serving_reads_is_not_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    // L0 never reaches its trigger: what is there only idle merging takes.
+    let options = Options::default()
+        .write_buffer_size(256 * 1024)
+        .l0_compaction_trigger(100)
+        .l0_slowdown_writes_trigger(200)
+        .l0_stop_writes_trigger(300)
+        .value_threshold(None);
+    let db = Db::open(dir.path(), options).unwrap();
+    for round in 0..3 {
+        for n in 0..10_000 {
+            db.put(key(n), value(n, round)).unwrap();
+        }
+    }
+    // Reads for two seconds (four ticks of the flush thread): no idle work.
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            db.get(key(n % 10_000)).unwrap(),
+            Some(value(n % 10_000, 2).into())
+        );
+        n += 1;
+    }
+    let stats = db.stats();
+    assert_eq!(stats.garbage_compactions, 0, "{stats}");
+    assert!(stats.levels[0].tables > 0, "{stats}");
+    // Once the reads stop, it is.
+    eventually("idle compaction", &db, |db| {
+        let stats = db.stats();
+        stats.garbage_compactions > 0 && stats.levels[0].tables == 0
+    });
+    db.close().unwrap();
+}
