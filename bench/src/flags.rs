@@ -22,6 +22,7 @@ pub const BENCHMARKS: &[&str] = &[
     "fillsync",
     "readwhilewriting",
     "compact",
+    "waitforcompaction",
     "stats",
     "fsyncrate",
     "fsyncsized",
@@ -158,8 +159,10 @@ USAGE: jkv-bench [--flag=value ...]
                           readrandom,readseq,readreverse,seekrandom,deleterandom,compact,stats);
                           also fillsync, readwhilewriting, deleterange (--range_deletes
                           range tombstones of one random key each, [key(r), key(r+1))),
-                          flush (memtables to tables), and the disk probes fsyncrate
-                          (append + fdatasync) and fsyncsized (the same into a pre-sized file);
+                          flush (memtables to tables), waitforcompaction (waits until
+                          background compaction has nothing left to do; its time is the
+                          wait), and the disk probes fsyncrate (append + fdatasync) and
+                          fsyncsized (the same into a pre-sized file);
                           ECS tables (jkv only): ecs_get, ecs_update, ecs_range, ecs_upsert,
                           ecs_transfer, each on a fresh database
   --engine=jkv|fjall|redb engine under test (fjall and redb need the cargo features of that name)

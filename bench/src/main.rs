@@ -149,6 +149,11 @@ fn run(flags: &Flags) -> Result<()> {
                 println!("{:<12} : {note}", "");
             }
         }
+        if name == "waitforcompaction" {
+            if let Some(note) = s.wait_note() {
+                println!("{:<12} : {note}", "");
+            }
+        }
         let mut extra = vec![format!("db {} on disk", mib(report::dir_bytes(&flags.db)))];
         if outcome.user_bytes_written > 0 {
             let user = outcome.user_bytes_written as f64;

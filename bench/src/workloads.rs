@@ -221,6 +221,15 @@ pub fn run(
                 user_bytes_written: 0,
             })
         }
+        "waitforcompaction" => {
+            // Like compact, counted as one operation: its time is the wait.
+            let stats = run_threads(1, |_, _| store.wait_for_compaction())?;
+            Ok(Outcome {
+                merged: merge(&stats),
+                message: None,
+                user_bytes_written: 0,
+            })
+        }
         "stats" => {
             println!("{}", store.stats_text());
             return Ok(None);

@@ -20,6 +20,14 @@ pub struct CompactionConfig {
     /// Output tables are cut at about this size (at a user-key boundary).
     /// Default 64 MiB.
     pub target_table_bytes: u64,
+    /// Share of a last-level table's entries, in percent, that tombstones
+    /// and older versions must reach for the table to be compacted into
+    /// itself (see [`crate::garbage`]). Default 20.
+    pub garbage_percent_min: u64,
+    /// Share of the tree's bytes, in percent, that the versions a level
+    /// likely shadows below must reach for an idle database to merge it
+    /// down (see [`crate::garbage`]). Default 2.
+    pub idle_garbage_percent_min: u64,
 }
 
 impl Default for CompactionConfig {
@@ -32,6 +40,8 @@ impl Default for CompactionConfig {
             base_level_bytes: 256 << 20,
             level_multiplier: 10,
             target_table_bytes: 64 << 20,
+            garbage_percent_min: 20,
+            idle_garbage_percent_min: 2,
         }
     }
 }
@@ -58,6 +68,12 @@ impl CompactionConfig {
         }
         if self.level_multiplier < 2 {
             return Err("level_size_multiplier must be at least 2".into());
+        }
+        if self.garbage_percent_min == 0 || self.garbage_percent_min > 100 {
+            return Err("garbage_percent_min must be in 1..=100".into());
+        }
+        if self.idle_garbage_percent_min == 0 || self.idle_garbage_percent_min > 100 {
+            return Err("idle_garbage_percent_min must be in 1..=100".into());
         }
         if self.base_level_bytes < 1024 || self.target_table_bytes < 1024 {
             return Err("base_level_size and target_table_size must be at least 1 KiB".into());

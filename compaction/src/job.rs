@@ -199,5 +199,7 @@ pub fn table_meta(number: FileNumber, level: usize, summary: TableSummary) -> Ta
         min_seq: summary.min_seq.0,
         max_seq: summary.max_seq.0,
         range_deletions: summary.range_deletions,
+        deletions: summary.deletion_count,
+        older_versions: summary.older_version_count,
     }
 }

@@ -82,6 +82,8 @@ mod tests {
             min_seq: 0,
             max_seq: 0,
             range_deletions: 0,
+            deletions: 0,
+            older_versions: 0,
         }
     }
 

@@ -6,6 +6,8 @@
 //!   score.
 //! - [`picker`]: a pure function from table metadata and the running tasks
 //!   to the next task; testable without a disk.
+//! - [`garbage`]: the same for tasks that only drop garbage (bottom-level
+//!   self-compaction, shadowed versions of an idle database).
 //! - [`status`]: which tables and key ranges running tasks hold (conflict
 //!   tracking).
 //! - [`merge`]: the streaming k-way merge that decides which versions
@@ -15,6 +17,7 @@
 //! does no manifest I/O.
 
 pub mod config;
+pub mod garbage;
 pub mod job;
 pub mod levels;
 pub mod merge;
@@ -22,10 +25,11 @@ pub mod picker;
 pub mod status;
 
 pub use config::CompactionConfig;
+pub use garbage::{pick_garbage, GarbageContext};
 pub use job::{run_job, table_meta, JobOutput};
 pub use levels::LevelTargets;
 pub use merge::{CompactionFilter, MergingIterator, RangeDelFilter};
-pub use picker::{pick, CompactionTask, TaskKind};
+pub use picker::{pick, CompactionTask, TaskKind, TaskReason};
 pub use status::CompactionStatus;
 
 use jkv_format::key::user_key;

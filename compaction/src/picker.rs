@@ -32,6 +32,17 @@ pub enum TaskKind {
     Move,
 }
 
+/// Why a task was picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskReason {
+    /// A level over its target (or L0 over its trigger): [`pick`].
+    Score,
+    /// Garbage to drop: [`crate::garbage::pick_garbage`].
+    Garbage,
+    /// `compact_range`: [`manual_task`].
+    Manual,
+}
+
 /// One compaction: inputs (each with its level) become tables of
 /// `output_level`.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,8 +56,11 @@ pub struct CompactionTask {
     pub drop_tombstones: bool,
     /// Merge or move.
     pub kind: TaskKind,
-    /// The score that chose the task (0 for manual tasks).
+    /// The score that chose the task (0 for manual tasks; the garbage
+    /// share or estimate for garbage tasks).
     pub score: f64,
+    /// Which picker chose it.
+    pub reason: TaskReason,
 }
 
 impl CompactionTask {
@@ -104,7 +118,7 @@ fn pairwise_disjoint(tables: &[&TableMeta]) -> bool {
 
 /// Builds the task for `inputs` (from `input_level`) into `output_level`,
 /// or `None` if it conflicts with a running task.
-fn build(
+pub(crate) fn build(
     levels: &[Vec<TableMeta>],
     inputs: Vec<&TableMeta>,
     output_level: usize,
@@ -128,6 +142,7 @@ fn build(
         output_level,
         kind,
         score,
+        reason: TaskReason::Score,
     };
     (!status.conflicts(&task)).then_some(task)
 }
@@ -242,6 +257,7 @@ pub fn manual_task(
         drop_tombstones: true,
         kind: TaskKind::Merge,
         score: 0.0,
+        reason: TaskReason::Manual,
     };
     if status.conflicts(&task) {
         return Err(());
@@ -266,6 +282,8 @@ mod tests {
             min_seq: id * 10,
             max_seq: id * 10 + 1,
             range_deletions: 0,
+            deletions: 0,
+            older_versions: 0,
         }
     }
 
@@ -278,6 +296,7 @@ mod tests {
             base_level_bytes: 1000,
             level_multiplier: 10,
             target_table_bytes: 100,
+            ..CompactionConfig::default()
         }
     }
 

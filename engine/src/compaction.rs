@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jkv_compaction::picker::manual_task;
-use jkv_compaction::{pick, run_job, CompactionStatus, CompactionTask, TaskKind};
+use jkv_compaction::{
+    pick, pick_garbage, run_job, CompactionStatus, CompactionTask, GarbageContext, TaskKind,
+    TaskReason,
+};
 use jkv_format::names::table_path;
 use jkv_format::{Error, FileNumber, Result};
 use jkv_manifest::{TableId, VersionEdit};
@@ -32,7 +35,18 @@ pub(crate) struct CompactionState {
     /// `compact_range` calls waiting for busy tables: the picker starts no
     /// new task meanwhile, so they cannot starve.
     pub manual_waiting: usize,
+    /// A garbage task ([`jkv_compaction::garbage`]) is running: at most one
+    /// at a time.
+    pub garbage_running: bool,
+    /// When the last garbage task started: while writes come in, garbage
+    /// tasks start at most once per [`GARBAGE_INTERVAL`].
+    pub garbage_started: Option<Instant>,
 }
+
+/// While the database is not idle, garbage tasks start at most this often
+/// (and only when no level needs compacting and none is running), so they
+/// never starve the size-driven compactions.
+pub(crate) const GARBAGE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl DbInner {
     /// Starts as many picked tasks as the pool has room for.
@@ -53,9 +67,18 @@ impl DbInner {
         }
         let levels = &manifest.state().levels;
         while compaction.status.running() < self.options.compaction_threads {
-            let Some(task) = pick(levels, &compaction.status, &self.options.compaction) else {
+            let garbage = self.garbage_context(&compaction);
+            let config = &self.options.compaction;
+            let Some(task) = pick(levels, &compaction.status, config)
+                .or_else(|| pick_garbage(levels, &compaction.status, config, &garbage))
+            else {
                 break;
             };
+            let is_garbage = task.reason == TaskReason::Garbage;
+            if is_garbage {
+                compaction.garbage_running = true;
+                compaction.garbage_started = Some(Instant::now());
+            }
             let claim = compaction.status.register(&task);
             let started_together = compaction.status.running() > 1;
             let inner = Arc::clone(self);
@@ -67,7 +90,7 @@ impl DbInner {
                     std::thread::sleep(Duration::from_micros(jitter_micros(claim)));
                 }
                 let result = inner.run_task(&task);
-                inner.finish_task(claim, result);
+                inner.finish_task(claim, result, is_garbage);
                 inner.schedule_compactions();
                 inner.schedule_vlog_gc();
                 // Let go of the database before saying the job is over, so
@@ -78,7 +101,41 @@ impl DbInner {
         }
     }
 
-    fn finish_task(&self, claim: u64, result: Result<()>) {
+    /// What the garbage picker may do now (compaction lock held).
+    fn garbage_context(&self, compaction: &CompactionState) -> GarbageContext {
+        let idle = self.is_idle();
+        let due = compaction
+            .garbage_started
+            .is_none_or(|at| at.elapsed() >= GARBAGE_INTERVAL);
+        GarbageContext {
+            oldest_snapshot: self.snapshots.oldest().map(|s| s.0),
+            allowed: !compaction.garbage_running && (idle || due),
+            idle,
+        }
+    }
+
+    /// Writes, gets and scans so far: idleness is a stretch where this
+    /// does not move.
+    pub(crate) fn activity(&self) -> u64 {
+        let c = &self.counters;
+        c.writes.load(Ordering::Acquire)
+            + c.gets.load(Ordering::Acquire)
+            + c.scans.load(Ordering::Acquire)
+    }
+
+    /// No write, get or scan since the database was last found idle
+    /// ([`Self::mark_idle`]).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.activity() == self.idle_at.load(Ordering::Acquire)
+    }
+
+    /// Records that the database is idle now; the next write, get or scan
+    /// ends it.
+    pub(crate) fn mark_idle(&self) {
+        self.idle_at.store(self.activity(), Ordering::Release);
+    }
+
+    fn finish_task(&self, claim: u64, result: Result<()>, garbage: bool) {
         match result {
             // Abandoned because the database is closing: nothing failed.
             Ok(()) | Err(Error::Closed) => {}
@@ -86,7 +143,13 @@ impl DbInner {
                 let _: Error = self.poison(e);
             }
         }
-        self.compaction.lock().status.finish(claim);
+        {
+            let mut compaction = self.compaction.lock();
+            compaction.status.finish(claim);
+            if garbage {
+                compaction.garbage_running = false;
+            }
+        }
         self.compaction_done.notify_all();
         // Writers waiting for L0 to shrink re-check.
         self.state_changed.notify_all();
@@ -204,25 +267,44 @@ impl DbInner {
                 .fetch_add(1, Ordering::Relaxed);
         } else {
             self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+            if task.reason == TaskReason::Garbage {
+                self.counters
+                    .garbage_compactions
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
 
-    /// Waits until no compaction runs and the picker finds nothing due.
+    /// Waits until no compaction runs and neither picker finds anything
+    /// due, treating the database as idle meanwhile (as after a tick of the
+    /// flush thread with no write): a memtable worth it is flushed, and
+    /// garbage tasks run back to back, shadowed versions included.
     pub(crate) fn wait_until_compacted(self: &Arc<Self>) -> Result<()> {
+        if self.options.auto_compactions {
+            self.mark_idle();
+            self.freeze_when_idle()?;
+        }
         loop {
             self.check_healthy()?;
+            if self.options.auto_compactions {
+                self.mark_idle();
+            }
             self.schedule_compactions();
             let manifest = self.manifest.lock();
             let mut compaction = self.compaction.lock();
             if compaction.status.running() == 0 {
+                let levels = &manifest.state().levels;
+                let config = &self.options.compaction;
+                let garbage = GarbageContext {
+                    oldest_snapshot: self.snapshots.oldest().map(|s| s.0),
+                    allowed: true,
+                    idle: true,
+                };
                 let due = self.options.auto_compactions
-                    && pick(
-                        &manifest.state().levels,
-                        &compaction.status,
-                        &self.options.compaction,
-                    )
-                    .is_some();
+                    && (pick(levels, &compaction.status, config).is_some()
+                        || pick_garbage(levels, &compaction.status, config, &garbage).is_some()
+                        || !self.state.lock().imms.is_empty());
                 if !due || self.closed.load(Ordering::Acquire) {
                     return Ok(());
                 }
@@ -280,7 +362,7 @@ impl DbInner {
             }
         };
         let result = self.run_task(&task);
-        self.finish_task(claim, result.clone());
+        self.finish_task(claim, result.clone(), false);
         self.schedule_compactions();
         result
     }

@@ -113,6 +113,12 @@ pub(crate) struct DbInner {
     /// Held for a whole garbage-collection run (outermost: taken before
     /// `writer`), so runs do not overlap.
     pub vlog_gc_run: Mutex<()>,
+    /// `activity()` (writes + gets + scans) when the database was last
+    /// found idle (none for a tick of the flush thread); the next write,
+    /// get or scan ends the idleness.
+    pub idle_at: AtomicU64,
+    /// The value-log census (see `vlog_census`) has not run since open.
+    pub vlog_census_due: AtomicBool,
     /// Value-log garbage seen by the write path since open, by file (leaf
     /// lock); see `estimate_vlog_garbage`.
     pub vlog_garbage_estimate: Mutex<std::collections::HashMap<u64, u64>>,
@@ -339,17 +345,25 @@ impl Db {
         self.compact_range::<&[u8]>(..)
     }
 
-    /// Garbage-collects the value log now: collects every sealed file whose
-    /// garbage share passed `vlog_gc_garbage_ratio`, and more while the log
-    /// is over its space budget. Files are removed once no snapshot older
-    /// than the collection is live. Also runs by itself in the background.
+    /// Garbage-collects the value log now: drops every sealed file whose
+    /// entries are all dead, collects every sealed file whose garbage share
+    /// passed `vlog_gc_garbage_ratio`, more while the log is over its space
+    /// budget, and merges small files once there are more than 8
+    /// (docs/vlog-format.md, "Garbage collection"). Rewritten files are
+    /// removed once no snapshot older than the collection is live. Also
+    /// runs by itself in the background: after open, when idle, when a
+    /// file rolls, after flushes and compactions.
     pub fn vlog_gc(&self) -> Result<VlogGcReport> {
         self.inner.vlog_gc()
     }
 
     /// Waits until background compaction has nothing left to do: no task
-    /// running and every level within its target. Returns the background
-    /// error if one made the database read-only.
+    /// running, every level within its target, and no garbage compaction
+    /// due (docs/compaction.md, "Garbage compactions"). The database counts
+    /// as idle while this waits: a memtable holding at least an eighth of
+    /// `write_buffer_size` is flushed, and what shadows the last level is
+    /// merged into it when worth it. Returns the background error if one
+    /// made the database read-only.
     pub fn wait_for_compactions(&self) -> Result<()> {
         self.inner.wait_until_compacted()
     }

@@ -146,8 +146,12 @@ impl DbInner {
 
     /// Body of the flush thread: flushes frozen memtables oldest first until
     /// shutdown. A failure is kept as the background error (the database
-    /// turns read-only) and ends the thread.
+    /// turns read-only) and ends the thread. Between flushes it wakes every
+    /// [`IDLE_TICK`]; a tick with no write and no read since the last one
+    /// starts idle work ([`Self::on_idle`]): a database serving reads keeps
+    /// its cores for them.
     pub(crate) fn run_flush_thread(self: Arc<Self>) {
+        let mut seen = self.activity();
         loop {
             let job = {
                 let mut state = self.state.lock();
@@ -156,18 +160,79 @@ impl DbInner {
                         return;
                     }
                     if let Some(oldest) = state.imms.last() {
-                        break oldest.clone();
+                        break Some(oldest.clone());
                     }
                     if state.shutting_down {
                         return;
                     }
-                    self.state_changed.wait(&mut state);
+                    if self
+                        .state_changed
+                        .wait_for(&mut state, IDLE_TICK)
+                        .timed_out()
+                    {
+                        break None;
+                    }
                 }
             };
-            if let Err(e) = self.flush_frozen(&job) {
-                let _: Error = self.poison(e);
-                return;
+            match job {
+                Some(frozen) => {
+                    if let Err(e) = self.flush_frozen(&frozen) {
+                        let _: Error = self.poison(e);
+                        return;
+                    }
+                }
+                None => {
+                    let now = self.activity();
+                    if now == seen {
+                        self.on_idle();
+                    }
+                    seen = now;
+                }
             }
         }
     }
+
+    /// Work for a database that has seen no write for a while: a memtable
+    /// worth it is flushed (its WAL goes, and its versions can meet the
+    /// ones they shadow), value-log collection runs (it otherwise waits for
+    /// a file to roll or a flush or compaction to count garbage), and
+    /// compaction runs with the idle rules of the garbage picker.
+    fn on_idle(self: &Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.mark_idle();
+        if let Err(e) = self.freeze_when_idle() {
+            if !matches!(e, Error::Closed | Error::ReadOnly(_)) {
+                let _: Error = self.poison(e);
+            }
+            return;
+        }
+        self.schedule_vlog_gc();
+        self.schedule_compactions();
+    }
+
+    /// Freezes the active memtable (the flush thread then writes it out)
+    /// when it holds at least an eighth of `write_buffer_size`: smaller
+    /// ones are left, so that a trickle of writes does not become a trickle
+    /// of tiny tables. Never waits: does nothing while the frozen memtables
+    /// are at their limit.
+    pub(crate) fn freeze_when_idle(&self) -> Result<()> {
+        if !self.options.auto_compactions || self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let mut writer = self.writer.lock();
+        let worth = writer.mem.approximate_memory_bytes() >= self.options.write_buffer_size / 8;
+        if writer.mem.is_empty() || !worth {
+            return Ok(());
+        }
+        if self.state.lock().imms.len() >= self.options.max_immutable_memtables {
+            return Ok(());
+        }
+        self.freeze(&mut writer)
+    }
 }
+
+/// How often the flush thread looks for idleness.
+pub(crate) const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(500);

@@ -25,14 +25,14 @@ use crate::range_del::RangeDelView;
 use crate::version::{SuperVersion, TableHandle};
 
 /// Concatenates the non-overlapping, sorted tables of one level (L1+).
-struct LevelIter {
+pub(crate) struct LevelIter {
     tables: Vec<(Arc<TableHandle>, Arc<Table>)>,
     index: usize,
     current: Option<Box<dyn InternalIterator>>,
 }
 
 impl LevelIter {
-    fn new(tables: Vec<(Arc<TableHandle>, Arc<Table>)>) -> Self {
+    pub(crate) fn new(tables: Vec<(Arc<TableHandle>, Arc<Table>)>) -> Self {
         LevelIter {
             tables,
             index: 0,
@@ -216,6 +216,9 @@ impl DbIterator {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Self {
+        db.counters
+            .scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sv = db.super_version();
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         children.push(Box::new(sv.mem.iter()));

@@ -222,6 +222,23 @@ impl Options {
         self
     }
 
+    /// Share of a last-level table's entries, in percent (1..=100), that
+    /// tombstones and older versions kept for snapshots must reach for the
+    /// table to be compacted into itself once no snapshot needs them
+    /// (docs/compaction.md, "Garbage compactions"). Default: 20.
+    pub fn garbage_compaction_percent(mut self, percent: u64) -> Self {
+        self.compaction.garbage_percent_min = percent;
+        self
+    }
+
+    /// Share of the tree's bytes, in percent (1..=100), that the versions a
+    /// level likely shadows below must reach for an idle database to merge
+    /// it down (docs/compaction.md, "Garbage compactions"). Default: 2.
+    pub fn idle_garbage_percent(mut self, percent: u64) -> Self {
+        self.compaction.idle_garbage_percent_min = percent;
+        self
+    }
+
     /// Size in bytes at which the value log moves on to a new file.
     /// Default: 256 MiB.
     pub fn vlog_file_size(mut self, bytes: u64) -> Self {
@@ -333,6 +350,14 @@ mod tests {
     fn defaults_validate_and_bad_values_are_refused() {
         Options::default().validate().unwrap();
         assert!(Options::default().write_buffer_size(10).validate().is_err());
+        assert!(Options::default()
+            .garbage_compaction_percent(0)
+            .validate()
+            .is_err());
+        assert!(Options::default()
+            .idle_garbage_percent(101)
+            .validate()
+            .is_err());
         assert!(Options::default().num_levels(1).validate().is_err());
         assert!(Options::default().block_size(1).validate().is_err());
         assert!(Options::default()

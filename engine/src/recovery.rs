@@ -133,6 +133,8 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         compaction: Mutex::new(CompactionState {
             status: CompactionStatus::new(options.num_levels),
             manual_waiting: 0,
+            garbage_running: false,
+            garbage_started: None,
         }),
         compaction_done: Condvar::new(),
         pool,
@@ -142,6 +144,8 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         active_vlog_number: AtomicU64::new(0),
         vlog_gc: Mutex::new(VlogGcState::default()),
         vlog_gc_run: Mutex::new(()),
+        idle_at: AtomicU64::new(u64::MAX),
+        vlog_census_due: AtomicBool::new(options.value_threshold.is_some()),
         vlog_garbage_estimate: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
         bg_error: Mutex::new(None),

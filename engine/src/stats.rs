@@ -22,6 +22,9 @@ pub(crate) struct Counters {
     /// Tables compactions deleted unread because a range tombstone covered
     /// them whole.
     pub range_deleted_tables: AtomicU64,
+    /// Merge compactions the garbage picker chose (counted in
+    /// `compactions` too).
+    pub garbage_compactions: AtomicU64,
     /// Time spent in compactions (microseconds, summed over threads).
     pub compaction_micros: AtomicU64,
     /// Bytes appended to value logs by writes (GC rewrites included).
@@ -44,6 +47,8 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     /// Point lookups.
     pub gets: AtomicU64,
+    /// Iterators made (scans).
+    pub scans: AtomicU64,
     /// Time writers waited for room (microseconds).
     pub stall_micros: AtomicU64,
 }
@@ -112,6 +117,10 @@ pub struct Stats {
     /// Tables compactions deleted without reading them, a range tombstone
     /// covering all their entries.
     pub range_deleted_tables: u64,
+    /// Merge compactions that only dropped garbage (bottom-level
+    /// self-compactions, shadowed versions of an idle database); counted in
+    /// `compactions` too.
+    pub garbage_compactions: u64,
     /// Most compactions that ran at the same time.
     pub compactions_running_max: usize,
     /// Compactions running now.
@@ -205,6 +214,7 @@ impl Stats {
                     .map(|t| t.range_deletions)
                     .sum::<u64>(),
             range_deleted_tables: load(&c.range_deleted_tables),
+            garbage_compactions: load(&c.garbage_compactions),
             compactions_running_max: running_max,
             compactions_running: running,
             stall_micros: load(&c.stall_micros),
@@ -299,12 +309,13 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "writes {} in {} groups, flushes {}, compactions {} (+{} moves, {} running, max {} at once), stalled {:.3} s",
+            "writes {} in {} groups, flushes {}, compactions {} (+{} moves, {} for garbage, {} running, max {} at once), stalled {:.3} s",
             self.writes,
             self.write_groups,
             self.flushes,
             self.compactions,
             self.compaction_moves,
+            self.garbage_compactions,
             self.compactions_running,
             self.compactions_running_max,
             self.stall_micros as f64 / 1e6

@@ -9,32 +9,46 @@
 //! never outlives its value.
 //!
 //! Garbage collection (docs/vlog-format.md, "Garbage collection"):
-//! 1. pick the sealed file with the most garbage once its share passes
-//!    `vlog_gc_garbage_ratio`, or while the whole log is over its space
-//!    budget;
+//! 0. once after each open, a census of the tree's pointers corrects the
+//!    garbage counts a crash left short (`vlog_census`);
+//! 1. gather facts about each file (sizes, discard counts, the write
+//!    path's estimate) and let the pure picker `jkv_vlog::gc::pick` choose:
+//!    files all dead are dropped without reading them; files past the
+//!    garbage ratio, or with the most garbage while the log is over its
+//!    space budget, and batches of small files are rewritten;
 //! 2. under the writer lock (no write can slip in between), check each of
-//!    its entries against the tree: only an entry the newest version of its
-//!    key still points to is live; rewrite live entries through the write
-//!    path, synced;
-//! 3. once no snapshot older than the rewrite is live, a manifest edit
-//!    removes the file; the file itself is deleted when the last reader
-//!    (super-version) that could still read it is gone.
+//!    a rewritten file's entries against the tree: only an entry the newest
+//!    version of its key still points to is live; rewrite live entries
+//!    through the write path, synced;
+//! 3. once no snapshot older than the rewrite is live (at once for a
+//!    dropped file), a manifest edit removes the file; the file itself is
+//!    deleted when the last reader (super-version) that could still read
+//!    it is gone.
+//!
+//! Runs start after open, when a file rolls, after flushes and compactions,
+//! and when the database is idle (the flush thread's tick).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use jkv_compaction::MergingIterator;
+use jkv_format::key::{kind_byte_of, user_key};
 use jkv_format::names::vlog_path;
 use jkv_format::pointer::POINTER_LEN;
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind, ValuePointer};
+use jkv_format::{
+    Error, FileNumber, FileSystem, InternalIterator, Result, SeqNo, ValueKind, ValuePointer,
+};
 use jkv_manifest::{ManifestState, VersionEdit};
-use jkv_vlog::{VlogIter, VlogReader, VlogWriter};
+use jkv_vlog::gc::Choice;
+use jkv_vlog::{GcPolicy, VlogFileFacts, VlogIter, VlogReader, VlogWriter};
 
 use crate::batch::WriteBatch;
 use crate::db::{DbInner, WriterState};
+use crate::iter::LevelIter;
 use crate::read::lookup_below_active;
 use crate::version::SuperVersion;
 
@@ -94,6 +108,10 @@ impl VlogSet {
     }
 }
 
+/// More sealed value-log files smaller than a quarter of `vlog_file_size`
+/// than this are merged (see [`jkv_vlog::gc`]).
+const SMALL_VLOG_FILES_MAX: usize = 8;
+
 /// What one garbage collection run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VlogGcReport {
@@ -138,13 +156,16 @@ impl DbInner {
                 next_file: Some(self.next_file.load(Ordering::SeqCst)),
                 ..VersionEdit::default()
             };
+            // Active before the manifest names it, so that garbage
+            // collection never takes the new, still empty file for a
+            // sealed one with nothing live in it.
+            self.active_vlog_number.store(number.0, Ordering::Release);
             let mut manifest = self.manifest.lock();
             manifest.apply(edit)?;
             let mut state = self.state.lock();
             self.publish(manifest.state(), &mut state, Some(writer.mem.clone()));
             drop(state);
             drop(manifest);
-            self.active_vlog_number.store(number.0, Ordering::Release);
             writer.vlog = Some(vlog);
             // A file was sealed: collection may be due (overwrites counted
             // since the last flush are in the estimate).
@@ -241,7 +262,7 @@ impl DbInner {
         self.vlog_reader.read(&pointer, key)
     }
 
-    /// Runs garbage collection until no file is due. One run at a time: a
+    /// Runs garbage collection until nothing is due. One run at a time: a
     /// caller waits for a run in progress, then runs its own.
     pub(crate) fn vlog_gc(&self) -> Result<VlogGcReport> {
         let _run = self.vlog_gc_run.lock();
@@ -250,6 +271,17 @@ impl DbInner {
 
     fn vlog_gc_locked(&self) -> Result<VlogGcReport> {
         self.vlog_gc.lock().running = true;
+        if self.vlog_census_due.swap(false, Ordering::AcqRel) {
+            // Damage the census meets is left for reads and `jkv check` to
+            // report; without the census the counts merely stay as low as
+            // they were.
+            if let Err(e) = self.vlog_census() {
+                if matches!(e, Error::ReadOnly(_)) {
+                    self.vlog_gc.lock().running = false;
+                    return Err(e);
+                }
+            }
+        }
         let result = self.vlog_gc_loop();
         self.vlog_gc.lock().running = false;
         self.retire_collected_vlogs()?;
@@ -258,61 +290,239 @@ impl DbInner {
 
     fn vlog_gc_loop(&self) -> Result<VlogGcReport> {
         let mut report = VlogGcReport::default();
-        let mut done: Vec<u64> = Vec::new();
-        while let Some(file) = self.pick_vlog_for_gc(&done)? {
+        let mut done: Vec<FileNumber> = Vec::new();
+        loop {
+            let (facts, active, busy) = self.vlog_facts(&done);
+            let Some(choice) = jkv_vlog::gc::pick(&facts, active, &busy, &self.vlog_gc_policy())
+            else {
+                break;
+            };
             self.check_writable()?;
-            let (rewritten, bytes) = self.collect_vlog(FileNumber(file))?;
-            report.files_collected += 1;
-            report.entries_rewritten += rewritten;
-            report.bytes_collected += bytes;
-            done.push(file);
+            match choice {
+                Choice::Drop(files) => {
+                    let bytes: u64 = facts
+                        .iter()
+                        .filter(|f| files.contains(&f.number))
+                        .map(|f| f.size_bytes)
+                        .sum();
+                    self.drop_dead_vlogs(&files);
+                    report.files_collected += files.len();
+                    report.bytes_collected += bytes;
+                    done.extend(files);
+                }
+                Choice::Rewrite { files, .. } => {
+                    for file in files {
+                        self.check_writable()?;
+                        let (rewritten, bytes) = self.collect_vlog(file)?;
+                        report.files_collected += 1;
+                        report.entries_rewritten += rewritten;
+                        report.bytes_collected += bytes;
+                        done.push(file);
+                    }
+                }
+            }
         }
         Ok(report)
     }
 
-    /// The sealed value log most worth collecting, if any is due.
-    fn pick_vlog_for_gc(&self, skip: &[u64]) -> Result<Option<u64>> {
-        let active = self.active_vlog_number.load(Ordering::Acquire);
-        let pending: Vec<u64> = self.vlog_gc.lock().pending.iter().map(|p| p.0).collect();
-        let files: Vec<(u64, u64)> = {
+    /// When collection is due, from the options.
+    fn vlog_gc_policy(&self) -> GcPolicy {
+        let file_size = self.options.vlog_file_size;
+        GcPolicy {
+            garbage_ratio: self.options.vlog_gc_garbage_ratio,
+            space_amp_max: self.options.vlog_space_amp_max,
+            small_file_bytes: file_size / 4,
+            small_files_max: SMALL_VLOG_FILES_MAX,
+            merge_bytes_max: file_size,
+        }
+    }
+
+    /// What the picker needs: the facts of every file the manifest names,
+    /// the active file, and the busy files (`done` in this run, and those
+    /// waiting for retirement). File sizes are read outside every lock.
+    fn vlog_facts(
+        &self,
+        done: &[FileNumber],
+    ) -> (Vec<VlogFileFacts>, Option<FileNumber>, Vec<FileNumber>) {
+        let mut busy: Vec<FileNumber> = done.to_vec();
+        busy.extend(self.vlog_gc.lock().pending.iter().map(|p| FileNumber(p.0)));
+        let (counts, active) = {
             let manifest = self.manifest.lock();
             let estimate = self.vlog_garbage_estimate.lock();
-            manifest
+            let counts: Vec<(u64, u64, u64)> = manifest
                 .state()
                 .vlogs
                 .iter()
                 .map(|(&n, meta)| {
                     let guess = estimate.get(&n).copied().unwrap_or(0);
-                    (n, meta.discard_bytes.max(guess))
+                    (n, meta.discard_bytes, meta.discard_bytes.max(guess))
                 })
-                .collect()
+                .collect();
+            // Read after the manifest (under its lock): a file that
+            // rolling just named is already the active one here, so it is
+            // never mistaken for an empty sealed file.
+            let active = self.active_vlog_number.load(Ordering::Acquire);
+            (counts, (active != 0).then_some(FileNumber(active)))
         };
-        let mut total = 0u64;
-        let mut garbage = 0u64;
-        let mut best: Option<(u64, u64, f64)> = None;
-        for (n, discard) in files {
-            let size = match self.fs.file_size(&vlog_path(&self.dir, FileNumber(n))) {
-                Ok(size) => size,
-                Err(_) => continue,
-            };
-            if pending.contains(&n) {
-                continue;
+        let facts = counts
+            .into_iter()
+            .filter_map(|(n, dead, garbage)| {
+                // A file the manifest names but that cannot be sized is
+                // left alone (reads report it).
+                let size = self
+                    .fs
+                    .file_size(&vlog_path(&self.dir, FileNumber(n)))
+                    .ok()?;
+                Some(VlogFileFacts {
+                    number: FileNumber(n),
+                    size_bytes: size,
+                    dead_bytes: dead,
+                    garbage_bytes: garbage,
+                })
+            })
+            .collect();
+        (facts, active, busy)
+    }
+
+    /// Queues files whose entries are all dead for retirement, without
+    /// reading them. Their dead bytes were counted when flushes and
+    /// compactions dropped the last versions pointing to them (versions no
+    /// snapshot could read), or by the census, which found no version
+    /// pointing to them at all: no snapshot can read them, so they are
+    /// ready at once.
+    fn drop_dead_vlogs(&self, files: &[FileNumber]) {
+        let mut gc = self.vlog_gc.lock();
+        for f in files {
+            gc.pending.push((f.0, SeqNo(0)));
+        }
+        drop(gc);
+        self.counters
+            .vlog_gc_files
+            .fetch_add(files.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts, once after each open, the bytes of each value-log file that
+    /// versions in the tree point to, and corrects the garbage figures the
+    /// picker uses with what it finds.
+    ///
+    /// The persisted discard counts grow when flushes and compactions drop
+    /// versions. Entries no version ever pointed to are never counted that
+    /// way (values whose write did not reach the WAL before a crash), nor is
+    /// the write path's in-memory estimate of a process that did not close.
+    /// Two figures come out of the census:
+    ///
+    /// - Dead for good: a sealed file's entry bytes beyond what any version
+    ///   points to. When that is more than the file's discard count, the
+    ///   difference is added to the count (a manifest edit), so a file
+    ///   with nothing pointing into it is dropped without reading it. The
+    ///   census reads a super-version taken under the manifest lock,
+    ///   together with the counts: pointers into sealed files are only ever
+    ///   removed after that (by flushes and compactions, which add to the
+    ///   counts as they do), never added, so the correction never counts a
+    ///   byte twice and never counts a live one.
+    /// - Probably garbage: the entry bytes beyond what the newest version
+    ///   of each key points to (older versions may still be read by a
+    ///   snapshot, or wait for a compaction to drop them). This raises the
+    ///   in-memory estimate, which only leads to a rewrite, and the rewrite
+    ///   checks every entry against the tree.
+    fn vlog_census(&self) -> Result<()> {
+        let (sv, counts, active) = {
+            let manifest = self.manifest.lock();
+            let counts: Vec<(u64, u64)> = manifest
+                .state()
+                .vlogs
+                .iter()
+                .map(|(&n, meta)| (n, meta.discard_bytes))
+                .collect();
+            let active = self.active_vlog_number.load(Ordering::Acquire);
+            (self.super_version(), counts, active)
+        };
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.iter())];
+        for frozen in &sv.imms {
+            children.push(Box::new(frozen.mem.iter()));
+        }
+        for (level, handles) in sv.version.levels.iter().enumerate() {
+            let mut tables = Vec::with_capacity(handles.len());
+            for handle in handles {
+                tables.push((handle.clone(), self.open_table(&handle.meta)?));
             }
-            total += size;
-            garbage += discard.min(size);
-            if n == active || skip.contains(&n) || discard == 0 {
-                continue;
-            }
-            let ratio = discard as f64 / size.max(1) as f64;
-            if best.is_none_or(|(_, d, _)| discard > d) {
-                best = Some((n, discard, ratio));
+            if level == 0 {
+                children.extend(
+                    tables
+                        .into_iter()
+                        .map(|(_, t)| Box::new(t.iter()) as Box<dyn InternalIterator>),
+                );
+            } else if !tables.is_empty() {
+                children.push(Box::new(LevelIter::new(tables)));
             }
         }
-        let live = total.saturating_sub(garbage).max(1);
-        let over_budget = total as f64 > self.options.vlog_space_amp_max * live as f64;
-        Ok(best
-            .filter(|&(_, _, ratio)| ratio >= self.options.vlog_gc_garbage_ratio || over_budget)
-            .map(|(n, _, _)| n))
+        let mut merged = MergingIterator::new(children, false);
+        // Bytes per file pointed to by any version, and by newest versions.
+        let mut any: HashMap<u64, u64> = HashMap::new();
+        let mut newest: HashMap<u64, u64> = HashMap::new();
+        let mut last_key: Vec<u8> = Vec::new();
+        let mut first = true;
+        merged.seek_to_start();
+        while merged.valid() {
+            let key = merged.key();
+            let is_newest = first || user_key(key) != last_key.as_slice();
+            if is_newest {
+                last_key.clear();
+                last_key.extend_from_slice(user_key(key));
+                first = false;
+            }
+            if kind_byte_of(key) == ValueKind::ValuePointer as u8 {
+                if let Some((file, bytes)) = pointer_extent(merged.value()) {
+                    *any.entry(file).or_insert(0) += bytes;
+                    if is_newest {
+                        *newest.entry(file).or_insert(0) += bytes;
+                    }
+                }
+            }
+            merged.advance();
+        }
+        merged.status()?;
+        let mut deltas = BTreeMap::new();
+        let mut shadowed = Vec::new();
+        for (n, discard) in counts {
+            if n == active {
+                continue;
+            }
+            let Ok(size) = self.fs.file_size(&vlog_path(&self.dir, FileNumber(n))) else {
+                continue;
+            };
+            let entry_bytes = size.saturating_sub(jkv_vlog::HEADER_LEN as u64);
+            let dead = entry_bytes.saturating_sub(any.get(&n).copied().unwrap_or(0));
+            if dead > discard {
+                deltas.insert(n, dead - discard);
+            }
+            shadowed.push((
+                n,
+                entry_bytes.saturating_sub(newest.get(&n).copied().unwrap_or(0)),
+            ));
+        }
+        {
+            let mut estimate = self.vlog_garbage_estimate.lock();
+            for (n, bytes) in shadowed {
+                let e = estimate.entry(n).or_insert(0);
+                *e = (*e).max(bytes);
+            }
+        }
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut manifest = self.manifest.lock();
+        let edit = VersionEdit {
+            vlog_discards: crate::flush::live_discards(manifest.state(), deltas),
+            ..VersionEdit::default()
+        };
+        if edit != VersionEdit::default() {
+            manifest.apply(edit).map_err(|e| self.poison(e))?;
+        }
+        Ok(())
     }
 
     /// Rewrites the live entries of `file`; queues it for retirement.
@@ -361,6 +571,11 @@ impl DbInner {
     /// Under the writer lock: rewrites the entries the tree still points to.
     fn rewrite_live(&self, entries: &[jkv_vlog::VlogEntry]) -> Result<(u64, SeqNo)> {
         let mut writer = self.writer.lock();
+        // Checked under the writer lock, as the write path does: a commit
+        // that failed after its WAL record was appended (a failed sync)
+        // poisoned the database without advancing the sequence number, and
+        // a second commit would log the same sequence numbers again.
+        self.check_writable()?;
         let now = writer.last_seq;
         let mut batch = WriteBatch::new();
         for entry in entries {
@@ -442,9 +657,11 @@ impl DbInner {
         if self.vlog_gc.lock().running {
             return;
         }
-        match self.pick_vlog_for_gc(&[]) {
-            Ok(Some(_)) => {}
-            _ => {
+        // The census after open runs whatever the counts say: it is what
+        // finds the garbage they missed.
+        if !self.vlog_census_due.load(Ordering::Acquire) {
+            let (facts, active, busy) = self.vlog_facts(&[]);
+            if jkv_vlog::gc::pick(&facts, active, &busy, &self.vlog_gc_policy()).is_none() {
                 let _ = self.retire_collected_vlogs();
                 return;
             }

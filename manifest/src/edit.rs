@@ -35,6 +35,15 @@ pub struct TableMeta {
     /// deletes existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub range_deletions: u64,
+    /// Entries of kind deletion (tombstones). Absent in JSON when 0 (and in
+    /// manifests written before it was recorded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletions: u64,
+    /// Entries that are older versions of a key with a newer version in
+    /// the same table (kept for snapshots when the table was written).
+    /// Absent in JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub older_versions: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -169,6 +178,8 @@ mod tests {
             min_seq: 1,
             max_seq: 9,
             range_deletions: 0,
+            deletions: 0,
+            older_versions: 0,
         };
         let json = serde_json::to_string(&meta).expect("meta serializes");
         assert!(json.contains(r#""smallest":"00ab""#), "{json}");

@@ -158,6 +158,8 @@ mod tests {
             min_seq: 3,
             max_seq: 77,
             range_deletions: 0,
+            deletions: 0,
+            older_versions: 0,
         });
         state.live_wals.insert(10);
         state.next_file = 11;
@@ -320,6 +322,8 @@ mod tests {
                     min_seq,
                     max_seq,
                     range_deletions: max_seq % 3,
+                    deletions: entries / 3,
+                    older_versions: entries % 7,
                 },
             )
     }

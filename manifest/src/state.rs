@@ -450,6 +450,8 @@ mod tests {
             min_seq: seq,
             max_seq: seq,
             range_deletions: 0,
+            deletions: 0,
+            older_versions: 0,
         }
     }
 

@@ -40,6 +40,8 @@ fn table(id: u64, level: u32, lo: u32, hi: u32, seq: u64) -> TableMeta {
         min_seq: seq,
         max_seq: seq,
         range_deletions: 0,
+        deletions: 0,
+        older_versions: 0,
     }
 }
 

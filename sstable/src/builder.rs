@@ -108,6 +108,11 @@ pub struct TableSummary {
     pub max_seq: SeqNo,
     /// Range tombstones written.
     pub range_deletions: u64,
+    /// Entries of kind deletion.
+    pub deletion_count: u64,
+    /// Entries that are older versions of a key with a newer version in
+    /// this table.
+    pub older_version_count: u64,
 }
 
 /// Writes one table file from entries given in increasing internal-key order.
@@ -208,10 +213,14 @@ impl TableBuilder {
             separator(&self.last_key, ikey, &mut self.scratch);
             self.add_index_entry(handle);
         }
+        let new_user_key = first || user_key(&self.last_key) != parsed.user_key;
         if let Some(filter) = &mut self.filter {
-            if first || user_key(&self.last_key) != parsed.user_key {
+            if new_user_key {
                 filter.add_key(parsed.user_key);
             }
+        }
+        if !new_user_key {
+            self.props.older_version_count += 1;
         }
         self.data_block.add(ikey, value);
 
@@ -324,6 +333,8 @@ impl TableBuilder {
             min_seq: self.props.min_seq,
             max_seq: self.props.max_seq,
             range_deletions: self.props.range_deletion_count,
+            deletion_count: self.props.deletion_count,
+            older_version_count: self.props.older_version_count,
         })
     }
 

@@ -77,6 +77,7 @@ impl Table {
         for (name, value) in [
             ("entries", p.entry_count.to_string()),
             ("deletions", p.deletion_count.to_string()),
+            ("older versions", p.older_version_count.to_string()),
             ("data blocks", p.data_block_count.to_string()),
             ("smallest", format_internal_key(&p.smallest)),
             ("largest", format_internal_key(&p.largest)),

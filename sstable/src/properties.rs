@@ -23,6 +23,8 @@ const DATA_BLOCKS: &str = "jkv.data.blocks";
 const DATA_BYTES: &str = "jkv.data.bytes";
 const ENTRIES: &str = "jkv.entries";
 const DELETIONS: &str = "jkv.entries.deletions";
+/// Optional: entries that are older versions of a key in the same table.
+const OLDER_VERSIONS: &str = "jkv.entries.older_versions";
 const FILTER_BYTES: &str = "jkv.filter.bytes";
 const INDEX_BYTES: &str = "jkv.index.bytes";
 /// Optional (version 2): the range-tombstone block's handle.
@@ -84,6 +86,11 @@ pub struct TableProperties {
     /// pointers; empty when absent). A compaction that deletes the table
     /// unread counts them as value-log garbage.
     pub vlog_pointer_bytes: Vec<(u64, u64)>,
+    /// Entries that are an older version of a key whose newer version is
+    /// in the same table (kept for a snapshot when the table was written):
+    /// garbage once no snapshot needs them (optional property
+    /// `jkv.entries.older_versions`, written when non-zero; 0 when absent).
+    pub older_version_count: u64,
 }
 
 /// Accessor of one numeric property.
@@ -121,10 +128,15 @@ impl TableProperties {
                 (*name, b)
             })
             .collect();
-        if self.db_id != 0 {
-            let mut b = Vec::with_capacity(10);
-            put_varint64(&mut b, self.db_id);
-            entries.push((DB_ID, b));
+        for (name, value) in [
+            (DB_ID, self.db_id),
+            (OLDER_VERSIONS, self.older_version_count),
+        ] {
+            if value != 0 {
+                let mut b = Vec::with_capacity(10);
+                put_varint64(&mut b, value);
+                entries.push((name, b));
+            }
         }
         if self.range_deletion_count != 0 {
             let mut b = Vec::with_capacity(10);
@@ -198,6 +210,15 @@ impl TableProperties {
                     Some(BlockHandle::decode_exact(value).ok_or_else(|| {
                         corrupt(format!("property {RANGE_DEL_BLOCK} is not a block handle"))
                     })?);
+            } else if name == OLDER_VERSIONS.as_bytes() {
+                p.older_version_count = match get_varint64(value) {
+                    Some((v, n)) if n == value.len() => v,
+                    _ => {
+                        return Err(corrupt(format!(
+                            "property {OLDER_VERSIONS} is not a varint"
+                        )))
+                    }
+                };
             } else if let Some(i) = NUMBERS.iter().position(|(n, _)| n.as_bytes() == name) {
                 let v = match get_varint64(value) {
                     Some((v, n)) if n == value.len() => v,
@@ -272,6 +293,7 @@ mod tests {
                 size: 77,
             }),
             vlog_pointer_bytes: vec![(3, 4096), (9, 1 << 40)],
+            older_version_count: 17,
         }
     }
 

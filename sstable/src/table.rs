@@ -531,7 +531,16 @@ mod tests {
             bloom_bits_per_key: 10,
             db_id: 0,
         };
-        let (path, _) = build_table(dir.path(), 1, &entries, opts);
+        let (path, summary) = build_table(dir.path(), 1, &entries, opts);
+        // "k"'s versions after its newest are older versions; one is the
+        // deletion. Both counts reach the summary and the properties.
+        assert_eq!(summary.older_version_count, 39);
+        assert_eq!(summary.deletion_count, 1);
+        {
+            let table = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
+            assert_eq!(table.properties().older_version_count, 39);
+            assert_eq!(table.properties().deletion_count, 1);
+        }
         for _pass in 0..2 {
             let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
             assert!(t.properties().data_block_count >= 8);

@@ -101,6 +101,15 @@ pub enum Step {
     CompactRange(usize, usize),
     /// `Db::vlog_gc`.
     VlogGc,
+    /// Takes a snapshot and holds it until the next `WaitForCompactions`
+    /// (or the end of the run), so compactions meanwhile keep versions and
+    /// tombstones for it.
+    Snapshot,
+    /// Lets go of the held snapshots, then `Db::wait_for_compactions`: the
+    /// database counts as idle, so garbage compactions run (bottom-level
+    /// self-compactions of what the snapshots held, L0 merged into the
+    /// level it shadows) and a memtable worth it is flushed.
+    WaitForCompactions,
 }
 
 /// A seeded workload of at most `len` steps: mostly single puts and
@@ -160,9 +169,11 @@ fn random_range_delete(rng: &mut StdRng, keys: usize, sync: bool) -> Step {
 /// nearly every value-log entry becomes garbage), on odd seeds to all
 /// [`KEY_COUNT`] keys. Fixed points: a flush at a quarter, `compact` at a
 /// half followed by `vlog_gc`, `compact_range` over a random key range at
-/// two thirds, `vlog_gc` before the end, and one reopen at a random point.
-/// Nothing is flushed before a `vlog_gc`, so GC also collects files the
-/// live WAL still points into.
+/// two thirds, `vlog_gc` before the end, and one reopen at a random point;
+/// a snapshot taken just before the `compact` and released at three
+/// quarters by `wait_for_compactions`, so the last level holds garbage the
+/// garbage picker then drops. Nothing is flushed before a `vlog_gc`, so GC
+/// also collects files the live WAL still points into.
 pub fn gc_workload(seed: u64, len: usize) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6c0_6c0);
     let keys = if seed.is_multiple_of(2) { 6 } else { KEY_COUNT };
@@ -171,6 +182,10 @@ pub fn gc_workload(seed: u64, len: usize) -> Vec<Step> {
     for i in 0..len {
         let fixed = if i == len / 4 {
             Some(Step::Flush)
+        } else if i == len / 2 - 1 {
+            Some(Step::Snapshot)
+        } else if i == 3 * len / 4 {
+            Some(Step::WaitForCompactions)
         } else if i == len / 2 {
             Some(Step::Compact)
         } else if i == len / 2 + 1 || i == len - 2 {
@@ -236,6 +251,9 @@ pub struct RunLog {
     pub compactions: u64,
     /// Value-log files garbage collected, summed over the opens.
     pub vlog_gc_files: u64,
+    /// Garbage compactions (bottom-level self-compactions, idle merges),
+    /// summed over the opens.
+    pub garbage_compactions: u64,
 }
 
 impl RunLog {
@@ -280,6 +298,7 @@ pub fn run_recorded_with(fs: &SimFs, steps: &[Step], options: OptionsFn) -> RunL
         ..RunLog::default()
     };
     let mut db = Db::open(db_dir(), options(fs)).expect("open on a fresh disk");
+    let mut held = Vec::new();
     for step in steps {
         match step {
             Step::Write { .. } | Step::DeleteRange { .. } => {
@@ -315,8 +334,15 @@ pub fn run_recorded_with(fs: &SimFs, steps: &[Step], options: OptionsFn) -> RunL
             Step::VlogGc => {
                 db.vlog_gc().expect("value-log GC without faults");
             }
+            Step::Snapshot => held.push(db.snapshot()),
+            Step::WaitForCompactions => {
+                held.clear();
+                db.wait_for_compactions()
+                    .expect("waiting for compactions without faults");
+            }
         }
     }
+    drop(held);
     db.close().expect("close without faults");
     log.durable.push((fs.recorded_ops(), log.write_end.len()));
     log.count(&db);
@@ -329,6 +355,7 @@ impl RunLog {
         let stats = db.stats();
         self.compactions += stats.compactions + stats.compaction_moves;
         self.vlog_gc_files += stats.vlog_gc_files;
+        self.garbage_compactions += stats.garbage_compactions;
     }
 }
 

@@ -79,6 +79,9 @@ struct Tally {
     /// Workloads whose value-log GC collected a file, and files in all.
     collecting_workloads: usize,
     vlog_gc_files: u64,
+    /// Workloads that ran a garbage compaction, and those in all.
+    garbage_workloads: usize,
+    garbage_compactions: u64,
 }
 
 #[test]
@@ -116,6 +119,13 @@ fn every_crash_state_through_compaction_and_vlog_gc_opens_to_a_prefix_of_the_wri
         tally.collecting_workloads,
         tally.workloads
     );
+    // And automatic garbage compactions must have been crashed through.
+    assert!(
+        tally.garbage_workloads * 4 >= tally.workloads,
+        "only {} of {} workloads ran a garbage compaction",
+        tally.garbage_workloads,
+        tally.workloads
+    );
 }
 
 fn run_mix(mix: &Mix) -> Tally {
@@ -143,6 +153,8 @@ fn run_mix(mix: &Mix) -> Tally {
         tally.compacting_workloads += usize::from(log.compactions > 0);
         tally.vlog_gc_files += log.vlog_gc_files;
         tally.collecting_workloads += usize::from(log.vlog_gc_files > 0);
+        tally.garbage_compactions += log.garbage_compactions;
+        tally.garbage_workloads += usize::from(log.garbage_compactions > 0);
 
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         let offset = rng.gen_range(0..mix.stride);
@@ -187,7 +199,8 @@ fn run_mix(mix: &Mix) -> Tally {
     }
     println!(
         "{}: states={} violations={} (workloads={} boundaries={} range_deletes={} compactions={} \
-         in {} workloads, vlog_gc_files={} in {} workloads, {:.1}s)",
+         in {} workloads, vlog_gc_files={} in {} workloads, garbage_compactions={} in {} workloads, \
+         {:.1}s)",
         mix.name,
         tally.states,
         violations.len(),
@@ -198,6 +211,8 @@ fn run_mix(mix: &Mix) -> Tally {
         tally.compacting_workloads,
         tally.vlog_gc_files,
         tally.collecting_workloads,
+        tally.garbage_compactions,
+        tally.garbage_workloads,
         started.elapsed().as_secs_f64()
     );
     for v in violations.iter().take(20) {

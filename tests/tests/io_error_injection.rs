@@ -115,6 +115,7 @@ fn run_with_fault(
     };
     let mut outcome = String::from("no error surfaced");
     let mut db = Some(open(&fs, options, errno, &mut outcome)?);
+    let mut held = Vec::new();
     for step in steps {
         let Some(d) = db.as_ref() else { break };
         match step {
@@ -172,6 +173,15 @@ fn run_with_fault(
                         continue;
                     }
                     outcome = check_read_only(&fs, d, &run, "vlog gc")?;
+                    break;
+                }
+            }
+            Step::Snapshot => held.push(d.snapshot()),
+            Step::WaitForCompactions => {
+                held.clear();
+                if let Err(e) = d.wait_for_compactions() {
+                    check_typed(&fs, &e, errno)?;
+                    outcome = check_read_only(&fs, d, &run, "wait for compactions")?;
                     break;
                 }
             }

@@ -11,13 +11,16 @@
 //!   memory maps, from any number of threads;
 //! - [`VlogIter`] walks every entry of one file in order (garbage collection,
 //!   `jkv check`), telling a torn tail apart from corruption;
-//! - [`verify()`] checks a whole file for `jkv check`.
+//! - [`verify()`] checks a whole file for `jkv check`;
+//! - [`gc::pick`] decides which files garbage collection takes next, as a
+//!   pure function of facts about each file.
 //!
-//! Rolling files, discard statistics and the garbage-collection policy belong
-//! to the engine: this crate knows nothing of which entries are live.
+//! Rolling files, discard statistics and carrying out a collection belong to
+//! the engine: this crate knows nothing of which entries are live.
 
 pub mod entry;
 pub mod error;
+pub mod gc;
 pub mod header;
 pub mod iter;
 pub mod reader;
@@ -29,6 +32,7 @@ mod test_support;
 
 pub use entry::{ENTRY_HEADER_LEN, ENTRY_LEN_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
 pub use error::{Error, Result};
+pub use gc::{GcPolicy, VlogFileFacts};
 pub use header::{FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use iter::{scan, VlogEntry, VlogIter, VlogScan};
 pub use jkv_format::ValuePointer;

@@ -107,6 +107,16 @@ impl Store for JkvStore {
             .map_err(err("compacting"))
     }
 
+    fn wait_for_compaction(&self) -> Result<()> {
+        self.db
+            .wait_for_compactions()
+            .map_err(err("waiting for compactions"))
+    }
+
+    fn wait_note(&self) -> Option<&'static str> {
+        None
+    }
+
     fn stats_text(&self) -> String {
         self.db.stats().to_string()
     }

@@ -50,6 +50,16 @@ pub trait Store: Send + Sync {
     fn compact_note(&self) -> Option<&'static str> {
         None
     }
+    /// Waits until the engine's background compaction has nothing left to
+    /// do (db_bench's `waitforcompaction`). Default: returns at once, with
+    /// [`Store::wait_note`] saying so.
+    fn wait_for_compaction(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Printed after `waitforcompaction` when the engine did not wait.
+    fn wait_note(&self) -> Option<&'static str> {
+        Some("note: jkv-bench knows no way to wait for this engine's background compaction; it did not wait")
+    }
     /// The engine's own figures, for the `stats` benchmark.
     fn stats_text(&self) -> String;
     /// (user bytes, bytes the engine wrote to disk) as the engine counts
