@@ -398,7 +398,7 @@ fn ecs_commits_and_migrations_survive_every_crash_state_whole() {
         let mut replayer = Replayer::new(&recording);
         loop {
             let boundary = replayer.position();
-            if boundary % 3 == 0 || boundary == recording.ops.len() {
+            if boundary.is_multiple_of(3) || boundary == recording.ops.len() {
                 for state in replayer.crash_states(&mut rng) {
                     let (lo, hi) = run.log.bounds(boundary, state.process_crash);
                     let mut h = DefaultHasher::new();
