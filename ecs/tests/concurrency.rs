@@ -63,6 +63,9 @@ fn hot_account_transfers_conserve_the_total_and_match_a_serial_order() {
                             .retry_with(&policy(), |txn| {
                                 let mut a = txn.get(&fx.items, from)?.expect("account exists");
                                 let mut b = txn.get(&fx.items, to)?.expect("account exists");
+                                // Widen the window between read and commit so the
+                                // threads really interleave on the hot rows.
+                                std::thread::sleep(std::time::Duration::from_micros(50));
                                 let have = a.get_i64("owner")?;
                                 if have < amount {
                                     return Ok(0);
