@@ -9,9 +9,14 @@
 
 mod error;
 mod key;
+mod registry;
 
 pub use error::{Error, Result};
 pub use key::{
     samples_end, time_end_inclusive, time_start, ChannelId, SampleKey, SAMPLE_KEY_LEN,
     SAMPLE_PREFIX,
+};
+pub use registry::{
+    registry_key, ChannelInfo, ChannelKind, Registry, NAME_LEN_MAX, REGISTRY_KEY_LEN,
+    REGISTRY_PREFIX,
 };
