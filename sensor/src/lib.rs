@@ -8,10 +8,12 @@
 //! range scans, range deletes).
 
 mod error;
+mod frames;
 mod key;
 mod registry;
 
 pub use error::{Error, Result};
+pub use frames::{Frames, Query, Sample, SampleIter};
 pub use key::{
     samples_end, time_end_inclusive, time_start, ChannelId, SampleKey, SAMPLE_KEY_LEN,
     SAMPLE_PREFIX,
