@@ -9,11 +9,13 @@
 
 mod error;
 mod frames;
+mod ingest;
 mod key;
 mod registry;
 
 pub use error::{Error, Result};
 pub use frames::{Frames, Query, Sample, SampleIter};
+pub use ingest::{Ingest, IngestOptions, IngestStats, OnWritten};
 pub use key::{
     samples_end, time_end_inclusive, time_start, ChannelId, SampleKey, SAMPLE_KEY_LEN,
     SAMPLE_PREFIX,
