@@ -25,6 +25,10 @@ pub enum Error {
     /// The ingest pipeline was stopped; nothing more is accepted.
     #[error("ingest pipeline is stopped")]
     Stopped,
+    /// The ingest server refused the connection or a frame; the text is
+    /// the server's message.
+    #[error("server refused: {0}")]
+    Refused(String),
     /// A socket or file operation failed.
     #[error("i/o error while {op}: {source}")]
     Io {

@@ -7,12 +7,16 @@
 //! Layers: this crate uses only `jkv`'s public API (batches, snapshots,
 //! range scans, range deletes).
 
+mod client;
 mod error;
 mod frames;
 mod ingest;
 mod key;
 mod registry;
+mod server;
+pub mod wire;
 
+pub use client::Client;
 pub use error::{Error, Result};
 pub use frames::{Frames, Query, Sample, SampleIter};
 pub use ingest::{Ingest, IngestOptions, IngestStats, OnWritten};
@@ -24,3 +28,4 @@ pub use registry::{
     registry_key, ChannelInfo, ChannelKind, Registry, NAME_LEN_MAX, REGISTRY_KEY_LEN,
     REGISTRY_PREFIX,
 };
+pub use server::{Server, ServerOptions, ServerStats, Stopper, LINGER};
