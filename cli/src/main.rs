@@ -2,6 +2,7 @@
 //! (`sst-dump`, `manifest-dump`, `check`).
 
 mod repl;
+mod sensor;
 mod tools;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ enum Tool {
         /// The database directory.
         dir: PathBuf,
     },
+    /// The sensor layer: `serve` (TCP ingest), `query`, `register`, `channels`.
+    Sensor(sensor::SensorArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,13 @@ fn main() -> ExitCode {
         Some(Tool::SstDump { file }) => tools::sst_dump(&file),
         Some(Tool::ManifestDump { dir }) => tools::manifest_dump(&dir),
         Some(Tool::Check { dir }) => tools::check(&dir),
+        Some(Tool::Sensor(args)) => match sensor::run(args) {
+            Ok(code) => return code,
+            Err(e) => {
+                eprintln!("ERR {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         None => {
             let mut options = jkv::Options::default().wal(!cli.no_wal);
             if let Some(bytes) = cli.write_buffer_size {

@@ -40,6 +40,17 @@ impl Client {
         Ok(client)
     }
 
+    /// A client on an already connected stream (for example a clone of
+    /// another client's socket, to read its acknowledgements on another
+    /// thread).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
+            stream,
+            sent: 0,
+            acked: 0,
+        }
+    }
+
     /// Gives up on a read that waits longer than `timeout`.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         self.stream
