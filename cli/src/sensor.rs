@@ -1,6 +1,6 @@
 //! `jkv sensor ...`: the sensor layer on the command line (docs/sensor.md,
 //! "Command line"): `serve` runs the TCP ingest server until SIGINT or
-//! SIGTERM, `query` prints or dumps a time range, `register` and
+//! SIGTERM, `load` sends a measured load to one, `query` prints or dumps a time range, `register` and
 //! `channels` edit and list the channel registry.
 
 use std::collections::BTreeSet;
@@ -28,6 +28,10 @@ enum SensorCommand {
     /// Run the TCP ingest server until SIGINT or SIGTERM; prints
     /// `listening on ADDR` once it accepts connections.
     Serve(ServeArgs),
+    /// Send samples to a server at a rate and report frames/s, MB/s and
+    /// acknowledgement latency; with --verify, check every acknowledged
+    /// sample in the database once the server has stopped.
+    Load(LoadArgs),
     /// Print one line per time of [FROM, TO) (frames, channels, bytes), or
     /// write the payloads to files with --dump.
     Query(QueryArgs),
@@ -83,6 +87,38 @@ struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+struct LoadArgs {
+    /// The server's address.
+    #[arg(long)]
+    connect: SocketAddr,
+    /// Channels 0..N.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    channels: u16,
+    /// Ticks per second, one sample per channel each; 0 = as fast as acknowledged.
+    #[arg(long, value_name = "HZ", default_value_t = 100)]
+    rate: u64,
+    /// Payload bytes per sample.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    payload: usize,
+    /// How long to send.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    seconds: f64,
+    /// Connections (channel c goes on connection c % C).
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    connections: u16,
+    /// Token file, for a server started with --token-file.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// After the run, wait until the server has released DIR (stopped),
+    /// then check every acknowledged sample there; exit 1 if any is missing or differs.
+    #[arg(long, value_name = "DIR")]
+    verify: Option<PathBuf>,
+    /// Longest wait for the server to release the --verify directory.
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    verify_wait: u64,
+}
+
+#[derive(Debug, Args)]
 struct QueryArgs {
     /// Database directory (must exist).
     #[arg(long)]
@@ -129,6 +165,7 @@ struct RegisterArgs {
 pub fn run(args: SensorArgs) -> CmdResult {
     match args.command {
         SensorCommand::Serve(a) => serve(a),
+        SensorCommand::Load(a) => load(a),
         SensorCommand::Query(a) => query(a),
         SensorCommand::Register(a) => register(a),
         SensorCommand::Channels { path } => channels(&path),
@@ -222,6 +259,63 @@ fn serve(a: ServeArgs) -> CmdResult {
     let frames = Arc::into_inner(frames).ok_or("the server still holds the database")?;
     close(frames)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn load(a: LoadArgs) -> CmdResult {
+    if !(a.seconds.is_finite() && a.seconds > 0.0) {
+        return Err(format!("--seconds {} must be a positive number", a.seconds));
+    }
+    let mut opts = jkv_sensor::load::LoadOptions::new(a.connect);
+    opts.channels = a.channels;
+    opts.rate_hz = a.rate;
+    opts.payload_bytes = a.payload;
+    opts.duration = Duration::from_secs_f64(a.seconds);
+    opts.connections = a.connections;
+    opts.token = a.token_file.as_deref().map(read_token).transpose()?;
+    let report = jkv_sensor::load::run(&opts).map_err(|e| e.to_string())?;
+    println!(
+        "load: {} connections, {} channels, {}-byte payloads: {} sent, {} acknowledged in {:.3} s: {:.0} frames/s, {:.1} MB/s; ack latency p50 {} us, p99 {} us, max {} us; first time {} ns",
+        opts.connections,
+        opts.channels,
+        opts.payload_bytes,
+        report.sent,
+        report.acked,
+        report.elapsed.as_secs_f64(),
+        report.frames_per_sec(),
+        report.mb_per_sec(),
+        report.latency_us[0],
+        report.latency_us[1],
+        report.latency_us[2],
+        opts.start_ns
+    );
+    let Some(dir) = a.verify else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!("waiting for the server to release {}", dir.display());
+    io::stdout().flush().map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(a.verify_wait);
+    let db = loop {
+        match jkv::Db::open(&dir, jkv::Options::default().create_if_missing(false)) {
+            Ok(db) => break Arc::new(db),
+            Err(jkv::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("cannot open {} to verify: {e}", dir.display())),
+        }
+    };
+    let frames = Frames::open(db).map_err(|e| e.to_string())?;
+    let outcome = jkv_sensor::load::verify(&frames, &opts, &report);
+    close(frames)?;
+    match outcome {
+        Ok(n) => {
+            println!("verified {n} acknowledged samples");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("verify FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn query(a: QueryArgs) -> CmdResult {

@@ -345,3 +345,76 @@ fn bad_query_arguments_are_refused() {
         assert!(stdout(&help).contains(flag), "serve --help lacks {flag}");
     }
 }
+
+#[test]
+fn load_reports_rates_and_verifies_after_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.to_string();
+    let mut load = jkv()
+        .args([
+            "sensor",
+            "load",
+            "--connect",
+            &addr,
+            "--channels",
+            "3",
+            "--rate",
+            "0",
+            "--payload",
+            "2000",
+            "--seconds",
+            "0.3",
+            "--connections",
+            "3",
+            "--verify",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(load.stdout.take().unwrap());
+    let mut report = String::new();
+    out.read_line(&mut report).unwrap();
+    assert!(
+        report.starts_with("load: 3 connections, 3 channels, 2000-byte payloads: "),
+        "{report}"
+    );
+    for word in ["frames/s", "MB/s", "p50", "p99", "max"] {
+        assert!(report.contains(word), "{report}");
+    }
+    let mut waiting = String::new();
+    out.read_line(&mut waiting).unwrap();
+    assert!(
+        waiting.starts_with("waiting for the server to release"),
+        "{waiting}"
+    );
+    signal(&server.child, libc::SIGTERM);
+    assert!(server.child.wait_with_output().unwrap().status.success());
+    let mut verified = String::new();
+    out.read_line(&mut verified).unwrap();
+    let acked: u64 = report
+        .split(" acknowledged")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(acked > 0);
+    assert_eq!(verified, format!("verified {acked} acknowledged samples\n"));
+    assert!(load.wait().unwrap().success());
+
+    let o = run(&["sensor", "load", "--connect", &addr, "--seconds", "0"]);
+    assert!(
+        stderr(&o).contains("--seconds 0 must be a positive number"),
+        "{}",
+        stderr(&o)
+    );
+    // Nobody listens any more.
+    let o = run(&["sensor", "load", "--connect", &addr, "--seconds", "0.1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("ERR"), "{}", stderr(&o));
+}

@@ -12,6 +12,7 @@ mod error;
 mod frames;
 mod ingest;
 mod key;
+pub mod load;
 mod registry;
 mod server;
 pub mod wire;
