@@ -1,6 +1,7 @@
 //! `jkv sensor ...`: the sensor layer on the command line (docs/sensor.md,
 //! "Command line"): `serve` runs the TCP ingest server until SIGINT or
-//! SIGTERM, `load` sends a measured load to one, `query` prints or dumps a time range, `register` and
+//! SIGTERM, `load` sends a measured load to one, `export` and `import` move
+//! samples to and from MCAP files, `query` prints or dumps a time range, `register` and
 //! `channels` edit and list the channel registry.
 
 use std::collections::BTreeSet;
@@ -35,6 +36,17 @@ enum SensorCommand {
     /// Print one line per time of [FROM, TO) (frames, channels, bytes), or
     /// write the payloads to files with --dump.
     Query(QueryArgs),
+    /// Write [FROM, TO) (optionally some channels) to an MCAP file: one MCAP
+    /// channel per jkv channel, chunked and indexed.
+    Export(ExportArgs),
+    /// Store every message of an MCAP file as samples.
+    Import {
+        /// Database directory (created if missing).
+        #[arg(long)]
+        path: PathBuf,
+        /// The MCAP file.
+        file: PathBuf,
+    },
     /// Add or replace a channel in the registry.
     Register(RegisterArgs),
     /// List the registered channels.
@@ -144,6 +156,25 @@ struct QueryArgs {
 }
 
 #[derive(Debug, Args)]
+struct ExportArgs {
+    /// Database directory (must exist).
+    #[arg(long)]
+    path: PathBuf,
+    /// The MCAP file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// First time included, nanoseconds since the epoch.
+    #[arg(long, value_name = "T0", default_value_t = 0)]
+    from: u64,
+    /// First time excluded, nanoseconds since the epoch.
+    #[arg(long, value_name = "T1", default_value_t = u64::MAX)]
+    to: u64,
+    /// Only this channel (repeat for several).
+    #[arg(long, value_name = "C")]
+    channel: Vec<u16>,
+}
+
+#[derive(Debug, Args)]
 struct RegisterArgs {
     /// Database directory (created if missing).
     #[arg(long)]
@@ -167,6 +198,8 @@ pub fn run(args: SensorArgs) -> CmdResult {
         SensorCommand::Serve(a) => serve(a),
         SensorCommand::Load(a) => load(a),
         SensorCommand::Query(a) => query(a),
+        SensorCommand::Export(a) => export(a),
+        SensorCommand::Import { path, file } => import(&path, &file),
         SensorCommand::Register(a) => register(a),
         SensorCommand::Channels { path } => channels(&path),
     }
@@ -418,6 +451,43 @@ impl TimeSummary {
             self.bytes
         )
     }
+}
+
+fn export(a: ExportArgs) -> CmdResult {
+    if a.from > a.to {
+        return Err(format!("--from {} is after --to {}", a.from, a.to));
+    }
+    let frames = Frames::open(open(&a.path, false)?).map_err(|e| e.to_string())?;
+    let mut q = Query::range(a.from, a.to);
+    for c in &a.channel {
+        q = q.channel(*c);
+    }
+    let report = jkv_sensor::mcap::export_file(&frames, &q, &a.out).map_err(|e| e.to_string())?;
+    println!(
+        "exported {} messages, {} bytes, {} channels to {}",
+        report.messages,
+        report.bytes,
+        report.channels,
+        a.out.display()
+    );
+    close(frames)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(path: &Path, file: &Path) -> CmdResult {
+    let frames = Frames::open(open(path, true)?).map_err(|e| e.to_string())?;
+    let outcome = jkv_sensor::mcap::import_file(&frames, file);
+    // Close either way: what was imported before a failure stays.
+    close(frames)?;
+    let report = outcome.map_err(|e| e.to_string())?;
+    println!(
+        "imported {} messages, {} bytes, {} channels from {}",
+        report.messages,
+        report.bytes,
+        report.channels,
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn register(a: RegisterArgs) -> CmdResult {

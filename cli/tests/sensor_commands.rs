@@ -418,3 +418,98 @@ fn load_reports_rates_and_verifies_after_the_server_stops() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ERR"), "{}", stderr(&o));
 }
+
+#[test]
+fn export_to_mcap_and_import_into_another_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let pa = a.to_str().unwrap();
+    assert!(run(&[
+        "sensor",
+        "register",
+        "--path",
+        pa,
+        "--id",
+        "4",
+        "--kind",
+        "lidar",
+        "--name",
+        "/lidar/top",
+        "--encoding",
+        "pcd"
+    ])
+    .status
+    .success());
+    let server = serve(&a, &[]);
+    let mut client = Client::connect(server.addr, None).unwrap();
+    for t in 0..20u64 {
+        client
+            .send(&Sample::new(t, 0, 4, vec![t as u8; 9000]))
+            .unwrap();
+        client.send(&Sample::new(t, 1, 5, vec![1u8; 10])).unwrap();
+    }
+    client.flush().unwrap();
+    signal(&server.child, libc::SIGTERM);
+    assert!(server.child.wait_with_output().unwrap().status.success());
+
+    let file = dir.path().join("rec.mcap");
+    let o = run(&[
+        "sensor",
+        "export",
+        "--path",
+        pa,
+        "--out",
+        file.to_str().unwrap(),
+        "--from",
+        "5",
+        "--to",
+        "15",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "exported 20 messages, 90100 bytes, 2 channels to {}\n",
+            file.display()
+        )
+    );
+    let o = run(&[
+        "sensor",
+        "import",
+        "--path",
+        b.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "imported 20 messages, 90100 bytes, 2 channels from {}\n",
+            file.display()
+        )
+    );
+    let qa = run(&["sensor", "query", "--path", pa, "--from", "5", "--to", "15"]);
+    let qb = run(&["sensor", "query", "--path", b.to_str().unwrap()]);
+    assert_eq!(stdout(&qa), stdout(&qb));
+    assert!(
+        stdout(&qb).ends_with("(20 samples, 10 times, 90100 bytes)\n"),
+        "{}",
+        stdout(&qb)
+    );
+    assert_eq!(
+        stdout(&run(&["sensor", "channels", "--path", b.to_str().unwrap()])),
+        "4 lidar /lidar/top pcd\n"
+    );
+
+    std::fs::write(dir.path().join("junk.mcap"), b"junk").unwrap();
+    let o = run(&[
+        "sensor",
+        "import",
+        "--path",
+        b.to_str().unwrap(),
+        dir.path().join("junk.mcap").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).starts_with("ERR MCAP file"), "{}", stderr(&o));
+}

@@ -38,6 +38,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An MCAP file could not be written or read.
+    #[error("MCAP file {file}: {what}")]
+    Mcap {
+        /// The file.
+        file: String,
+        /// What the mcap crate reported.
+        what: String,
+    },
     /// The storage engine failed.
     #[error(transparent)]
     Engine(#[from] jkv::Error),

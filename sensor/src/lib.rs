@@ -13,6 +13,7 @@ mod frames;
 mod ingest;
 mod key;
 pub mod load;
+pub mod mcap;
 mod registry;
 mod server;
 pub mod wire;
