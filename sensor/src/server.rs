@@ -297,6 +297,7 @@ impl Server {
             partial_used: 0,
             stats: ServerStats::default(),
             options: self.options.clone(),
+            stalled_until: Instant::now(),
         };
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::SeqCst) {
@@ -366,6 +367,10 @@ struct LoopState {
     partial_used: usize,
     stats: ServerStats,
     options: ServerOptions,
+    /// When the loop last came back from waiting for room in the
+    /// pipeline: no socket was read meanwhile, so idle time counts from
+    /// here at the earliest.
+    stalled_until: Instant,
 }
 
 impl LoopState {
@@ -619,9 +624,14 @@ impl LoopState {
                         payload: Bytes::from(payload),
                     };
                     // Blocks while the buffer is full: backpressure.
+                    let before = Instant::now();
                     ingest
                         .submit(sample, id)
                         .map_err(|e| format!("the server is stopping: {e}"))?;
+                    let after = Instant::now();
+                    if after - before > Duration::from_millis(1) {
+                        self.stalled_until = after;
+                    }
                     conn.submitted += 1;
                     self.stats.samples_received += 1;
                 }
@@ -702,12 +712,17 @@ impl LoopState {
                     let _ = conn.stream.shutdown(Shutdown::Both);
                     continue;
                 }
+                // Idle time counts from the last byte read, but not from
+                // before a stall in the pipeline, when no socket was read.
                 Phase::Serving
-                    if !conn.starved && now >= conn.last_input + self.options.idle_timeout =>
+                    if !conn.starved
+                        && now
+                            >= conn.last_input.max(self.stalled_until)
+                                + self.options.idle_timeout =>
                 {
                     let msg = format!(
                         "idle for {:.1} s (the limit is {:.1} s)",
-                        (now - conn.last_input).as_secs_f64(),
+                        (now - conn.last_input.max(self.stalled_until)).as_secs_f64(),
                         self.options.idle_timeout.as_secs_f64()
                     );
                     self.fail(&mut conn, msg);
@@ -723,7 +738,7 @@ impl LoopState {
             .values()
             .map(|c| match c.phase {
                 Phase::Lingering(until) => until,
-                Phase::Serving => c.last_input + self.options.idle_timeout,
+                Phase::Serving => c.last_input.max(self.stalled_until) + self.options.idle_timeout,
             })
             .min()
     }
