@@ -27,13 +27,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::frames::{Frames, Sample};
+use crate::frames::Frames;
 use crate::ingest::{Ingest, IngestOptions, IngestStats};
 use crate::wire::{self, FrameType, Header, Reply, HEADER_LEN};
 
@@ -553,7 +552,8 @@ impl LoopState {
         conn: &mut Conn,
         ingest: &Ingest<usize>,
     ) -> Result<Parsed, String> {
-        let opts = &self.options;
+        let payload_len_max = self.options.payload_len_max;
+        let partial_bytes_max = self.options.partial_bytes_max;
         loop {
             if conn.frame.is_none() {
                 let take = (HEADER_LEN - conn.head_len).min(conn.end - conn.start);
@@ -564,7 +564,7 @@ impl LoopState {
                 if conn.head_len < HEADER_LEN {
                     return Ok(Parsed::NeedMore);
                 }
-                let header = wire::decode_header(&conn.head, conn.frame_at, opts.payload_len_max)
+                let header = wire::decode_header(&conn.head, conn.frame_at, payload_len_max)
                     .map_err(|e| e.to_string())?;
                 if header.frame_type == FrameType::Hello && header.payload_len > wire::TOKEN_LEN_MAX
                 {
@@ -584,10 +584,30 @@ impl LoopState {
             }
             let header = conn.frame.expect("header decoded above");
             let len = header.payload_len as usize;
+            if conn.reserved == 0 && conn.end - conn.start >= len {
+                // The whole payload is in the read buffer: check it and
+                // hand it on from there, without a copy of its own.
+                let (a, b) = (conn.start, conn.start + len);
+                wire::check_crc(&conn.head, &header, &conn.buf[a..b], conn.frame_at)
+                    .map_err(|e| e.to_string())?;
+                conn.start = b;
+                conn.frame = None;
+                conn.head_len = 0;
+                conn.frame_at += (HEADER_LEN + len) as u64;
+                self.take_frame(
+                    id,
+                    &header,
+                    &conn.buf[a..b],
+                    &mut conn.authenticated,
+                    &mut conn.submitted,
+                    ingest,
+                )?;
+                continue;
+            }
             if conn.reserved < len {
                 // Reserve the whole payload before reading it. One frame
                 // may always go when nothing else holds the budget.
-                if self.partial_used > 0 && self.partial_used + len > opts.partial_bytes_max {
+                if self.partial_used > 0 && self.partial_used + len > partial_bytes_max {
                     return Ok(Parsed::Starved);
                 }
                 self.partial_used += len;
@@ -611,30 +631,48 @@ impl LoopState {
             conn.frame = None;
             conn.head_len = 0;
             conn.frame_at += (HEADER_LEN + len) as u64;
-            match header.frame_type {
-                FrameType::Hello => match &opts.token {
-                    Some(token) if !same_token(token, &payload) => {
-                        return Err("wrong token".into());
-                    }
-                    _ => conn.authenticated = true,
-                },
-                FrameType::Sample => {
-                    let sample = Sample {
-                        key: header.key,
-                        payload: Bytes::from(payload),
-                    };
-                    // Blocks while the buffer is full: backpressure.
-                    let before = Instant::now();
-                    ingest
-                        .submit(sample, id)
-                        .map_err(|e| format!("the server is stopping: {e}"))?;
-                    let after = Instant::now();
-                    if after - before > Duration::from_millis(1) {
-                        self.stalled_until = after;
-                    }
-                    conn.submitted += 1;
-                    self.stats.samples_received += 1;
+            self.take_frame(
+                id,
+                &header,
+                &payload,
+                &mut conn.authenticated,
+                &mut conn.submitted,
+                ingest,
+            )?;
+        }
+    }
+
+    /// Acts on a whole, checked frame of connection `id`.
+    fn take_frame(
+        &mut self,
+        id: usize,
+        header: &Header,
+        payload: &[u8],
+        authenticated: &mut bool,
+        submitted: &mut u64,
+        ingest: &Ingest<usize>,
+    ) -> Result<(), String> {
+        match header.frame_type {
+            FrameType::Hello => match &self.options.token {
+                Some(token) if !same_token(token, payload) => Err("wrong token".into()),
+                _ => {
+                    *authenticated = true;
+                    Ok(())
                 }
+            },
+            FrameType::Sample => {
+                // Blocks while the buffer is full: backpressure.
+                let before = Instant::now();
+                ingest
+                    .submit_bytes(header.key, payload, id)
+                    .map_err(|e| format!("the server is stopping: {e}"))?;
+                let after = Instant::now();
+                if after - before > Duration::from_millis(1) {
+                    self.stalled_until = after;
+                }
+                *submitted += 1;
+                self.stats.samples_received += 1;
+                Ok(())
             }
         }
     }
