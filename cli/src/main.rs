@@ -47,7 +47,7 @@ enum Tool {
         /// The database directory.
         dir: PathBuf,
     },
-    /// The sensor layer: `serve` (TCP ingest), `query`, `register`, `channels`.
+    /// The sensor layer: `serve` (TCP ingest), `load`, `query`, `export`/`import` (MCAP), `register`, `channels`.
     Sensor(sensor::SensorArgs),
 }
 
