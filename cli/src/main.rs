@@ -2,6 +2,7 @@
 //! (`sst-dump`, `manifest-dump`, `check`) and `repair`.
 
 mod repl;
+mod sensor;
 mod tools;
 
 use std::path::PathBuf;
@@ -143,6 +144,8 @@ enum Tool {
         /// The database directory (closed: repair takes its lock).
         dir: PathBuf,
     },
+    /// The sensor layer: `serve` (TCP ingest), `load`, `query`, `export`/`import` (MCAP), `register`, `channels`.
+    Sensor(sensor::SensorArgs),
 }
 
 fn main() -> ExitCode {
@@ -152,6 +155,13 @@ fn main() -> ExitCode {
         Some(Tool::ManifestDump { dir }) => tools::manifest_dump(&dir),
         Some(Tool::Check { dir }) => tools::check(&dir),
         Some(Tool::Repair { dir }) => tools::repair(&dir, cli.engine.options()),
+        Some(Tool::Sensor(args)) => match sensor::run(args) {
+            Ok(code) => return code,
+            Err(e) => {
+                eprintln!("ERR {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         None => repl::run(&cli.path, cli.engine.options(), cli.sync),
     };
     match result {
