@@ -139,10 +139,16 @@ impl DbInner {
     }
 
     /// Makes the database refuse writes from now on, keeping the first cause.
+    /// Never called with `state` held (it takes that lock).
     pub fn poison(&self, cause: Error) -> Error {
         let mut bg = self.bg_error.lock();
         let shared = bg.get_or_insert_with(|| Arc::new(cause)).clone();
         drop(bg);
+        // Waiters on `state_changed` (flushes, stalled writers) look at
+        // `bg_error` under the `state` lock and then wait: passing through
+        // that lock puts this notification after any such look, so no
+        // waiter misses it and sleeps on after the flush thread has exited.
+        drop(self.state.lock());
         self.state_changed.notify_all();
         Error::ReadOnly(shared)
     }

@@ -345,9 +345,12 @@ impl DbInner {
         done: &[FileNumber],
     ) -> (Vec<VlogFileFacts>, Option<FileNumber>, Vec<FileNumber>) {
         let mut busy: Vec<FileNumber> = done.to_vec();
-        busy.extend(self.vlog_gc.lock().pending.iter().map(|p| FileNumber(p.0)));
         let (counts, active) = {
             let manifest = self.manifest.lock();
+            // Read under the manifest lock, as retirement takes files out
+            // of `pending` under it: a file is either still pending here or
+            // already gone from the manifest, never neither.
+            busy.extend(self.vlog_gc.lock().pending.iter().map(|p| FileNumber(p.0)));
             let estimate = self.vlog_garbage_estimate.lock();
             let counts: Vec<(u64, u64, u64)> = manifest
                 .state()
@@ -598,8 +601,16 @@ impl DbInner {
 
     /// Removes collected files from the manifest once no snapshot older than
     /// their rewrite is live; the files go when no reader holds them.
+    ///
+    /// The manifest lock is held from taking the ready files out of
+    /// `pending` until the edit removing them is applied: in between, a
+    /// collection run (which reads `pending` and the manifest under that
+    /// lock, [`Self::vlog_facts`]) would see a file neither busy nor gone
+    /// and pick it again, and its retirement would then remove a file the
+    /// manifest no longer names.
     pub(crate) fn retire_collected_vlogs(&self) -> Result<()> {
         let oldest = self.snapshots.oldest();
+        let mut manifest = self.manifest.lock();
         let ready: Vec<u64> = {
             let mut gc = self.vlog_gc.lock();
             let (ready, waiting): (Vec<_>, Vec<_>) = gc
@@ -617,7 +628,6 @@ impl DbInner {
             removed_vlogs: ready.clone(),
             ..VersionEdit::default()
         };
-        let mut manifest = self.manifest.lock();
         if let Err(e) = manifest.apply(edit) {
             return Err(self.poison(e));
         }
