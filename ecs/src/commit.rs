@@ -164,26 +164,34 @@ impl Ecs {
         }
         let publish = self.shared.hub.has_subscribers();
         let mut channels = Vec::new();
-        let ticket;
-        {
-            let lock = first.commit_lock();
-            let unchanged = observed.is_some_and(|(group, writes)| {
-                Arc::ptr_eq(group, first.group()) && lock.writes_before() == writes
-            });
-            let batch = self.check_and_build(ops, unchanged, publish.then_some(&mut channels))?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            // Applied (and visible to the next commit's checks) under the
-            // lock; the fsync of a synced commit comes after it, so the
-            // commits of one group share fsyncs instead of queueing behind
-            // each other's.
-            self.shared.db.write(batch, WriteOptions::default())?;
-            ticket = options.sync.then(|| self.shared.group_sync.ticket());
+        let gs = &self.shared.group_sync;
+        if options.sync {
+            gs.enter();
         }
-        if let Some(ticket) = ticket {
-            let db = &self.shared.db;
-            self.shared.group_sync.wait(ticket, || db.sync_wal())?;
+        let wrote = self.apply_locked(&first, ops, observed, publish.then_some(&mut channels));
+        match wrote {
+            Ok(true) if options.sync => {
+                // The fsync comes after the lock is released, so the commits
+                // of a group share fsyncs instead of queueing behind each
+                // other's under the lock.
+                let ticket = gs.ticket();
+                let db = &self.shared.db;
+                gs.wait(ticket, || db.sync_wal())?;
+            }
+            Ok(wrote) => {
+                if options.sync {
+                    gs.leave();
+                }
+                if !wrote {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                if options.sync {
+                    gs.leave();
+                }
+                return Err(e);
+            }
         }
         if publish {
             channels.sort();
@@ -191,6 +199,28 @@ impl Ecs {
             self.shared.hub.publish(&channels);
         }
         Ok(())
+    }
+
+    /// Under `first`'s commit lock: the checks (skipped when the group is
+    /// `observed` unchanged), then the batch, applied unsynced (visible to
+    /// the next commit's checks). Returns whether anything was written.
+    fn apply_locked(
+        &self,
+        first: &Table,
+        ops: &[Op],
+        observed: Option<(&Arc<CommitGroup>, u64)>,
+        channels: Option<&mut Vec<String>>,
+    ) -> Result<bool> {
+        let lock = first.commit_lock();
+        let unchanged = observed.is_some_and(|(group, writes)| {
+            Arc::ptr_eq(group, first.group()) && lock.writes_before() == writes
+        });
+        let batch = self.check_and_build(ops, unchanged, channels)?;
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        self.shared.db.write(batch, WriteOptions::default())?;
+        Ok(true)
     }
 
     /// Phase 1 (all checks) and the batch of phase 2. Runs under the commit lock.

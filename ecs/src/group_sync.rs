@@ -8,6 +8,15 @@
 //! Invariant: `synced` only grows, and a sync whose start saw `issued = t`
 //! covers every ticket up to `t`, because each ticket is issued after its
 //! batch was applied.
+//!
+//! Gathering: the engine holds its writer lock across the fsync, so a
+//! commit that writes while a sync runs waits for it. Before syncing, the
+//! syncer therefore lets the synced commits already on their way (counted
+//! by [`GroupSync::enter`]) apply their batches, for at most
+//! [`GATHER_MAX`], so one fsync covers them all instead of one each.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -23,18 +32,37 @@ struct State {
     syncing: bool,
 }
 
+/// Longest a syncer waits for synced commits on their way to apply their
+/// batches.
+pub(crate) const GATHER_MAX: Duration = Duration::from_micros(200);
+
 /// Shares fsyncs between synced commits.
 #[derive(Default)]
 pub(crate) struct GroupSync {
     state: Mutex<State>,
     done: Condvar,
+    /// Synced commits between [`GroupSync::enter`] and their ticket.
+    coming: AtomicUsize,
 }
 
 impl GroupSync {
-    /// A ticket for a batch that has just been applied.
+    /// A synced commit starts (before it takes its commit lock); every
+    /// `enter` is followed by one [`GroupSync::ticket`] or
+    /// [`GroupSync::leave`].
+    pub(crate) fn enter(&self) {
+        self.coming.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A commit that entered ends without a batch to sync.
+    pub(crate) fn leave(&self) {
+        self.coming.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A ticket for a batch that has just been applied (ends its `enter`).
     pub(crate) fn ticket(&self) -> u64 {
         let mut s = self.state.lock();
         s.issued += 1;
+        self.coming.fetch_sub(1, Ordering::AcqRel);
         s.issued
     }
 
@@ -50,8 +78,12 @@ impl GroupSync {
             }
             if !s.syncing {
                 s.syncing = true;
-                let target = s.issued;
                 drop(s);
+                let deadline = Instant::now() + GATHER_MAX;
+                while self.coming.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                let target = self.state.lock().issued;
                 let result = sync();
                 s = self.state.lock();
                 s.syncing = false;
@@ -82,6 +114,7 @@ mod tests {
                 let (g, syncs) = (g.clone(), syncs.clone());
                 s.spawn(move || {
                     for _ in 0..50 {
+                        g.enter();
                         let t = g.ticket();
                         g.wait(t, || {
                             syncs.fetch_add(1, Ordering::Relaxed);
@@ -101,6 +134,7 @@ mod tests {
     #[test]
     fn a_failed_sync_fails_its_waiter_and_is_not_counted() {
         let g = GroupSync::default();
+        g.enter();
         let t = g.ticket();
         assert!(g.wait(t, || Err(jkv::Error::Closed)).is_err());
         assert!(
