@@ -275,7 +275,7 @@ impl Ecs {
         let snapshot = self.snapshot();
         let mut rows = Rows::new(table.component());
         self.range_each(table, range, &snapshot, &mut |id, bytes| {
-            table.decode(id, bytes)?;
+            table.check_row_size(id, bytes)?;
             rows.push_bytes(bytes);
             Ok(())
         })?;

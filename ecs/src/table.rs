@@ -173,6 +173,13 @@ impl Table {
     /// size is not this component's row size (a table written with another
     /// schema).
     pub(crate) fn decode(&self, id: i64, bytes: &[u8]) -> Result<Row> {
+        self.check_row_size(id, bytes)?;
+        Row::from_bytes(&self.0.component, bytes.to_vec())
+    }
+
+    /// The error of [`Table::decode`] for bytes that are not one row of
+    /// this component, without copying them into a row.
+    pub(crate) fn check_row_size(&self, id: i64, bytes: &[u8]) -> Result<()> {
         if bytes.len() != self.0.component.row_size() {
             return Err(Error::invalid(format!(
                 "{self:?} row {id} is stored as {} bytes but schema {} has {}-byte rows: \
@@ -182,7 +189,7 @@ impl Table {
                 self.0.component.row_size()
             )));
         }
-        Row::from_bytes(&self.0.component, bytes.to_vec())
+        Ok(())
     }
 }
 

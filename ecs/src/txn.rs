@@ -509,8 +509,10 @@ impl<'e> Transaction<'e> {
                     None => vec![],
                 }
             } else {
-                self.ecs
-                    .range_ids(table, &Range::eq(name.clone(), literal(&v)).limit(2))?
+                self.ecs.range_ids(
+                    table,
+                    &Range::eq(name.clone(), crate::store::literal(v.clone())).limit(2),
+                )?
             };
             let deleted_here = |id: i64| {
                 self.rows
@@ -592,10 +594,6 @@ fn with_value(table: &Table, pos: usize, v: &Value) -> Row {
     let mut r = Row::new(table.component());
     r.write_at(pos, v);
     r
-}
-
-fn literal(v: &Value) -> Value {
-    crate::store::literal(v.clone())
 }
 
 /// Refuses now, not at commit, a value an index cannot hold (NaN in an
