@@ -7,6 +7,7 @@
 //! values, [`store`] puts each engine behind one trait, [`workloads`] runs
 //! the benchmarks, [`report`] merges and prints their figures, and
 //! [`summary`] turns repeated runs into medians, ratios and a chart.
+#![forbid(unsafe_code)]
 
 pub mod ecs;
 pub mod error;

@@ -1,6 +1,7 @@
 //! The `jkv-bench` binary: parses db_bench-style flags, runs each benchmark
 //! in order (fresh database for the fill benchmarks), and prints db_bench's
 //! result line plus disk usage, write amplification and peak memory.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

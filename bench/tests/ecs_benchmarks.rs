@@ -1,6 +1,7 @@
 //! The ECS benchmarks through the `jkv-bench` binary, as a user types them:
 //! each prints db_bench's result line, the transfer checks its total, and
 //! flags that make no sense are refused.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

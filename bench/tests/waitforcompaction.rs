@@ -3,6 +3,7 @@
 //! db_bench's result line, and leaves the directory near its live size
 //! without `compact` (the space goal of automatic bottom-level compaction,
 //! at a small scale).
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! The `jkv` binary: the REPL on a database directory, and inspection tools
 //! (`sst-dump`, `manifest-dump`, `check`) and `repair`.
+#![forbid(unsafe_code)]
 
 mod repl;
 mod sensor;

@@ -4,6 +4,7 @@
 //! i/o error on standard output). `sst-dump` is read like `head -1` reads
 //! it (one line, then the pipe closed mid-dump); both tools also write into
 //! a pipe closed before they start, so their first write fails.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@
 //!
 //! 100 cycles by default (about a third without `--sync`);
 //! `JKV_KILL_CYCLES=N` runs N.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -5,6 +5,7 @@
 //! block. On an intact database it exits 0 ("nothing dropped"); on a
 //! database another process holds it refuses with `ERR` and exit 1. Range
 //! deletes stay deleted through a repair, which counts the tombstones it kept.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! tests/tests/repair.rs; this one runs the real binary on a real disk.
 //!
 //! 20 cycles by default; `JKV_REPAIR_KILL_CYCLES=N` runs N.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::Write;

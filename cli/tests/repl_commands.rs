@@ -4,6 +4,7 @@
 //! each with its default; a bad value is refused with `ERR`). `compact`
 //! used to answer an `ERR` although the engine can compact; this file is
 //! what would have caught it.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::Path;

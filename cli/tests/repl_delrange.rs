@@ -3,6 +3,7 @@
 //! memtable, after a flush and after a restart; bad arguments answer
 //! `ERR`. `sst-dump` prints the table's range tombstones and `check`
 //! verifies them.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::Path;

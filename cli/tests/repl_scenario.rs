@@ -1,6 +1,7 @@
 //! The REPL contract, driven through the real `jkv` binary with piped
 //! input: the fill/close/restart/get scenario, restart after SIGKILL with
 //! `--sync`, error lines, and the inspection tools on the same directory.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! acknowledged stored; `query` prints one summary line per time, filters
 //! by channel and kind, runs newest first and dumps payloads; bad
 //! arguments and unsafe listening addresses are refused with `ERR`.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! `jkv sensor serve --sync` killed with SIGKILL while a client streams:
 //! after a restart every acknowledged sample is there, byte for byte and
 //! once, and nothing is there that was not sent.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -15,6 +15,7 @@
 //!
 //! The engine owns threads and the manifest; this crate owns no threads and
 //! does no manifest I/O.
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod garbage;

@@ -27,6 +27,7 @@
 //!
 //! Layers: this crate uses only `jkv`'s public API (batches, snapshots,
 //! range scans).
+#![forbid(unsafe_code)]
 
 mod broker;
 mod commit;

@@ -3,6 +3,7 @@
 //! NaN in an indexed float, strings longer than their column (silently
 //! truncated, as the contract says), rows stored under another schema, and
 //! a damaged meta record.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! succeeded (every balance equals its start plus the deltas of committed
 //! transfers, so the total is conserved), and no unique value may ever be
 //! held twice — checked at the end through range scans of every index.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

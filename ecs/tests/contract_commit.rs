@@ -1,5 +1,6 @@
 //! The contract's behaviour cases C (commit semantics), through the commit
 //! payload ([B] cases) or transactions ([S] cases).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The contract's behaviour cases E (direct_set) and F (maintenance:
 //! check, create, flush, drop, rename, cluster and schema migration,
 //! rebuild_index, the maintenance lock, closed handles).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The contract's behaviour cases G (notifications: row and index channels
 //! per commit, only future notifications, the subscription broker's range
 //! diffs and channel reference counting).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

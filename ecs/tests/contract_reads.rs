@@ -1,5 +1,6 @@
 //! The contract's behaviour cases A and B (index encoding, reads), one test
 //! per case, named after the behaviour.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

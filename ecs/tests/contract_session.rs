@@ -1,5 +1,6 @@
 //! The contract's behaviour cases D (the session layer: identity map,
 //! unique pre-checks, upsert, retry, update and delete rules).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

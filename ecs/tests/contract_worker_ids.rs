@@ -1,5 +1,6 @@
 //! The contract's behaviour cases H (the worker-id keeper) and the
 //! snowflake generator built on it.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

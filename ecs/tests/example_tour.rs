@@ -3,6 +3,7 @@
 //! DIR` (cargo builds examples with the tests), and once in-process. Its own
 //! assertion checks that the conflict resolved by retry left the right
 //! balance.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -9,6 +9,7 @@
 //! commit survives it either way.
 //!
 //! 8 cycles by default; `JKV_ECS_KILL_CYCLES=N` runs N.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -3,6 +3,7 @@
 //! aborts) against a plain in-memory model of the contract's session and
 //! commit rules. Every read, every error kind and every commit outcome must
 //! match; at the end every row and every index must equal the model's.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

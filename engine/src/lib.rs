@@ -19,6 +19,7 @@
 //!
 //! Writes go to a write-ahead log and an in-memory table, which is flushed
 //! to sorted tables on disk in the background. See docs/architecture.md.
+#![forbid(unsafe_code)]
 
 mod batch;
 mod check;

@@ -10,6 +10,7 @@
 //!
 //! This crate knows nothing of the engine: it takes plain table metadata and
 //! file numbers, and leaves deleting files to its caller.
+#![forbid(unsafe_code)]
 
 pub mod edit;
 pub mod error;

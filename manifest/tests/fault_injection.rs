@@ -2,6 +2,7 @@
 //! rename or directory sync poisons the writer (a failed fsync is never
 //! retried and trusted), and what reached the disk still opens to a state
 //! the writer had acknowledged or was writing.
+#![allow(clippy::unwrap_used)]
 
 use std::io;
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! The manifest file end to end on the real file system: create, edits,
 //! replay, torn tails, corruption with offsets, rewrite, format versions,
 //! edit validation, and the readers used by the command-line tools.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;

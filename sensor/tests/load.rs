@@ -1,6 +1,7 @@
 //! The load generator against a real server on loopback: it reports what
 //! was acknowledged, and verification finds every acknowledged sample
 //! byte for byte, and notices one that is missing or altered.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! way a connection can go wrong (killed mid-frame, corrupted frame,
 //! oversize frame, missing or wrong token, silence, one client too many,
 //! partial frames over the memory budget) closing only that connection.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::Arc;

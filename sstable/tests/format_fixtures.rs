@@ -5,6 +5,7 @@
 //! fails here. Regenerate the newest fixture (only when deliberately
 //! changing the writer without changing the format) with
 //! `JKV_REGEN_FIXTURES=1`.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Support code for jkv's cross-crate tests: small-buffer options that make
 //! every workload flush, and helpers to find and damage files.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

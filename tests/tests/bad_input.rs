@@ -1,6 +1,7 @@
 //! Bad input gets a clear error and leaves the database usable: a directory
 //! another owner holds, a path that is a file, keys and values at and past
 //! their size limits.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{Db, Error, Options, WriteBatch, WriteOptions};
 

@@ -4,6 +4,7 @@
 //! that has seen no write for a while merges what shadows the last level
 //! into it and flushes its memtable, bringing its space down. Reads see
 //! the same data throughout.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

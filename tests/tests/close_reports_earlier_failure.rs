@@ -3,6 +3,7 @@
 //! durable, and after a failed fsync it cannot keep that promise (it
 //! rightly does not sync again). Today it returns `Ok(())`, so a caller
 //! that checks only `close` believes unsynced acknowledged writes are safe.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{Db, Error, WriteBatch, WriteOptions};
 use jkv_format::FileSystem;

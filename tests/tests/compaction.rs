@@ -3,6 +3,7 @@
 //! the same data after it; deleting everything and compacting leaves
 //! (almost) nothing on disk; two compactions run at the same time, never on
 //! overlapping tables; overwrites compacted away free their space.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

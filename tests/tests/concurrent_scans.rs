@@ -2,6 +2,7 @@
 //! batches and flushes. Every batch sets all keys of a group to the same
 //! round number, so a consistent snapshot sees one round number per scan;
 //! a scan that mixed rounds would have seen part of a batch.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

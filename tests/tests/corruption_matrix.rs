@@ -13,6 +13,7 @@
 //! wrong value, a key silently missing, an error that is not
 //! `Corruption`, and `jkv::check` missing an injection into a table or the
 //! manifest. Prints the counts per file, region and outcome.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

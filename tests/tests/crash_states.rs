@@ -36,6 +36,7 @@
 //! least 50,000 states per mix (100,000 in all) instead of 10,000 (plain)
 //! and 20,000 (compaction and GC, every second boundary);
 //! `JKV_CRASH_SEED=S` runs one seed of each.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};

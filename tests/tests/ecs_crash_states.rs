@@ -13,6 +13,7 @@
 //! - conserve the total balance;
 //! - equal the model after some prefix of the steps between the durable
 //!   ones (synced commits, maintenance) and the started ones.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -4,6 +4,7 @@
 //! fsync is never retried and trusted), reads keep working, `health()` and
 //! `stats().health` say why; after reopening, every write acknowledged
 //! before the failure is there.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{Db, Error, WriteBatch, WriteOptions};
 use jkv_format::FileSystem;

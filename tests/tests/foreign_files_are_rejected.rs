@@ -4,6 +4,7 @@
 //! database identity, and the manifest's table metadata (size, key range,
 //! sequence range) is not compared with the table, so the foreign file's
 //! values are returned as if they were ours.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{check_with, Db, Error, WriteBatch, WriteOptions};
 use jkv_format::FileSystem;

@@ -34,6 +34,7 @@
 //! Prints `execs=N panics=0` per target. Runs about 40 s in all by
 //! default; `JKV_FUZZ_SECS=N` spreads N seconds over the targets,
 //! `JKV_FUZZ_SEED=S` changes the seed (default 1).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

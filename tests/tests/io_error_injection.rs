@@ -18,6 +18,7 @@
 //!   orphan files after a second open.
 //!
 //! Prints the number of injections and how they surfaced.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

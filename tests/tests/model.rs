@@ -3,6 +3,7 @@
 //! `BTreeMap`, with flushes, compactions, value-log garbage collections and
 //! reopenings interleaved; values are small and large (in the value log).
 //! Every read is compared.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -6,6 +6,7 @@
 //! over time.
 //!
 //! cargo test --release -p jkv-tests --test overwrite_workload -- --ignored --nocapture
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

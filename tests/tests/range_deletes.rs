@@ -4,6 +4,7 @@
 //! reopen); snapshots taken before it still read the data; compaction
 //! deletes whole tables the tombstone covers without reading them, drops
 //! what it covers and finally the tombstone itself.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{Db, Options, WriteBatch, WriteOptions};
 use jkv_tests::{files_with_ext, key, small_options};

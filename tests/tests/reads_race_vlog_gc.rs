@@ -10,6 +10,7 @@
 //! hit it reliably (it passed against the old code too); it checks the
 //! behaviour around it: scans, snapshots and gets running against constant
 //! GC all succeed and return values some writer wrote.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,6 +1,7 @@
 //! Recovery: writes survive reopen with and without `close`, a torn WAL tail
 //! is dropped, and damaged WAL, table and manifest bytes are reported as
 //! `Corruption` naming the file — never a panic or a wrong answer.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{Db, Error, Options, WriteBatch, WriteOptions};
 use jkv_tests::{files_with_ext, flip_byte, key, small_options};

@@ -16,6 +16,7 @@
 //! repair (every crash state of the simulated disk) must leave a directory
 //! that repair can be run on again, to the same contents as the
 //! uninterrupted repair.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

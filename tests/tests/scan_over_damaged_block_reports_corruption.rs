@@ -15,6 +15,7 @@
 //! either table is flipped; after reopening, `get` and scans in both
 //! directions must return the new value or `Corruption`, never an old
 //! value.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

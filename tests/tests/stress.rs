@@ -21,6 +21,7 @@
 //! flushes, compactions and GC really ran. Runs 20 s by default;
 //! `JKV_STRESS_SECS=N` runs N seconds. A watchdog aborts the process when
 //! no operation completes for 60 s (a deadlock).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! made without sync are lost by a power cut (only synced bytes survive)
 //! unless a `sync_wal` came after them; with key-value separation the
 //! values in the value log survive with their pointers.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{Db, WriteBatch, WriteOptions};
 use jkv_format::FileSystem;

@@ -3,6 +3,7 @@
 //! writers share fsyncs (the leader gathers the writers its last group
 //! woke, so groups hold more than one write). One writer alone is never
 //! held up waiting for others: each of its writes is its own group.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 //! garbage collection gives the space back without changing what any
 //! reader sees; damaged value-log bytes are `Corruption` naming the file
 //! and offset, on read and in `jkv check`.
+#![allow(clippy::unwrap_used)]
 
 use jkv::{check, Db, Options, WriteBatch, WriteOptions};
 use jkv_tests::{files_with_ext, flip_byte, key};

@@ -8,6 +8,7 @@
 //!
 //! cargo test --release -p jkv-tests --test value_log_workload -- --ignored --nocapture
 //! (JKV_VLOG_KEYS=N scales the key count down for a quick look.)
+#![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
 

@@ -22,6 +22,7 @@
 //! once. Before the fix about one run of this workload in 150 to 800
 //! failed; the loop runs it enough times to hit the window, and each run
 //! must complete every step and reopen to its last state.
+#![allow(clippy::unwrap_used)]
 
 use jkv_tests::simfs::SimFs;
 use jkv_tests::workload::{

@@ -15,6 +15,7 @@
 //! write path's estimate, lost with each process), so the log looked far
 //! more live than it was; and every open started a new file that nothing
 //! ever merged.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -13,6 +13,7 @@
 //! writes; the key is overwritten without sync; `vlog_gc` collects the
 //! file, with nothing live to rewrite; the machine crashes (only synced bytes survive). After reopening,
 //! the key must read as its old or its new value.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -13,6 +13,7 @@
 //! Checked: writes that filled and sealed a value-log file stay only in the
 //! WAL (large memtable), `vlog_gc` collects that file, the database is
 //! closed cleanly and reopened: every key must read back its last value.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -17,6 +17,7 @@
 //!
 //! Rolling files, discard statistics and carrying out a collection belong to
 //! the engine: this crate knows nothing of which entries are live.
+#![forbid(unsafe_code)]
 
 pub mod entry;
 pub mod error;

@@ -4,6 +4,7 @@
 //! syncs and scans share one axis).
 //!
 //! `bench-chart --results=FILE --svg=OUT [--runs=1] --engines=jkv,rocksdb,fjall --labels="jkv,RocksDB,fjall"`
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
