@@ -10,6 +10,7 @@
 //! where that makes sense.
 
 pub mod coding;
+pub mod compression;
 pub mod error;
 pub mod fs;
 pub mod ids;
@@ -20,6 +21,7 @@ pub mod pointer;
 pub mod range_del;
 pub mod record;
 
+pub use compression::Compression;
 pub use error::{Error, Result};
 pub use fs::{FileSystem, StdFs, WritableFile};
 pub use ids::{FileNumber, SeqNo};

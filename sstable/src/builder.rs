@@ -17,10 +17,12 @@ use jkv_format::key::{
     compare_internal_keys, parse_internal_key, user_key, TRAILER_LEN, USER_KEY_LEN_MAX,
 };
 use jkv_format::{
-    Error, InternalKey, RangeTombstone, Result, SeqNo, ValueKind, ValuePointer, WritableFile,
+    Compression, Error, InternalKey, RangeTombstone, Result, SeqNo, ValueKind, ValuePointer,
+    WritableFile,
 };
 
 use crate::block::BlockBuilder;
+use crate::codec::compress_block;
 use crate::filter::FilterBuilder;
 use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION};
 use crate::handle::{block_trailer, BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE};
@@ -53,6 +55,10 @@ pub struct TableOptions {
     /// properties so a table copied in from elsewhere is recognised; 0
     /// records none. Default 0.
     pub db_id: u64,
+    /// How data blocks are compressed (docs/sst-format.md, "Compressed
+    /// blocks"); a block that would not shrink by 1/8 is stored raw.
+    /// Metadata blocks are never compressed. Default none.
+    pub compression: Compression,
 }
 
 impl Default for TableOptions {
@@ -62,6 +68,7 @@ impl Default for TableOptions {
             restart_interval: 16,
             bloom_bits_per_key: 10,
             db_id: 0,
+            compression: Compression::None,
         }
     }
 }
@@ -137,6 +144,8 @@ pub struct TableBuilder {
     range_tombstones: Vec<RangeTombstone>,
     /// Value-log bytes the value pointers added refer to, by file.
     vlog_pointer_bytes: BTreeMap<u64, u64>,
+    /// Compressed form of the data block being flushed (reused).
+    compressed: Vec<u8>,
     /// The error that poisoned the builder.
     failed: Option<Error>,
 }
@@ -149,9 +158,15 @@ impl TableBuilder {
         let restart_interval = options.restart_interval.max(1);
         let filter = (options.bloom_bits_per_key > 0)
             .then(|| FilterBuilder::new(options.bloom_bits_per_key));
+        let compression = if options.compression.is_compressed() {
+            options.compression.to_string()
+        } else {
+            String::new()
+        };
         let props = TableProperties {
             bloom_bits_per_key: options.bloom_bits_per_key as u64,
             db_id: options.db_id,
+            compression,
             min_seq: SeqNo::MAX,
             ..TableProperties::default()
         };
@@ -168,6 +183,7 @@ impl TableBuilder {
             props,
             range_tombstones: Vec::new(),
             vlog_pointer_bytes: BTreeMap::new(),
+            compressed: Vec::new(),
             failed,
             options,
         }
@@ -397,8 +413,19 @@ impl TableBuilder {
 
     fn flush_data_block(&mut self) -> Result<()> {
         let contents = self.data_block.finish();
-        let handle = write_framed(&mut *self.file, &mut self.offset, contents);
+        let raw_len = (contents.len() + BLOCK_TRAILER_LEN) as u64;
+        let handle = match compress_block(contents, self.options.compression, &mut self.compressed)
+        {
+            Some(kind) => {
+                self.props.compressed_block_count += 1;
+                write_framed_as(&mut *self.file, &mut self.offset, &self.compressed, kind)
+            }
+            None => write_framed(&mut *self.file, &mut self.offset, contents),
+        };
         let handle = self.poison_on_err(handle)?;
+        if self.options.compression.is_compressed() {
+            self.props.data_raw_bytes += raw_len;
+        }
         self.data_block.reset();
         self.pending_handle = Some(handle);
         self.props.data_block_count += 1;
@@ -424,18 +451,30 @@ impl TableBuilder {
     }
 }
 
-/// Appends `contents` and its trailer at `*offset`, advancing it.
+/// Appends `contents` (stored raw) and its trailer at `*offset`, advancing
+/// it.
 fn write_framed(
     file: &mut dyn WritableFile,
     offset: &mut u64,
     contents: &[u8],
+) -> Result<BlockHandle> {
+    write_framed_as(file, offset, contents, COMPRESSION_NONE)
+}
+
+/// Appends stored `contents` and its trailer with compression type `kind`
+/// at `*offset`, advancing it.
+fn write_framed_as(
+    file: &mut dyn WritableFile,
+    offset: &mut u64,
+    contents: &[u8],
+    kind: u8,
 ) -> Result<BlockHandle> {
     let handle = BlockHandle {
         offset: *offset,
         size: contents.len() as u64,
     };
     file.append(contents)?;
-    file.append(&block_trailer(contents, COMPRESSION_NONE))?;
+    file.append(&block_trailer(contents, kind))?;
     *offset += (contents.len() + BLOCK_TRAILER_LEN) as u64;
     Ok(handle)
 }

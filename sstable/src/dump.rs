@@ -90,6 +90,16 @@ impl Table {
             ("raw key bytes", p.raw_key_bytes.to_string()),
             ("raw value bytes", p.raw_value_bytes.to_string()),
             ("range tombstones", p.range_deletion_count.to_string()),
+            (
+                "compression",
+                if p.compression.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.compression.clone()
+                },
+            ),
+            ("compressed blocks", p.compressed_block_count.to_string()),
+            ("data bytes raw", p.data_raw_size_bytes().to_string()),
         ] {
             writeln!(out, "  {name}: {value}").map_err(io)?;
         }
@@ -127,7 +137,31 @@ impl Table {
         let mut it = BlockIter::new(Block::empty(), self.shared_path(), 0);
         for (i, (_, h)) in self.index_entries().enumerate() {
             let block = self.read_data_block(h)?;
-            writeln!(out, "data block {i} at {} ({} bytes):", h.offset, h.size).map_err(io)?;
+            // In bounds: read_data_block checked the block and its trailer.
+            let kind = self
+                .file_bytes()
+                .get((h.offset + h.size) as usize)
+                .copied()
+                .unwrap_or_default();
+            let name = jkv_format::Compression::type_name(kind).unwrap_or("?");
+            if kind == crate::handle::COMPRESSION_NONE {
+                writeln!(
+                    out,
+                    "data block {i} at {} ({} bytes, none):",
+                    h.offset, h.size
+                )
+                .map_err(io)?;
+            } else {
+                writeln!(
+                    out,
+                    "data block {i} at {} ({} bytes, {name}, {} raw, ratio {:.3}):",
+                    h.offset,
+                    h.size,
+                    block.size_bytes(),
+                    h.size as f64 / block.size_bytes().max(1) as f64
+                )
+                .map_err(io)?;
+            }
             it.reset(block, h.offset);
             it.seek_to_first();
             while it.valid() {

@@ -36,9 +36,9 @@ const _: () = assert!(FOOTER_LEN - VERSION_AT == 16 && FOOTER_LEN - MAGIC_AT == 
 pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"\x89jkvSST\n");
 
 /// The newest table format this build writes and reads. Version 2 added
-/// the range-tombstone block (named by the properties); version 1 tables
-/// still open, with no range tombstones.
-pub const FORMAT_VERSION: u32 = 2;
+/// the range-tombstone block (named by the properties), version 3
+/// compressed data blocks (LZ4, zstd); version 1 and 2 tables still open.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The decoded footer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use jkv_format::coding::{get_u32_le, put_varint64, Cursor};
-use jkv_format::{checksum_parts, Error, Result};
+use jkv_format::{checksum_parts, Compression, Error, Result};
 
 /// Layout: docs/sst-format.md, "Block trailer".
 const TYPE_AT: usize = 0;
@@ -17,8 +17,8 @@ const CRC_AT: usize = TYPE_AT + 1;
 pub const BLOCK_TRAILER_LEN: usize = CRC_AT + 4;
 const _: () = assert!(BLOCK_TRAILER_LEN == 5);
 
-/// Compression type byte of an uncompressed block (the only type so far).
-pub const COMPRESSION_NONE: u8 = 0;
+/// Compression type byte of an uncompressed block.
+pub const COMPRESSION_NONE: u8 = jkv_format::compression::COMPRESSION_TYPE_NONE;
 
 /// Longest encoding of a [`BlockHandle`]: two 10-byte varints.
 pub const BLOCK_HANDLE_LEN_MAX: usize = 20;
@@ -72,16 +72,42 @@ pub fn block_trailer(contents: &[u8], kind: u8) -> [u8; BLOCK_TRAILER_LEN] {
     t
 }
 
-/// The contents of the block at `handle` in `file`, after checking that the
-/// block and its trailer end at or before `limit` (the start of the next
-/// region), that the checksum matches and that the compression type is
-/// known. Errors are [`Error::Corruption`] at the block's offset.
+/// The contents of the uncompressed block at `handle` in `file` (metadata
+/// blocks are never compressed), after checking that the block and its
+/// trailer end at or before `limit` (the start of the next region), that the
+/// checksum matches and that the block is stored raw. Errors are
+/// [`Error::Corruption`] at the block's offset.
 pub fn read_block<'a>(
     file: &'a [u8],
     handle: BlockHandle,
     limit: u64,
     path: &Path,
 ) -> Result<&'a [u8]> {
+    let (contents, kind) = read_stored_block(file, handle, limit, path)?;
+    if kind != COMPRESSION_NONE {
+        return Err(Error::corruption(
+            path,
+            handle.offset,
+            format!(
+                "block of type {} where only uncompressed blocks are written",
+                Compression::type_name(kind).unwrap_or("?")
+            ),
+        ));
+    }
+    Ok(contents)
+}
+
+/// The stored contents of the block at `handle` in `file` and its
+/// compression type byte (0 none, 1 lz4, 2 zstd), after checking the bounds
+/// (as [`read_block`]), the checksum (over the stored bytes and the type)
+/// and that the type is known. Errors are [`Error::Corruption`] at the
+/// block's offset.
+pub fn read_stored_block<'a>(
+    file: &'a [u8],
+    handle: BlockHandle,
+    limit: u64,
+    path: &Path,
+) -> Result<(&'a [u8], u8)> {
     let out_of_bounds = || {
         Error::corruption(
             path,
@@ -113,14 +139,14 @@ pub fn read_block<'a>(
             ),
         ));
     }
-    if kind != COMPRESSION_NONE {
+    if Compression::type_name(kind).is_none() {
         return Err(Error::corruption(
             path,
             handle.offset,
             format!("unknown block compression type {kind}"),
         ));
     }
-    Ok(contents)
+    Ok((contents, kind))
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@
 #![warn(missing_docs)]
 
 pub mod block;
+pub mod block_cache;
 pub mod builder;
+pub mod codec;
 pub mod dump;
 pub mod error;
 pub mod filter;
@@ -41,9 +43,11 @@ pub mod verify;
 #[cfg(test)]
 mod test_support;
 
+pub use block_cache::{BlockCache, BlockCacheStats};
 pub use builder::{TableBuilder, TableOptions, TableSummary};
 pub use error::{Error, Result};
 pub use handle::BlockHandle;
+pub use jkv_format::Compression;
 pub use properties::TableProperties;
 pub use salvage::SalvagedTable;
 pub use table::Table;

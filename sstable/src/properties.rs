@@ -21,6 +21,12 @@ const BLOOM_BITS_PER_KEY: &str = "jkv.bloom.bits_per_key";
 const DB_ID: &str = "jkv.db.id";
 const DATA_BLOCKS: &str = "jkv.data.blocks";
 const DATA_BYTES: &str = "jkv.data.bytes";
+/// Optional (version 3): the compression the table was written with.
+const COMPRESSION: &str = "jkv.compression";
+/// Optional (version 3): data blocks stored compressed.
+const COMPRESSED_BLOCKS: &str = "jkv.data.compressed_blocks";
+/// Optional (version 3): what the data blocks would take uncompressed.
+const DATA_RAW_BYTES: &str = "jkv.data.raw_bytes";
 const ENTRIES: &str = "jkv.entries";
 const DELETIONS: &str = "jkv.entries.deletions";
 /// Optional: entries that are older versions of a key in the same table.
@@ -91,6 +97,18 @@ pub struct TableProperties {
     /// garbage once no snapshot needs them (optional property
     /// `jkv.entries.older_versions`, written when non-zero; 0 when absent).
     pub older_version_count: u64,
+    /// The compression the writer was asked for, as typed (`lz4`,
+    /// `zstd:3`; optional property `jkv.compression`, version 3, written
+    /// when not `none`; empty when absent).
+    pub compression: String,
+    /// Data blocks stored compressed (optional property
+    /// `jkv.data.compressed_blocks`, version 3, written with
+    /// `jkv.compression`; 0 when absent).
+    pub compressed_block_count: u64,
+    /// Bytes the data blocks would take stored raw, trailers included
+    /// (optional property `jkv.data.raw_bytes`, version 3, written with
+    /// `jkv.compression`; 0 when absent, when it equals `data_size_bytes`).
+    pub data_raw_bytes: u64,
 }
 
 /// Accessor of one numeric property.
@@ -117,6 +135,16 @@ const SEEN_SMALLEST: u32 = SEEN_LARGEST << 1;
 const SEEN_ALL: u32 = (SEEN_SMALLEST << 1) - 1;
 
 impl TableProperties {
+    /// Bytes the data blocks would take stored raw, trailers included
+    /// (`data_size_bytes` for a table written without compression).
+    pub fn data_raw_size_bytes(&self) -> u64 {
+        if self.data_raw_bytes == 0 {
+            self.data_size_bytes
+        } else {
+            self.data_raw_bytes
+        }
+    }
+
     /// The block contents (no trailer) holding these properties.
     pub fn encode(&self) -> Vec<u8> {
         let mut copy = self.clone();
@@ -133,6 +161,17 @@ impl TableProperties {
             (OLDER_VERSIONS, self.older_version_count),
         ] {
             if value != 0 {
+                let mut b = Vec::with_capacity(10);
+                put_varint64(&mut b, value);
+                entries.push((name, b));
+            }
+        }
+        if !self.compression.is_empty() {
+            entries.push((COMPRESSION, self.compression.as_bytes().to_vec()));
+            for (name, value) in [
+                (COMPRESSED_BLOCKS, self.compressed_block_count),
+                (DATA_RAW_BYTES, self.data_raw_bytes),
+            ] {
                 let mut b = Vec::with_capacity(10);
                 put_varint64(&mut b, value);
                 entries.push((name, b));
@@ -210,6 +249,23 @@ impl TableProperties {
                     Some(BlockHandle::decode_exact(value).ok_or_else(|| {
                         corrupt(format!("property {RANGE_DEL_BLOCK} is not a block handle"))
                     })?);
+            } else if name == COMPRESSION.as_bytes() {
+                p.compression = String::from_utf8_lossy(value).into_owned();
+            } else if name == COMPRESSED_BLOCKS.as_bytes() || name == DATA_RAW_BYTES.as_bytes() {
+                let v = match get_varint64(value) {
+                    Some((v, n)) if n == value.len() => v,
+                    _ => {
+                        return Err(corrupt(format!(
+                            "property {} is not a varint",
+                            String::from_utf8_lossy(name)
+                        )))
+                    }
+                };
+                if name == COMPRESSED_BLOCKS.as_bytes() {
+                    p.compressed_block_count = v;
+                } else {
+                    p.data_raw_bytes = v;
+                }
             } else if name == OLDER_VERSIONS.as_bytes() {
                 p.older_version_count = match get_varint64(value) {
                     Some((v, n)) if n == value.len() => v,
@@ -294,6 +350,9 @@ mod tests {
             }),
             vlog_pointer_bytes: vec![(3, 4096), (9, 1 << 40)],
             older_version_count: 17,
+            compression: "zstd:3".to_string(),
+            compressed_block_count: 11,
+            data_raw_bytes: 130_000,
         }
     }
 

@@ -40,8 +40,11 @@ use jkv_format::{Error, FileSystem, RangeTombstone, Result, ValueKind};
 
 use crate::block::iter::EntryCursor;
 use crate::block::BlockView;
+use crate::codec::decompress_block;
 use crate::footer::{Footer, FOOTER_LEN};
-use crate::handle::{read_block, BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE};
+use crate::handle::{
+    read_block, read_stored_block, BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE,
+};
 use crate::index::Index;
 use crate::properties::TableProperties;
 use crate::range_del::{decode_range_tombstone_entries, decode_range_tombstones};
@@ -160,7 +163,15 @@ impl SalvagedTable {
     /// then.
     pub fn block_entries(&self, handle: BlockHandle) -> Result<BlockEntries> {
         let path = &self.path;
-        let contents = read_block(&self.file, handle, self.data_end, path)?;
+        let (stored, kind) = read_stored_block(&self.file, handle, self.data_end, path)?;
+        let decoded;
+        let contents = if kind == COMPRESSION_NONE {
+            stored
+        } else {
+            decoded = decompress_block(kind, stored)
+                .map_err(|what| Error::corruption(path, handle.offset, what))?;
+            &decoded[..]
+        };
         let view = BlockView::parse(contents).map_err(|c| c.into_error(path, handle.offset))?;
         entries_of(view).map_err(|what| Error::corruption(path, handle.offset, what))
     }
@@ -419,8 +430,8 @@ impl SalvagedTable {
 }
 
 /// Where the block starting at `start` ends (its contents' end, where the
-/// trailer begins): the first point where the trailer's type byte is
-/// "none" and its checksum covers the bytes before it.
+/// trailer begins): the first point where the trailer's type byte is a
+/// known compression type and its checksum covers the bytes before it.
 fn block_end(data: &[u8], start: usize) -> Option<usize> {
     let mut hasher = crc32fast::Hasher::new();
     // A block holds at least its restart count (4 bytes).
@@ -430,9 +441,10 @@ fn block_end(data: &[u8], start: usize) -> Option<usize> {
     }
     hasher.update(&data[start..first]);
     for end in first..=data.len() - BLOCK_TRAILER_LEN {
-        if data[end] == COMPRESSION_NONE {
+        let kind = data[end];
+        if jkv_format::Compression::type_name(kind).is_some() {
             let mut h = hasher.clone();
-            h.update(&[COMPRESSION_NONE]);
+            h.update(&[kind]);
             if get_u32_le(data, end + 1) == Some(h.finalize()) {
                 return Some(end);
             }
@@ -520,6 +532,7 @@ mod tests {
             restart_interval: 4,
             bloom_bits_per_key,
             db_id: 77,
+            ..TableOptions::default()
         };
         let mut b = TableBuilder::new(StdFs.create(&path).unwrap(), options);
         let mut entries = Vec::new();

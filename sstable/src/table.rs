@@ -24,9 +24,11 @@ use jkv_format::{Error, FileNumber, FileSystem, RangeTombstoneSet, Result, SeqNo
 
 use crate::block::iter::EntryCursor;
 use crate::block::{Block, BlockView};
+use crate::block_cache::BlockCache;
+use crate::codec::decompress_block;
 use crate::filter::BloomFilter;
 use crate::footer::{Footer, FOOTER_LEN};
-use crate::handle::{read_block, BlockHandle};
+use crate::handle::{read_block, read_stored_block, BlockHandle, COMPRESSION_NONE};
 use crate::index::Index;
 use crate::properties::TableProperties;
 use crate::range_del::decode_range_tombstones;
@@ -56,6 +58,8 @@ pub struct Table {
     verified: VerifiedBlocks,
     /// `file` is a file-backed mapping (see `release_pages`).
     file_backed: bool,
+    /// Where decoded compressed blocks are kept; `None` decodes every read.
+    block_cache: Option<BlockCache>,
 }
 
 impl std::fmt::Debug for Table {
@@ -69,26 +73,35 @@ impl std::fmt::Debug for Table {
     }
 }
 
-/// A data block being read, borrowed from the map: its parsed view and its
-/// offset in the file.
-pub(crate) struct BlockRef<'a> {
-    view: BlockView<'a>,
-    start: usize,
+/// A data block being read: an uncompressed block borrowed from the map
+/// (its parsed view and its offset in the file), or a decoded compressed
+/// block.
+pub(crate) enum BlockRef<'a> {
+    /// Stored raw: read in place.
+    Mapped { view: BlockView<'a>, start: usize },
+    /// Stored compressed: decoded (or found in the block cache).
+    Decoded(Block),
 }
 
 impl BlockRef<'_> {
     #[inline]
     pub(crate) fn view(&self) -> BlockView<'_> {
-        self.view
+        match self {
+            BlockRef::Mapped { view, .. } => *view,
+            BlockRef::Decoded(block) => block.view(),
+        }
     }
 
     /// Zero-copy handle on `len` bytes at block offset `at` (a checked entry
     /// range).
     #[inline]
     fn slice(&self, file: &Bytes, at: usize, len: usize) -> Bytes {
-        let start = self.start + at;
+        let (bytes, start) = match self {
+            BlockRef::Mapped { start, .. } => (file, *start + at),
+            BlockRef::Decoded(block) => (block.data(), at),
+        };
         match start.checked_add(len) {
-            Some(end) if end <= file.len() => file.slice(start..end),
+            Some(end) if end <= bytes.len() => bytes.slice(start..end),
             _ => Bytes::new(),
         }
     }
@@ -110,6 +123,18 @@ impl Table {
     /// file and the offset of the bad footer field or block. Blocks are
     /// checksum-verified on their first read.
     pub fn open(fs: &dyn FileSystem, path: &Path, file_number: FileNumber) -> Result<Arc<Table>> {
+        Self::open_with_cache(fs, path, file_number, None)
+    }
+
+    /// Like [`open`](Self::open), keeping the decoded compressed blocks the
+    /// table reads in `block_cache` (shared by the tables of a database,
+    /// keyed by file number and block offset).
+    pub fn open_with_cache(
+        fs: &dyn FileSystem,
+        path: &Path,
+        file_number: FileNumber,
+        block_cache: Option<BlockCache>,
+    ) -> Result<Arc<Table>> {
         let file = fs.map(path)?;
         let footer = Footer::decode(&file, path)?;
         let footer_start = (file.len() - FOOTER_LEN) as u64;
@@ -179,6 +204,7 @@ impl Table {
             verified: VerifiedBlocks::new(index.len()),
             index,
             file_backed,
+            block_cache,
         }))
     }
 
@@ -253,48 +279,93 @@ impl Table {
     }
 
     /// Data block `i` (index position), its checksum verified unless an
-    /// earlier read of this table verified it.
+    /// earlier read of this table verified it; a compressed block comes
+    /// from the block cache or is decoded (and offered to the cache).
     pub(crate) fn data_block(&self, i: usize) -> Result<BlockRef<'_>> {
-        let (handle, contents) = self.block_contents(i)?;
-        let view =
-            BlockView::parse(contents).map_err(|c| c.into_error(&self.path, handle.offset))?;
-        Ok(BlockRef {
-            view,
-            start: handle.offset as usize,
-        })
+        let (handle, contents, kind) = self.block_contents(i)?;
+        if kind == COMPRESSION_NONE {
+            let view =
+                BlockView::parse(contents).map_err(|c| c.into_error(&self.path, handle.offset))?;
+            return Ok(BlockRef::Mapped {
+                view,
+                start: handle.offset as usize,
+            });
+        }
+        Ok(BlockRef::Decoded(
+            self.decoded_block(handle, kind, contents, true)?,
+        ))
     }
 
     /// Data block `i` as an owned block (for iterators), its checksum
     /// verified unless an earlier read of this table verified it.
     pub(crate) fn data_block_owned(&self, i: usize) -> Result<Block> {
-        let (handle, contents) = self.block_contents(i)?;
-        self.owned_block(handle, contents.len())
+        let (handle, contents, kind) = self.block_contents(i)?;
+        if kind == COMPRESSION_NONE {
+            return self.owned_block(handle, contents.len());
+        }
+        self.decoded_block(handle, kind, contents, true)
     }
 
     /// Reads the data block at `handle` from the map, always verifying its
-    /// checksum.
+    /// checksum; a compressed block is decoded without the block cache
+    /// (compaction and checks read each block once).
     pub(crate) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
-        let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
-        self.owned_block(handle, contents.len())
+        let (contents, kind) = read_stored_block(&self.file, handle, self.data_end, &self.path)?;
+        if kind == COMPRESSION_NONE {
+            return self.owned_block(handle, contents.len());
+        }
+        self.decoded_block(handle, kind, contents, false)
     }
 
-    /// The contents of data block `i` in the map (bounds checked), with
-    /// its handle: checksum verified on the block's first read after the
-    /// table was opened, trusted after that.
-    fn block_contents(&self, i: usize) -> Result<(BlockHandle, &[u8])> {
+    /// The decoded block for the compressed `stored` contents at `handle`:
+    /// from the block cache when `cached` and it is there, else decoded
+    /// (and, when `cached`, offered to the cache). A block that does not
+    /// decode is [`Error::Corruption`] at its offset.
+    fn decoded_block(
+        &self,
+        handle: BlockHandle,
+        kind: u8,
+        stored: &[u8],
+        cached: bool,
+    ) -> Result<Block> {
+        let cache = self.block_cache.as_ref().filter(|_| cached);
+        if let Some(bytes) = cache.and_then(|c| c.get(self.file_number, handle.offset)) {
+            return Block::new(bytes).map_err(|c| c.into_error(&self.path, handle.offset));
+        }
+        let decoded = decompress_block(kind, stored).map_err(|what| {
+            Error::corruption(
+                &self.path,
+                handle.offset,
+                format!("{what} (block size {})", handle.size),
+            )
+        })?;
+        let bytes = Bytes::from(decoded);
+        let block =
+            Block::new(bytes.clone()).map_err(|c| c.into_error(&self.path, handle.offset))?;
+        if let Some(cache) = cache {
+            cache.insert(self.file_number, handle.offset, bytes);
+        }
+        Ok(block)
+    }
+
+    /// The stored contents of data block `i` in the map (bounds checked),
+    /// with its handle and compression type: checksum verified on the
+    /// block's first read after the table was opened, trusted after that.
+    fn block_contents(&self, i: usize) -> Result<(BlockHandle, &[u8], u8)> {
         let handle = self.index.handle(i);
         if self.verified.contains(i) {
             let start = handle.offset as usize;
-            let verified = start
-                .checked_add(handle.size as usize)
-                .and_then(|end| self.file.get(start..end));
-            if let Some(contents) = verified {
-                return Ok((handle, contents));
+            let verified = start.checked_add(handle.size as usize).and_then(|end| {
+                let contents = self.file.get(start..end)?;
+                Some((contents, *self.file.get(end)?))
+            });
+            if let Some((contents, kind)) = verified {
+                return Ok((handle, contents, kind));
             }
         }
-        let contents = read_block(&self.file, handle, self.data_end, &self.path)?;
+        let (contents, kind) = read_stored_block(&self.file, handle, self.data_end, &self.path)?;
         self.verified.insert(i);
-        Ok((handle, contents))
+        Ok((handle, contents, kind))
     }
 
     /// A zero-copy block over the `len` content bytes at `handle` (a range
@@ -415,6 +486,7 @@ mod tests {
             restart_interval: 4,
             bloom_bits_per_key: 10,
             db_id: 0,
+            compression: jkv_format::Compression::None,
         }
     }
 
@@ -530,6 +602,7 @@ mod tests {
             restart_interval: 2,
             bloom_bits_per_key: 10,
             db_id: 0,
+            compression: jkv_format::Compression::None,
         };
         let (path, summary) = build_table(dir.path(), 1, &entries, opts);
         // "k"'s versions after its newest are older versions; one is the
@@ -580,6 +653,7 @@ mod tests {
             restart_interval: 1,
             bloom_bits_per_key: 0,
             db_id: 0,
+            compression: jkv_format::Compression::None,
         };
         let (path, _) = build_table(dir.path(), 1, &entries, opts);
         let t = Table::open(&StdFs, &path, FileNumber(1)).unwrap();

@@ -313,7 +313,7 @@ mod tests {
                             restart_interval in 1usize..5,
                             ops in proptest::collection::vec(arb_op(), 1..80)) {
             let dir = tempfile::tempdir().unwrap();
-            let options = TableOptions { block_size_bytes: block_size, restart_interval, bloom_bits_per_key: 10, db_id: 0 };
+            let options = TableOptions { block_size_bytes: block_size, restart_interval, bloom_bits_per_key: 10, db_id: 0, compression: jkv_format::Compression::None };
             let (path, _) = build_table(dir.path(), 1, &entries, options);
             let table = Table::open(&StdFs, &path, FileNumber(1)).unwrap();
             let mut it = table.iter();

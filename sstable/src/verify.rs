@@ -11,7 +11,6 @@ use jkv_format::key::{compare_internal_keys, parse_internal_key};
 use jkv_format::{Error, Result, SeqNo, ValueKind, ValuePointer};
 
 use crate::block::iter::EntryCursor;
-use crate::block::BlockView;
 use crate::builder::widen_for_range_tombstones;
 use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::{read_block, BLOCK_TRAILER_LEN};
@@ -30,6 +29,11 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Range tombstones checked.
     pub range_tombstones: u64,
+    /// Data blocks stored compressed (each decoded and checked).
+    pub compressed_blocks: u64,
+    /// Bytes the data blocks take decoded, trailers included (equal to the
+    /// stored bytes without compression).
+    pub raw_data_bytes: u64,
 }
 
 impl Table {
@@ -84,8 +88,14 @@ impl Table {
                     format!("data block {i} starts at byte {at}, the previous one ends at {expected_offset}"),
                 ));
             }
-            let contents = read_block(file, handle, self.data_end(), path)?;
-            let view = BlockView::parse(contents).map_err(|c| c.into_error(path, at))?;
+            let block = self.read_data_block(handle)?;
+            // In bounds: read_data_block checked the block and its trailer.
+            let kind = file.get((at + handle.size) as usize).copied();
+            if kind != Some(crate::handle::COMPRESSION_NONE) {
+                report.compressed_blocks += 1;
+            }
+            report.raw_data_bytes += (block.size_bytes() + BLOCK_TRAILER_LEN) as u64;
+            let view = block.view();
             let mut in_block = 0u64;
             let mut r = cursor.seek_to_first(view);
             while r.is_ok() && cursor.valid() {
@@ -178,6 +188,12 @@ impl Table {
         }
         if deletions != props.deletion_count {
             return Err(mismatch("deletion count"));
+        }
+        if !props.compression.is_empty()
+            && (report.compressed_blocks != props.compressed_block_count
+                || report.raw_data_bytes != props.data_raw_bytes)
+        {
+            return Err(mismatch("compressed block count or raw data bytes"));
         }
         // What the data says, widened by the range tombstones as the
         // builder does.
