@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use jkv::Compression;
 
 /// jkv: an embedded LSM-tree key-value store.
 #[derive(Debug, Parser)]
@@ -77,6 +78,19 @@ struct EngineArgs {
     /// Value-log bytes on disk kept within this many times the live value bytes.
     #[arg(long, value_name = "RATIO", default_value_t = 2.0)]
     vlog_space_amp_max: f64,
+    /// Compression of each level's data blocks, L0 first, the last for every
+    /// level below: none, lz4, zstd or zstd:LEVEL, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "none,none,lz4", value_parser = parse_compression_list)]
+    compression_per_level: CompressionList,
+    /// The same compression for every level (overrides --compression-per-level).
+    #[arg(long, value_name = "TYPE")]
+    compression: Option<Compression>,
+    /// Byte budget of the cache of decoded compressed blocks; 0 disables it.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    block_cache_bytes: u64,
+    /// Compression of value-log entries' values.
+    #[arg(long, value_name = "TYPE", default_value = "none")]
+    vlog_compression: Compression,
 }
 
 /// `--value-threshold`: a byte count, or `off`.
@@ -90,6 +104,14 @@ fn parse_value_threshold(s: &str) -> Result<ValueThreshold, String> {
     s.parse::<usize>()
         .map(|n| ValueThreshold(Some(n)))
         .map_err(|_| format!("{s:?} is neither a byte count nor `off`"))
+}
+
+/// `--compression-per-level`: one choice per level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CompressionList(Vec<Compression>);
+
+fn parse_compression_list(s: &str) -> Result<CompressionList, String> {
+    Compression::parse_list(s).map(CompressionList)
 }
 
 impl EngineArgs {
@@ -111,6 +133,12 @@ impl EngineArgs {
             .vlog_file_size(self.vlog_file_size)
             .vlog_gc_garbage_ratio(self.vlog_gc_garbage_ratio)
             .vlog_space_amp_max(self.vlog_space_amp_max)
+            .compression_per_level(match self.compression {
+                Some(c) => vec![c],
+                None => self.compression_per_level.0.clone(),
+            })
+            .block_cache_bytes(self.block_cache_bytes)
+            .vlog_compression(self.vlog_compression)
     }
 }
 
@@ -213,6 +241,32 @@ mod tests {
         ] {
             assert!(shown.contains(field), "{field} missing from {shown}");
         }
+        let cli = Cli::try_parse_from([
+            "jkv",
+            "--compression-per-level",
+            "none,lz4,zstd:9",
+            "--block-cache-bytes",
+            "0",
+            "--vlog-compression",
+            "lz4",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", cli.engine.options());
+        for field in [
+            "compression_per_level: [None, Lz4, Zstd { level: 9 }]",
+            "block_cache_bytes: 0",
+            "vlog_compression: Lz4",
+        ] {
+            assert!(shown.contains(field), "{field} missing from {shown}");
+        }
+        let cli = Cli::try_parse_from(["jkv", "--compression", "zstd"]).unwrap();
+        let shown = format!("{:?}", cli.engine.options());
+        assert!(
+            shown.contains("compression_per_level: [Zstd { level: 3 }]"),
+            "{shown}"
+        );
+        assert!(Cli::try_parse_from(["jkv", "--compression", "snappy"]).is_err());
+        assert!(Cli::try_parse_from(["jkv", "--compression-per-level", "lz4,zstd:99"]).is_err());
         let cli = Cli::try_parse_from(["jkv", "--value-threshold", "100"]).unwrap();
         assert_eq!(cli.engine.value_threshold, ValueThreshold(Some(100)));
         assert!(Cli::try_parse_from(["jkv", "--value-threshold", "big"]).is_err());

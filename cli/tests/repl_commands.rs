@@ -155,7 +155,22 @@ get a
         "compact dropped the range tombstone at the bottom: {out}"
     );
     assert_eq!(stats.last(), Some(&"health: ok"));
-    assert_eq!(stats.len(), 17, "{out}");
+    // Per level: the compression its tables are written with, bytes
+    // stored and raw (the defaults: none, none, then lz4).
+    let at = stats
+        .iter()
+        .position(|l| *l == "level compression   stored_mib     raw_mib  stored/raw")
+        .expect("compression table");
+    for (i, line) in stats[at + 1..at + 8].iter().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], format!("L{i}"), "{line}");
+        assert_eq!(fields[1], if i < 2 { "none" } else { "lz4" }, "{line}");
+    }
+    assert!(
+        stats[at + 8].starts_with("block cache: ") && stats[at + 8].contains(" of 64.00 MiB, "),
+        "{out}"
+    );
+    assert_eq!(stats.len(), 26, "{out}");
     assert_eq!(lines.last(), Some(&"hello  world"));
 }
 
@@ -274,6 +289,10 @@ fn help_lists_every_engine_option_with_its_default() {
         ("--vlog-file-size <BYTES>", Some("268435456")),
         ("--vlog-gc-garbage-ratio <RATIO>", Some("0.5")),
         ("--vlog-space-amp-max <RATIO>", Some("2")),
+        ("--compression-per-level <LIST>", Some("none,none,lz4")),
+        ("--compression <TYPE>", None),
+        ("--block-cache-bytes <BYTES>", Some("67108864")),
+        ("--vlog-compression <TYPE>", Some("none")),
     ] {
         let line = help
             .lines()

@@ -198,7 +198,7 @@ impl DbInner {
                 task,
                 &inputs,
                 self.snapshots.all(),
-                &self.table_options(),
+                &self.table_options(task.output_level),
                 self.options.compaction.target_table_bytes,
                 &mut new_table,
                 &|| self.closed.load(Ordering::Acquire),

@@ -35,12 +35,13 @@ pub(crate) fn live_discards(
 }
 
 impl DbInner {
-    /// Options for every table this database writes.
-    pub(crate) fn table_options(&self) -> TableOptions {
+    /// Options for the tables this database writes into `level`.
+    pub(crate) fn table_options(&self, level: usize) -> TableOptions {
         TableOptions {
             block_size_bytes: self.options.block_size,
             bloom_bits_per_key: self.options.bloom_bits_per_key,
             db_id: self.db_id,
+            compression: self.options.compression_for_level(level),
             ..TableOptions::default()
         }
     }
@@ -62,7 +63,7 @@ impl DbInner {
         let number = self.allocate_file_number();
         let path = table_path(&self.dir, number);
         let file = self.fs.create(&path)?;
-        let mut builder = TableBuilder::new(file, self.table_options());
+        let mut builder = TableBuilder::new(file, self.table_options(0));
         // Snapshots taken from now on see at least every write in `mem`,
         // so the live ones are all that can need an older version.
         let mut filter = CompactionFilter::new(self.snapshots.all(), false);

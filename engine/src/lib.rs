@@ -43,8 +43,10 @@ pub use batch::{WriteBatch, VALUE_LEN_MAX};
 pub use check::{check, check_with, CheckReport, Problem};
 pub use db::Db;
 pub use iter::DbIterator;
-pub use jkv_format::{Error, Result, SeqNo};
-pub use options::{Options, WriteOptions};
+pub use jkv_format::{Compression, Error, Result, SeqNo};
+pub use options::{
+    Options, WriteOptions, DEFAULT_BLOCK_CACHE_BYTES, DEFAULT_COMPRESSION_PER_LEVEL,
+};
 pub use repair::{repair, RepairReport};
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, Stats};

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use jkv_compaction::CompactionConfig;
-use jkv_format::{Error, FileSystem, Result, StdFs};
+use jkv_format::{Compression, Error, FileSystem, Result, StdFs};
 
 /// How to open a database. `Options::default()` gives the documented defaults.
 #[derive(Clone)]
@@ -28,8 +28,22 @@ pub struct Options {
     pub(crate) vlog_file_size: u64,
     pub(crate) vlog_gc_garbage_ratio: f64,
     pub(crate) vlog_space_amp_max: f64,
+    pub(crate) compression_per_level: Vec<Compression>,
+    pub(crate) block_cache_bytes: u64,
+    pub(crate) vlog_compression: Compression,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
+
+/// The default compression of each level's tables (levels below the last
+/// entry use the last): none for level 0 and 1, whose tables are rewritten
+/// soon after they are written (compressing them costs flush and compaction
+/// time for space held briefly), LZ4 below, where nearly all the data
+/// lives. Chosen by measurement: docs/benchmarks.md, "Compression".
+pub const DEFAULT_COMPRESSION_PER_LEVEL: [Compression; 3] =
+    [Compression::None, Compression::None, Compression::Lz4];
+
+/// Default byte budget of the decoded-block cache (64 MiB).
+pub const DEFAULT_BLOCK_CACHE_BYTES: u64 = 64 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -51,6 +65,9 @@ impl Default for Options {
             vlog_file_size: 256 << 20,
             vlog_gc_garbage_ratio: 0.5,
             vlog_space_amp_max: 2.0,
+            compression_per_level: DEFAULT_COMPRESSION_PER_LEVEL.to_vec(),
+            block_cache_bytes: DEFAULT_BLOCK_CACHE_BYTES,
+            vlog_compression: Compression::None,
             fs: Arc::new(StdFs),
         }
     }
@@ -79,6 +96,9 @@ impl fmt::Debug for Options {
             .field("vlog_file_size", &self.vlog_file_size)
             .field("vlog_gc_garbage_ratio", &self.vlog_gc_garbage_ratio)
             .field("vlog_space_amp_max", &self.vlog_space_amp_max)
+            .field("compression_per_level", &self.compression_per_level)
+            .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("vlog_compression", &self.vlog_compression)
             .field("fs", &self.fs)
             .finish()
     }
@@ -89,6 +109,15 @@ impl Options {
     /// 1/16 of the write buffer (see `jkv_memtable::Memtable::with_key_filter`).
     pub(crate) fn new_memtable(&self) -> jkv_memtable::Memtable {
         jkv_memtable::Memtable::with_key_filter(self.write_buffer_size / 16)
+    }
+
+    /// How tables written into `level` compress their data blocks.
+    pub(crate) fn compression_for_level(&self, level: usize) -> Compression {
+        let n = self.compression_per_level.len();
+        self.compression_per_level
+            .get(level.min(n.saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -261,6 +290,40 @@ impl Options {
         self
     }
 
+    /// How each level's tables compress their data blocks: entry `i` for
+    /// level `i`, the last entry for every level below (flushes write
+    /// level 0). Default [`DEFAULT_COMPRESSION_PER_LEVEL`]: none, none,
+    /// lz4. A block that would not shrink by 1/8 is stored raw. At least
+    /// one entry.
+    pub fn compression_per_level(mut self, per_level: Vec<Compression>) -> Self {
+        self.compression_per_level = per_level;
+        self
+    }
+
+    /// The same compression for every level (like db_bench's
+    /// `--compression_type`).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression_per_level = vec![compression];
+        self
+    }
+
+    /// Byte budget of the cache of decoded compressed blocks (a W-TinyLFU
+    /// cache shared by all tables). Default 64 MiB; 0 turns it off (every
+    /// read of a compressed block decodes it). Uncompressed blocks are read
+    /// from the mapped file and never cached.
+    pub fn block_cache_bytes(mut self, bytes: u64) -> Self {
+        self.block_cache_bytes = bytes;
+        self
+    }
+
+    /// How value-log entries compress their values. Default none: large
+    /// values (camera frames, archives) are often compressed already. A
+    /// value that would not shrink by 1/8 is stored raw.
+    pub fn vlog_compression(mut self, compression: Compression) -> Self {
+        self.vlog_compression = compression;
+        self
+    }
+
     /// The file system every file goes through. Default: the real one
     /// ([`StdFs`]); tests pass a simulated one.
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
@@ -318,6 +381,16 @@ impl Options {
         }
         if self.vlog_space_amp_max.is_nan() || self.vlog_space_amp_max < 1.0 {
             return bad("vlog_space_amp_max must be at least 1.0".into());
+        }
+        if self.compression_per_level.is_empty() {
+            return bad("compression_per_level needs at least one entry".into());
+        }
+        if self.compression_per_level.len() > self.num_levels {
+            return bad(format!(
+                "compression_per_level has {} entries for {} levels",
+                self.compression_per_level.len(),
+                self.num_levels
+            ));
         }
         if self.manifest_rewrite_threshold_bytes < 1024 {
             return bad("manifest_rewrite_threshold_bytes must be at least 1024".into());

@@ -73,7 +73,12 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
     }
     check_files_present(&*fs, dir, &state)?;
 
-    let table_cache = TableCache::new(fs.clone(), dir.to_path_buf(), options.max_open_tables);
+    let table_cache = TableCache::with_block_cache(
+        fs.clone(),
+        dir.to_path_buf(),
+        options.max_open_tables,
+        jkv_sstable::BlockCache::new(options.block_cache_bytes),
+    );
     let deleter = Arc::new(TableDeleter {
         fs: fs.clone(),
         dir: dir.to_path_buf(),

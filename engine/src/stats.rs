@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jkv_compaction::LevelTargets;
+use jkv_format::{Compression, FileNumber};
+use jkv_sstable::BlockCacheStats;
 
 use crate::db::DbInner;
 
@@ -80,6 +82,12 @@ pub struct LevelStats {
     pub compaction_read_bytes: u64,
     /// Bytes compactions wrote into this level.
     pub compaction_written_bytes: u64,
+    /// What the level's tables would take with their data blocks stored
+    /// raw (equal to `bytes` without compression; from each table's
+    /// properties).
+    pub raw_bytes: u64,
+    /// How tables written into this level compress their data blocks.
+    pub compression: Compression,
 }
 
 /// A snapshot of the database's figures, from [`crate::Db::stats`].
@@ -142,6 +150,9 @@ pub struct Stats {
     pub vlog_gc_files: u64,
     /// Live entries rewritten by value-log GC.
     pub vlog_gc_rewritten: u64,
+    /// The decoded-block cache's counters (`None` when
+    /// `block_cache_bytes` is 0).
+    pub block_cache: Option<BlockCacheStats>,
     /// Why the database refuses writes, if it does.
     pub health: Option<String>,
 }
@@ -164,6 +175,21 @@ impl Stats {
                 target_bytes: targets.target_bytes.get(level).copied().unwrap_or(0),
                 compaction_read_bytes: c.compaction_read.get(level).map_or(0, load),
                 compaction_written_bytes: c.compaction_written.get(level).map_or(0, load),
+                raw_bytes: tables
+                    .iter()
+                    .map(|t| {
+                        // A table that does not open counts as stored raw;
+                        // reads of it report the damage.
+                        db.table_cache
+                            .get(FileNumber(t.id))
+                            .map_or(t.size_bytes, |table| {
+                                let p = table.properties();
+                                t.size_bytes - p.data_size_bytes.min(t.size_bytes)
+                                    + p.data_raw_size_bytes()
+                            })
+                    })
+                    .sum(),
+                compression: db.options.compression_for_level(level),
             })
             .collect();
         let (running, running_max) = {
@@ -219,9 +245,15 @@ impl Stats {
             compactions_running: running,
             stall_micros: load(&c.stall_micros),
             blocks_verified: db.table_cache.verified_block_count(),
+            block_cache: db.table_cache.block_cache().map(|c| c.stats()),
             snapshots: db.snapshots.count(),
             health: db.bg_error.lock().as_ref().map(|e| e.to_string()),
         }
+    }
+
+    /// What all tables would take with their data blocks stored raw.
+    pub fn table_raw_bytes(&self) -> u64 {
+        self.levels.iter().map(|l| l.raw_bytes).sum()
     }
 
     /// Bytes in all tables.
@@ -350,6 +382,33 @@ impl fmt::Display for Stats {
             "data blocks verified {}, live snapshots {}",
             self.blocks_verified, self.snapshots
         )?;
+        writeln!(f, "level compression   stored_mib     raw_mib  stored/raw")?;
+        for l in &self.levels {
+            writeln!(
+                f,
+                "L{:<4} {:<11} {:>10.2} {:>11.2} {:>11.3}",
+                l.level,
+                l.compression.to_string(),
+                mib(l.bytes),
+                mib(l.raw_bytes),
+                l.bytes as f64 / l.raw_bytes.max(1) as f64
+            )?;
+        }
+        match &self.block_cache {
+            Some(c) => writeln!(
+                f,
+                "block cache: {:.2} of {:.2} MiB, {} blocks; hits {}, misses {} (hit ratio {:.3}), inserts {}, evictions {}",
+                mib(c.used_bytes),
+                mib(c.capacity_bytes),
+                c.entries,
+                c.hits,
+                c.misses,
+                c.hit_ratio(),
+                c.inserts,
+                c.evictions
+            )?,
+            None => writeln!(f, "block cache: off")?,
+        }
         match &self.health {
             Some(why) => write!(f, "health: READ-ONLY: {why}"),
             None => write!(f, "health: ok"),

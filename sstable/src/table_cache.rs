@@ -24,6 +24,7 @@ use jkv_format::names::table_path;
 use jkv_format::{FileNumber, FileSystem, Result};
 use parking_lot::RwLock;
 
+use crate::block_cache::BlockCache;
 use crate::table::Table;
 
 /// The open tables and the order they were opened in.
@@ -41,6 +42,8 @@ pub struct TableCache {
     dir: PathBuf,
     tables: Arc<RwLock<OpenTables>>,
     capacity_tables: usize,
+    /// Decoded compressed blocks of every table opened here.
+    block_cache: Option<BlockCache>,
 }
 
 impl fmt::Debug for TableCache {
@@ -56,12 +59,29 @@ impl TableCache {
     /// A cache of at most about `capacity_tables` open tables (at least 1)
     /// of the `NNNNNN.sst` files in `dir`.
     pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, capacity_tables: usize) -> TableCache {
+        Self::with_block_cache(fs, dir, capacity_tables, None)
+    }
+
+    /// Like [`new`](Self::new), with the tables keeping the compressed
+    /// blocks they decode in `block_cache` (`None`: decode on every read).
+    pub fn with_block_cache(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        capacity_tables: usize,
+        block_cache: Option<BlockCache>,
+    ) -> TableCache {
         TableCache {
             fs,
             dir,
             tables: Arc::default(),
             capacity_tables: capacity_tables.max(1),
+            block_cache,
         }
+    }
+
+    /// The decoded-block cache, if there is one.
+    pub fn block_cache(&self) -> Option<&BlockCache> {
+        self.block_cache.as_ref()
     }
 
     /// Table `n`, opening `dir/NNNNNN.sst` if it is not open. Errors are
@@ -71,7 +91,12 @@ impl TableCache {
             return Ok(Arc::clone(table));
         }
         // Open without holding the lock: opening reads the file.
-        let opened = Table::open(&*self.fs, &table_path(&self.dir, n), n)?;
+        let opened = Table::open_with_cache(
+            &*self.fs,
+            &table_path(&self.dir, n),
+            n,
+            self.block_cache.clone(),
+        )?;
         let mut tables = self.tables.write();
         if let Some(table) = tables.by_number.get(&n) {
             return Ok(Arc::clone(table));
@@ -95,6 +120,10 @@ impl TableCache {
         let mut tables = self.tables.write();
         tables.by_number.remove(&n);
         tables.order.retain(|&o| o != n);
+        drop(tables);
+        if let Some(cache) = &self.block_cache {
+            cache.forget_table(n);
+        }
     }
 
     /// Data blocks verified (checksum checked) in the open tables since
