@@ -92,7 +92,7 @@ fn sst_dump_and_check_show_the_range_tombstone_block() {
     let dump = jkv().arg("sst-dump").arg(&table).output().unwrap();
     assert!(dump.status.success());
     let text = String::from_utf8_lossy(&dump.stdout);
-    assert!(text.contains("version 2"), "{text}");
+    assert!(text.contains("version 3"), "{text}");
     assert!(text.contains("range tombstones: 1"), "{text}");
     assert!(text.contains("range-tombstone block at"), "{text}");
     assert!(text.contains("[120, 150) @101"), "{text}");

@@ -149,7 +149,8 @@ impl DbInner {
                 old.sync()?;
             }
             let number = self.allocate_file_number();
-            let vlog = VlogWriter::create(&*self.fs, &self.dir, number)?;
+            let vlog = VlogWriter::create(&*self.fs, &self.dir, number)?
+                .with_compression(self.options.vlog_compression);
             self.fs.sync_dir(&self.dir)?;
             let edit = VersionEdit {
                 new_vlogs: vec![number.0],

@@ -26,6 +26,9 @@ const _: () = assert!(ENTRY_HEADER_LEN == 20);
 pub const KEY_LEN_MAX: usize = 65_535;
 /// Longest value an entry may hold, in bytes (256 MiB).
 pub const VALUE_LEN_MAX: usize = 256 << 20;
+/// Top bit of the stored `value_len` (format version 2): the value is
+/// stored compressed (`codec.rs`); the other bits are the stored length.
+pub const VALUE_COMPRESSED_FLAG: u32 = 1 << 31;
 /// Longest entry, in bytes; it fits the `u32` length of a pointer.
 pub const ENTRY_LEN_MAX: usize = ENTRY_HEADER_LEN + KEY_LEN_MAX + VALUE_LEN_MAX;
 const _: () = assert!(ENTRY_LEN_MAX <= u32::MAX as usize);
@@ -36,13 +39,21 @@ pub fn entry_len(key_len: usize, value_len: usize) -> usize {
     ENTRY_HEADER_LEN + key_len + value_len
 }
 
-/// The 20 bytes before `key` and `value` in their entry, checksum included.
-/// The caller has checked the lengths against the limits.
-pub(crate) fn encode_header(seq: SeqNo, key: &[u8], value: &[u8]) -> [u8; ENTRY_HEADER_LEN] {
+/// The 20 bytes before `key` and `value` in their entry, checksum included;
+/// `compressed` sets the flag saying `value` holds a compressed value's
+/// stored bytes. The caller has checked the lengths against the limits.
+pub(crate) fn encode_header(
+    seq: SeqNo,
+    key: &[u8],
+    value: &[u8],
+    compressed: bool,
+) -> [u8; ENTRY_HEADER_LEN] {
     let mut out = [0u8; ENTRY_HEADER_LEN];
     out[SEQ_AT..KEY_LEN_AT].copy_from_slice(&seq.0.to_le_bytes());
     out[KEY_LEN_AT..VALUE_LEN_AT].copy_from_slice(&(key.len() as u32).to_le_bytes());
-    out[VALUE_LEN_AT..ENTRY_HEADER_LEN].copy_from_slice(&(value.len() as u32).to_le_bytes());
+    let flag = if compressed { VALUE_COMPRESSED_FLAG } else { 0 };
+    let value_len = value.len() as u32 | flag;
+    out[VALUE_LEN_AT..ENTRY_HEADER_LEN].copy_from_slice(&value_len.to_le_bytes());
     let crc = checksum_parts(&[&out[SEQ_AT..], key, value]);
     out[CRC_AT..SEQ_AT].copy_from_slice(&crc.to_le_bytes());
     out
@@ -55,8 +66,11 @@ pub(crate) struct EntryView {
     pub seq: SeqNo,
     /// Where the key is.
     pub key: Range<usize>,
-    /// Where the value is.
+    /// Where the value is (its stored bytes).
     pub value: Range<usize>,
+    /// The stored bytes are a compressed value (decode with
+    /// `codec::decompress_value`).
+    pub compressed: bool,
     /// Length of the whole entry in bytes.
     pub len: usize,
 }
@@ -122,7 +136,9 @@ pub(crate) fn decode_at(data: &[u8], at: usize) -> Result<EntryView, Damage> {
     if key_len as usize > KEY_LEN_MAX {
         return Err(Damage::KeyTooLong { key_len });
     }
-    let value_len = field(VALUE_LEN_AT);
+    let value_field = field(VALUE_LEN_AT);
+    let compressed = value_field & VALUE_COMPRESSED_FLAG != 0;
+    let value_len = value_field & !VALUE_COMPRESSED_FLAG;
     if value_len as usize > VALUE_LEN_MAX {
         return Err(Damage::ValueTooLong { value_len });
     }
@@ -145,6 +161,7 @@ pub(crate) fn decode_at(data: &[u8], at: usize) -> Result<EntryView, Damage> {
         seq: SeqNo(seq),
         key: key_at..value_at,
         value: value_at..at + len,
+        compressed,
         len,
     })
 }
@@ -172,7 +189,7 @@ mod tests {
     use super::*;
 
     fn encode(seq: u64, key: &[u8], value: &[u8]) -> Vec<u8> {
-        let mut out = encode_header(SeqNo(seq), key, value).to_vec();
+        let mut out = encode_header(SeqNo(seq), key, value, false).to_vec();
         out.extend_from_slice(key);
         out.extend_from_slice(value);
         out

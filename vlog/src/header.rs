@@ -11,8 +11,9 @@ use jkv_format::{checksum, FileNumber};
 /// Identifies a value log: the first 8 bytes of every `.vlog` file.
 pub const MAGIC: [u8; 8] = *b"jkv.vlog";
 
-/// Newest format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Newest format version this build writes and reads. Version 2 may hold
+/// compressed values (flag in `value_len`); version 1 files still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Layout: docs/vlog-format.md, "File header". Every version keeps `magic`
 /// and `version` where they are, so any reader can tell a newer file apart
@@ -153,7 +154,7 @@ mod tests {
         let h = encode(FileNumber(7));
         assert_eq!(check(&h, FileNumber(7)), Ok(()));
         assert_eq!(&h[..8], b"jkv.vlog");
-        assert_eq!(h[8..12], 1u32.to_le_bytes());
+        assert_eq!(h[8..12], FORMAT_VERSION.to_le_bytes());
     }
 
     #[test]
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn newer_version_is_refused_even_with_other_layout() {
         let mut h = encode(FileNumber(1));
-        h[VERSION_AT..NUMBER_AT].copy_from_slice(&2u32.to_le_bytes());
+        h[VERSION_AT..NUMBER_AT].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         // A newer version may compute its checksum differently: the version
         // check comes first.
         let err = check(&h, FileNumber(1)).unwrap_err();

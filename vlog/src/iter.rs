@@ -20,6 +20,7 @@ use bytes::Bytes;
 use jkv_format::names::vlog_path;
 use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValuePointer};
 
+use crate::codec::decompress_value;
 use crate::entry::{decode_at, valid_entry_from};
 use crate::header::{self, HeaderError, HEADER_LEN};
 
@@ -32,7 +33,8 @@ pub struct VlogEntry {
     pub seq: SeqNo,
     /// The key, a slice of the file's map.
     pub key: Bytes,
-    /// The value, a slice of the file's map.
+    /// The value: a slice of the file's map, or decoded when it was stored
+    /// compressed.
     pub value: Bytes,
 }
 
@@ -132,6 +134,14 @@ impl VlogIter {
         match decode_at(&self.data, at) {
             Ok(view) => {
                 self.pos = at + view.len;
+                let value = if view.compressed {
+                    match decompress_value(&self.data[view.value.clone()]) {
+                        Ok(v) => Bytes::from(v),
+                        Err(what) => return self.corruption(at as u64, what),
+                    }
+                } else {
+                    self.data.slice(view.value)
+                };
                 Some(Ok(VlogEntry {
                     pointer: ValuePointer {
                         file: self.number,
@@ -141,7 +151,7 @@ impl VlogIter {
                     },
                     seq: view.seq,
                     key: self.data.slice(view.key),
-                    value: self.data.slice(view.value),
+                    value,
                 }))
             }
             Err(damage) => {
@@ -343,7 +353,7 @@ mod tests {
         assert!(iter.next().is_none());
 
         let mut newer = data.clone();
-        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+        newer[8..12].copy_from_slice(&(crate::FORMAT_VERSION + 1).to_le_bytes());
         let mut iter = iter_over(&f, &newer);
         match iter.next() {
             Some(Err(Error::Corruption {

@@ -19,6 +19,7 @@
 //! the engine: this crate knows nothing of which entries are live.
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod entry;
 pub mod error;
 pub mod gc;

@@ -24,6 +24,7 @@ use parking_lot::RwLock;
 use jkv_format::names::vlog_path;
 use jkv_format::{Error, FileNumber, FileSystem, Result, ValuePointer};
 
+use crate::codec::decompress_value;
 use crate::entry::{decode_at, ENTRY_HEADER_LEN, ENTRY_LEN_MAX};
 use crate::header::{self, HEADER_LEN};
 
@@ -114,6 +115,11 @@ impl VlogReader {
             return Err(corrupt(
                 "entry holds another key: the pointer does not point where it should".to_string(),
             ));
+        }
+        if view.compressed {
+            return decompress_value(&map[view.value])
+                .map(Bytes::from)
+                .map_err(corrupt);
         }
         Ok(map.slice(view.value))
     }
@@ -275,7 +281,7 @@ mod tests {
     fn newer_version_is_refused() {
         let f = Fixture::small();
         let mut data = f.bytes();
-        data[8..12].copy_from_slice(&2u32.to_le_bytes());
+        data[8..12].copy_from_slice(&(crate::FORMAT_VERSION + 1).to_le_bytes());
         std::fs::write(f.path(), &data).unwrap();
         match reader(&f).read(&f.pointers[0], b"apple") {
             Err(Error::Corruption {

@@ -17,8 +17,11 @@
 use std::path::{Path, PathBuf};
 
 use jkv_format::names::vlog_path;
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValuePointer, WritableFile};
+use jkv_format::{
+    Compression, Error, FileNumber, FileSystem, Result, SeqNo, ValuePointer, WritableFile,
+};
 
+use crate::codec::compress_value;
 use crate::entry::{encode_header, entry_len, KEY_LEN_MAX, VALUE_LEN_MAX};
 use crate::header;
 
@@ -29,6 +32,10 @@ pub struct VlogWriter {
     number: FileNumber,
     /// The first failed operation; once set, every call returns it.
     poisoned: Option<Error>,
+    /// How values are compressed (none by default).
+    compression: Compression,
+    /// A compressed value's stored bytes (reused).
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for VlogWriter {
@@ -56,7 +63,16 @@ impl VlogWriter {
             path,
             number,
             poisoned: None,
+            compression: Compression::None,
+            scratch: Vec::new(),
         })
+    }
+
+    /// Compresses the values of later appends with `compression` (a value
+    /// that would not shrink by 1/8 is stored raw).
+    pub fn with_compression(mut self, compression: Compression) -> VlogWriter {
+        self.compression = compression;
+        self
     }
 
     /// Appends an entry holding `key`, `value` and `seq`, and returns its
@@ -87,9 +103,12 @@ impl VlogWriter {
             )));
         }
         let offset = self.file.len();
-        // Fits: entry_len <= ENTRY_LEN_MAX <= u32::MAX (asserted in entry.rs).
+        let compressed = compress_value(value, self.compression, &mut self.scratch);
+        let value: &[u8] = if compressed { &self.scratch } else { value };
+        // Fits: entry_len <= ENTRY_LEN_MAX <= u32::MAX (asserted in entry.rs);
+        // a compressed value is stored only when shorter than the raw one.
         let len = entry_len(key.len(), value.len()) as u32;
-        let head = encode_header(seq, key, value);
+        let head = encode_header(seq, key, value, compressed);
         // Three appends, not one copy into a scratch buffer: a large value
         // goes from the caller's slice to the file buffer (or the kernel)
         // directly.

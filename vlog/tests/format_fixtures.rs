@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jkv_format::{FileNumber, SeqNo, StdFs};
-use jkv_vlog::{VlogIter, VlogReader};
+use jkv_format::{Compression, FileNumber, SeqNo, StdFs};
+use jkv_vlog::{VlogIter, VlogReader, VlogWriter};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -41,4 +41,91 @@ fn version_1_fixture_reads_back_by_pointer_and_in_order() {
     assert_eq!(got, v1_entries());
     let report = jkv_vlog::verify(&StdFs, &dir.join("000007.vlog")).unwrap();
     assert!(report.is_ok(), "{report:?}");
+}
+
+/// Version 2: values stored compressed (when they shrink by 1/8) beside
+/// raw ones, read back by pointer and in order; a flipped bit anywhere in a
+/// compressed entry is `Corruption` at the entry's offset.
+#[test]
+fn version_2_compressed_values_read_back_and_damage_is_corruption() {
+    for compression in [Compression::Lz4, Compression::ZSTD] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = VlogWriter::create(&StdFs, dir.path(), FileNumber(3))
+            .unwrap()
+            .with_compression(compression);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut written = Vec::new();
+        for i in 0..20u64 {
+            let key = format!("key-{i:02}").into_bytes();
+            let value: Vec<u8> = if i % 3 == 0 {
+                // Random bytes do not compress: stored raw.
+                (0..3000)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect()
+            } else {
+                format!("frame {i} ").repeat(300).into_bytes()
+            };
+            let p = w.append(&key, &value, SeqNo(i + 1)).unwrap();
+            written.push((key, value, p));
+        }
+        w.sync().unwrap();
+        let path = dir.path().join("000003.vlog");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+            jkv_vlog::FORMAT_VERSION
+        );
+        let raw_total: usize = written.iter().map(|(k, v, _)| k.len() + v.len()).sum();
+        assert!(
+            bytes.len() < raw_total * 2 / 3,
+            "{compression}: {}",
+            bytes.len()
+        );
+        let reader = VlogReader::new(Arc::new(StdFs), dir.path().to_path_buf());
+        for (k, v, p) in &written {
+            assert_eq!(&reader.read(p, k).unwrap()[..], &v[..]);
+            // Random values are stored whole; the others compressed.
+            let raw_len = jkv_vlog::ENTRY_HEADER_LEN + k.len() + v.len();
+            let random = !v.starts_with(b"frame ");
+            assert_eq!(p.len as usize == raw_len, random, "{compression}");
+        }
+        let got: Vec<_> = VlogIter::open(&StdFs, dir.path(), FileNumber(3))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.key.to_vec(), e.value.to_vec(), e.pointer)
+            })
+            .collect();
+        assert_eq!(got, written);
+        let report = jkv_vlog::verify(&StdFs, &path).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(
+            report.value_bytes,
+            written.iter().map(|(_, v, _)| v.len() as u64).sum::<u64>()
+        );
+
+        // Every bit of a compressed entry (the second one, not the last).
+        let (k, _, p) = &written[1];
+        for i in p.offset as usize..(p.offset + u64::from(p.len)) as usize {
+            for bit in [0u8, 5] {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                std::fs::write(&path, &bad).unwrap();
+                let reader = VlogReader::new(Arc::new(StdFs), dir.path().to_path_buf());
+                match reader.read(p, k) {
+                    Err(jkv_format::Error::Corruption { file, offset, .. }) => {
+                        assert_eq!(file, path);
+                        assert_eq!(offset, p.offset);
+                    }
+                    other => panic!("{compression}: flip at {i}: {other:?}"),
+                }
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+    }
 }
