@@ -100,8 +100,13 @@ pub struct Flags {
     pub bloom_bits: usize,
     /// Background compaction threads (jkv); `None`: the engine's default.
     pub max_background_compactions: Option<usize>,
-    /// Only `none` is supported.
-    pub compression_type: String,
+    /// Block compression on every level: `none`, `lz4`, `zstd` or
+    /// `zstd:LEVEL` (as db_bench's `--compression_type`; jkv also
+    /// compresses value-log entries with it when `--value_threshold` is on).
+    pub compression_type: jkv::Compression,
+    /// Values are generated to compress to about this fraction of their
+    /// size, as db_bench's generator does (default 0.5).
+    pub compression_ratio: f64,
     /// Entries read after each seek in `seekrandom`.
     pub seek_nexts: usize,
     /// Values at least this long go to the value log (jkv) or blob files
@@ -136,7 +141,8 @@ impl Default for Flags {
             cache_size: 8 << 20,
             bloom_bits: 10,
             max_background_compactions: None,
-            compression_type: "none".into(),
+            compression_type: jkv::Compression::None,
+            compression_ratio: 0.5,
             seek_nexts: 0,
             value_threshold: None,
             seed: 301,
@@ -178,8 +184,9 @@ USAGE: jkv-bench [--flag=value ...]
   --sync=0|1              fsync every write (default 0)
   --disable_wal=0|1       skip the write-ahead log (default 0)
   --write_buffer_size=B   memtable bytes (default 67108864)
-  --cache_size=B          block cache bytes (default 8388608; jkv reads blocks from the
-                          map and ignores it, the OS page cache holds them)
+  --cache_size=B          block cache bytes (default 8388608; jkv: its cache of decoded
+                          compressed blocks, uncompressed blocks are read from the map
+                          and the OS page cache holds them)
   --bloom_bits=N          bloom filter bits per key, 0 = none (default 10)
   --ecs_rows=N            rows of the ECS item table (default 30000)
   --ecs_accounts=N        accounts of ecs_transfer (default 100000)
@@ -188,7 +195,10 @@ USAGE: jkv-bench [--flag=value ...]
                           sorted tables rather than the memtable (default 0)
   --max_background_compactions=N
                           compaction threads (jkv; default: the engine's, 2)
-  --compression_type=none only none is supported
+  --compression_type=T    none, lz4, zstd or zstd:LEVEL on every level (default none; fjall:
+                          none or lz4); jkv also compresses value-log entries with it
+  --compression_ratio=R   values compress to about R of their size, db_bench's generator
+                          (default 0.5; 1 = random bytes)
   --seek_nexts=N          entries read after each seek in seekrandom (default 0)
   --value_threshold=B     key-value separation for values >= B bytes (jkv's value log, fjall's
                           blob files; default off)
@@ -295,7 +305,12 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
         "max_background_compactions" => {
             flags.max_background_compactions = Some(number(name, value)?)
         }
-        "compression_type" => flags.compression_type = value.to_string(),
+        "compression_type" => {
+            flags.compression_type = value
+                .parse()
+                .map_err(|e| Error::Flag(format!("--compression_type={value}: {e}")))?
+        }
+        "compression_ratio" => flags.compression_ratio = number(name, value)?,
         "seek_nexts" => flags.seek_nexts = number(name, value)?,
         "value_threshold" => {
             let v: usize = number(name, value)?;
@@ -326,10 +341,10 @@ fn check(flags: &Flags) -> Result<()> {
             )));
         }
     }
-    if flags.compression_type != "none" {
+    if !(flags.compression_ratio > 0.0 && flags.compression_ratio <= 1.0) {
         return Err(Error::Flag(format!(
-            "--compression_type={}: only none is supported",
-            flags.compression_type
+            "--compression_ratio={}: must be in (0, 1]",
+            flags.compression_ratio
         )));
     }
     if flags.threads == 0 {
@@ -409,6 +424,16 @@ mod tests {
             Err(Error::Flag(_))
         ));
         assert!(matches!(parse(["--sync=maybe"]), Err(Error::Flag(_))));
+        assert!(matches!(
+            parse(["--compression_ratio=0"]),
+            Err(Error::Flag(_))
+        ));
+        let f = parse(["--compression_type=zstd:7", "--compression_ratio=0.25"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.compression_type, jkv::Compression::Zstd { level: 7 });
+        assert_eq!(f.compression_ratio, 0.25);
+        assert_eq!(Flags::default().compression_ratio, 0.5);
         assert!(matches!(parse(["--help"]), Ok(None)));
     }
 }

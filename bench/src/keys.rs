@@ -51,9 +51,12 @@ pub fn key(n: u64, key_size: usize) -> Vec<u8> {
     k
 }
 
-/// Hands out values: consecutive slices of a 1 MiB pool of pseudo-random
-/// bytes, wrapping around, so values differ from each other without the
-/// cost of generating every byte.
+/// Hands out values: consecutive slices of a 1 MiB pool, wrapping around,
+/// so values differ from each other without the cost of generating every
+/// byte. The pool is made as db_bench's `RandomGenerator` makes it: pieces
+/// of 100 bytes, each a random string of printable characters of
+/// `ratio * 100` bytes repeated to fill the piece, so values compress to
+/// about `ratio` of their size; ratio 1 gives random bytes.
 #[derive(Clone, Debug)]
 pub struct ValueGen {
     pool: Vec<u8>,
@@ -63,13 +66,35 @@ pub struct ValueGen {
 impl ValueGen {
     const POOL_BYTES: usize = 1 << 20;
 
-    /// A pool filled from `seed`, able to hand out values up to `value_size_max`.
+    /// A pool of random bytes filled from `seed`, able to hand out values
+    /// up to `value_size_max` (incompressible: ratio 1).
     pub fn new(seed: u64, value_size_max: usize) -> ValueGen {
+        Self::with_ratio(seed, value_size_max, 1.0)
+    }
+
+    /// A pool filled from `seed` whose values compress to about `ratio`
+    /// (`(0, 1]`) of their size.
+    pub fn with_ratio(seed: u64, value_size_max: usize, ratio: f64) -> ValueGen {
+        const PIECE: usize = 100;
         let mut rng = Rng::new(seed ^ 0x005e_ed0f_7a1e);
         let len = Self::POOL_BYTES.max(value_size_max * 2);
-        let mut pool = Vec::with_capacity(len + 8);
-        while pool.len() < len {
-            pool.extend_from_slice(&rng.next_u64().to_le_bytes());
+        let mut pool = Vec::with_capacity(len + PIECE);
+        if ratio >= 1.0 {
+            while pool.len() < len {
+                pool.extend_from_slice(&rng.next_u64().to_le_bytes());
+            }
+        } else {
+            let raw_len = ((PIECE as f64 * ratio) as usize).max(1);
+            let mut raw = Vec::with_capacity(raw_len);
+            while pool.len() < len {
+                raw.clear();
+                raw.extend((0..raw_len).map(|_| b' ' + rng.below(95) as u8));
+                let piece_end = pool.len() + PIECE;
+                while pool.len() < piece_end {
+                    let take = raw.len().min(piece_end - pool.len());
+                    pool.extend_from_slice(&raw[..take]);
+                }
+            }
         }
         pool.truncate(len);
         ValueGen { pool, pos: 0 }
@@ -131,5 +156,37 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(g.next(4096).len(), 4096);
         assert_eq!(g.next(0).len(), 0);
+    }
+
+    #[test]
+    fn values_compress_to_about_the_asked_ratio() {
+        for ratio in [0.25, 0.5, 0.75] {
+            let mut g = ValueGen::with_ratio(3, 100, ratio);
+            let v = g.next(64 << 10).to_vec();
+            let c = jkv_sstable_ratio(&v);
+            // Printable random characters take about 6.6 of 8 bits, and
+            // LZ4 adds a little: the ratio lands a bit above `ratio`.
+            assert!(c > ratio * 0.8 && c < ratio + 0.25, "{ratio}: {c}");
+        }
+        let mut random = ValueGen::new(3, 100);
+        assert!(jkv_sstable_ratio(random.next(64 << 10)) > 0.99);
+    }
+
+    /// Compressed over raw size of `v` with LZ4 in 4 KiB pieces (like data
+    /// blocks); 1 when a piece does not shrink.
+    fn jkv_sstable_ratio(v: &[u8]) -> f64 {
+        let mut out = Vec::new();
+        let stored: usize = v
+            .chunks(4096)
+            .map(|c| {
+                if jkv_sstable::codec::compress_block(c, jkv::Compression::Lz4, &mut out).is_some()
+                {
+                    out.len()
+                } else {
+                    c.len()
+                }
+            })
+            .sum();
+        stored as f64 / v.len() as f64
     }
 }

@@ -256,7 +256,8 @@ fn fill(
 ) -> Result<Outcome> {
     let stats = run_threads(flags.threads, |tid, st| {
         let mut rng = Rng::new(seed + tid as u64);
-        let mut values = ValueGen::new(seed + tid as u64, flags.value_size);
+        let mut values =
+            ValueGen::with_ratio(seed + tid as u64, flags.value_size, flags.compression_ratio);
         let mut key = vec![0; flags.key_size];
         let budget = Budget::new(flags.writes(), flags);
         while budget.more(st.done) {
@@ -320,7 +321,7 @@ fn read_while_writing(
     let (readers, writer) = std::thread::scope(|s| {
         let writer = s.spawn(|| -> Result<()> {
             let mut rng = Rng::new(seed + flags.threads as u64);
-            let mut values = ValueGen::new(seed, flags.value_size);
+            let mut values = ValueGen::with_ratio(seed, flags.value_size, flags.compression_ratio);
             let mut key = vec![0; flags.key_size];
             while !stop.load(Ordering::Relaxed) {
                 format_key(rng.below(flags.num), &mut key);

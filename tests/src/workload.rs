@@ -69,6 +69,20 @@ pub fn gc_crash_options(fs: &SimFs) -> Options {
         .compaction_threads(2)
 }
 
+/// [`gc_crash_options`] with compression: LZ4 on L0 and L1, zstd below,
+/// LZ4 in the value log, and a 16 KiB block cache (smaller than the data,
+/// so cached blocks are evicted and decoded again).
+pub fn compressed_crash_options(fs: &SimFs) -> Options {
+    gc_crash_options(fs)
+        .compression_per_level(vec![
+            jkv::Compression::Lz4,
+            jkv::Compression::Lz4,
+            jkv::Compression::ZSTD,
+        ])
+        .vlog_compression(jkv::Compression::Lz4)
+        .block_cache_bytes(16 << 10)
+}
+
 /// Builds the options of a run on a simulated disk.
 pub type OptionsFn = fn(&SimFs) -> Options;
 

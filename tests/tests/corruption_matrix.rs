@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use jkv::{check_with, Db, Error, WriteBatch, WriteOptions};
+use jkv::{check_with, Compression, Db, Error, WriteBatch, WriteOptions};
 use jkv_format::FileSystem;
 use jkv_tests::simfs::{Image, SimFs};
 use jkv_tests::workload::{crash_options, db_dir};
@@ -45,10 +45,12 @@ fn key(i: usize) -> String {
 /// Builds a database: `TABLE_KEYS` puts flushed to a table, then
 /// `WAL_WRITES` synced writes (overwrites of early keys and new keys) left
 /// in the WAL. `tag` makes values differ between instances.
-fn build(tag: &str) -> Instance {
+fn build(tag: &str, compression: Compression) -> Instance {
     let fs = SimFs::new();
     fs.create_dir_all(&db_dir()).unwrap();
-    let options = crash_options(&fs).write_buffer_size(1 << 20);
+    let options = crash_options(&fs)
+        .write_buffer_size(1 << 20)
+        .compression(compression);
     let db = Db::open(db_dir(), options).unwrap();
     let mut state = State::new();
     for i in 0..TABLE_KEYS {
@@ -298,8 +300,33 @@ fn check_flags(base: &Instance, inj: &Injection) -> bool {
 
 #[test]
 fn every_damage_is_reported_never_misread() {
-    let base = build("a");
-    let other = build("b");
+    run_matrix(Compression::None);
+}
+
+/// The same with the table's data blocks compressed: damage reaches the
+/// decoders (behind the checksum, a flip is caught before them).
+#[test]
+fn every_damage_to_compressed_blocks_is_reported_never_misread() {
+    for compression in [Compression::Lz4, Compression::ZSTD] {
+        run_matrix(compression);
+    }
+}
+
+fn run_matrix(compression: Compression) {
+    let base = build("a", compression);
+    let other = build("b", compression);
+    let fs = SimFs::from_image(&base.image);
+    let report = check_with(&fs, &db_dir()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    if compression.is_compressed() {
+        assert!(
+            report.compressed_blocks * 2 > report.data_blocks,
+            "{compression}: most blocks compress: {report}"
+        );
+    } else {
+        assert_eq!(report.compressed_blocks, 0);
+    }
+    println!("compression={compression}");
     let mut counts: BTreeMap<(String, &'static str, &'static str), BTreeMap<String, u64>> =
         BTreeMap::new();
     let mut forbidden: Vec<String> = Vec::new();

@@ -46,8 +46,8 @@ use rand::{Rng, SeedableRng};
 
 use jkv_tests::simfs::{Op, Replayer, SimFs};
 use jkv_tests::workload::{
-    check_crash_image_with, crash_options, gc_crash_options, gc_workload, run_recorded_with,
-    workload, OptionsFn, Step,
+    check_crash_image_with, compressed_crash_options, crash_options, gc_crash_options, gc_workload,
+    run_recorded_with, workload, OptionsFn, Step,
 };
 
 /// Steps per workload.
@@ -126,6 +126,29 @@ fn every_crash_state_through_compaction_and_vlog_gc_opens_to_a_prefix_of_the_wri
         "only {} of {} workloads ran a garbage compaction",
         tally.garbage_workloads,
         tally.workloads
+    );
+}
+
+/// The compaction and GC mix with compressed blocks and value-log entries
+/// (fewer states: the uncompressed mixes cover the crash points, this one
+/// that recovery, compaction and GC read what compression wrote).
+#[test]
+fn every_crash_state_with_compression_opens_to_a_prefix_of_the_writes() {
+    let tally = run_mix(&Mix {
+        name: "compressed",
+        workload: gc_workload,
+        options: compressed_crash_options,
+        target: 5_000,
+        target_long: 30_000,
+        stride: 3,
+    });
+    assert_eq!(
+        tally.compacting_workloads, tally.workloads,
+        "some workloads never compacted"
+    );
+    assert!(
+        tally.collecting_workloads > 0,
+        "no workload collected value-log files"
     );
 }
 

@@ -47,7 +47,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use jkv::{Db, Error, Options, SeqNo, WriteBatch, WriteOptions};
+use jkv::{Compression, Db, Error, Options, SeqNo, WriteBatch, WriteOptions};
 use jkv_format::names::{parse_file_name, FileKind};
 use jkv_format::record::RecordReader;
 use jkv_format::{FileNumber, FileSystem, InternalIterator};
@@ -75,6 +75,9 @@ fn options(fs: &SimFs) -> Options {
         // Background work would make the seed database differ between
         // runs, and saved inputs could not be replayed.
         .auto_compactions(false)
+        // Flushed tables raw, compacted ones compressed, so the corpus
+        // holds both kinds of block.
+        .compression_per_level(vec![Compression::None, Compression::Lz4])
         .file_system(Arc::new(fs.clone()))
 }
 
@@ -105,6 +108,10 @@ fn build_seed_db() -> (Image, Vec<Contents>) {
     db.flush().unwrap();
     put_round(&db, 1, false);
     db.compact().unwrap();
+    // Reopened with value-log compression: the values of the next round go
+    // to a new value log, compressed, beside the raw one.
+    db.close().unwrap();
+    let db = Db::open(db_dir(), options(&fs).vlog_compression(Compression::ZSTD)).unwrap();
     put_round(&db, 2, false);
     // Range tombstones, so the last table has a range-tombstone block.
     db.delete_range(key(10), key(30)).unwrap();
@@ -537,6 +544,18 @@ fn mutated_files_never_panic_hang_or_return_untyped_errors() {
     for (kind, files) in &corpus {
         assert!(!files.is_empty(), "the seed database has no {kind} file");
     }
+    // Raw and compressed blocks, raw and compressed value-log entries.
+    let seed_fs = SimFs::from_image(&image);
+    let report = jkv::check_with(&seed_fs, &db_dir()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert!(
+        report.compressed_blocks > 0 && report.compressed_blocks < report.data_blocks,
+        "{report}"
+    );
+    assert!(
+        corpus["vlog"].len() >= 2,
+        "a raw and a compressed value log"
+    );
     let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
     assert_eq!(&contents(&image), states.last().unwrap());
     assert!(states[0].len() > KEYS / 2);

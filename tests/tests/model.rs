@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use jkv::{Db, WriteBatch, WriteOptions};
+use jkv::{Compression, Db, WriteBatch, WriteOptions};
 use jkv_tests::small_options;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,12 +54,21 @@ fn model_delete_range(model: &mut Model, lo: &[u8], hi: &[u8]) {
     model.retain(|k, _| !(lo <= k.as_slice() && k.as_slice() < hi));
 }
 
-fn random_value(rng: &mut StdRng) -> Vec<u8> {
+/// A random value; with `compressible`, a random head and runs of one
+/// byte, so blocks and value-log entries shrink and are stored compressed.
+fn random_value(rng: &mut StdRng, compressible: bool) -> Vec<u8> {
     let len = match rng.gen_range(0..10) {
         0 => 0,
         1 => rng.gen_range(500..3000),
         _ => rng.gen_range(1..40),
     };
+    if compressible {
+        let head = len.min(rng.gen_range(0..8));
+        let fill: u8 = rng.gen_range(b'a'..=b'e');
+        let mut v: Vec<u8> = (0..head).map(|_| rng.gen()).collect();
+        v.resize(len, fill);
+        return v;
+    }
     (0..len).map(|_| rng.gen()).collect()
 }
 
@@ -79,6 +88,19 @@ fn model_range(model: &Model, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 fn run(seed: u64, steps: usize) {
+    run_with(seed, steps, small_options, false);
+}
+
+/// Compression on every level and in the value log, with a block cache
+/// far smaller than the data (so blocks are evicted and decoded again).
+fn compressed_options(compression: Compression) -> jkv::Options {
+    small_options()
+        .compression_per_level(vec![Compression::None, Compression::Lz4, compression])
+        .vlog_compression(compression)
+        .block_cache_bytes(8 << 10)
+}
+
+fn run_with(seed: u64, steps: usize, small_options: fn() -> jkv::Options, compressible: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut db = Db::open(dir.path(), small_options()).unwrap();
@@ -90,7 +112,7 @@ fn run(seed: u64, steps: usize) {
     for step in 0..steps {
         match rng.gen_range(0..100) {
             0..=31 => {
-                let (k, v) = (random_key(&mut rng), random_value(&mut rng));
+                let (k, v) = (random_key(&mut rng), random_value(&mut rng, compressible));
                 db.put(&k, &v).unwrap();
                 model.insert(k, v);
             }
@@ -116,7 +138,7 @@ fn run(seed: u64, steps: usize) {
                         batch.delete(&k);
                         model.remove(&k);
                     } else {
-                        let v = random_value(&mut rng);
+                        let v = random_value(&mut rng, compressible);
                         batch.put(&k, &v);
                         model.insert(k, v);
                     }
@@ -215,6 +237,24 @@ fn run(seed: u64, steps: usize) {
     let db = Db::open(dir.path(), small_options()).unwrap();
     let all: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(collect(db.scan::<&[u8]>(.., &db.snapshot())), all);
+    db.close().unwrap();
+    let report = jkv::check(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    if compressible {
+        // The compressed paths were taken, not only configured.
+        assert!(report.compressed_blocks > 0, "{report}");
+        assert!(report.data_bytes < report.data_raw_bytes, "{report}");
+    }
+}
+
+#[test]
+fn model_seed_5_lz4() {
+    run_with(5, 3000, || compressed_options(Compression::Lz4), true);
+}
+
+#[test]
+fn model_seed_6_zstd() {
+    run_with(6, 3000, || compressed_options(Compression::ZSTD), true);
 }
 
 #[test]

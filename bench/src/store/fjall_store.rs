@@ -1,5 +1,5 @@
-//! fjall 3 under test (cargo feature `fjall`): one keyspace, compression
-//! off, bloom filters and memtable size from the flags, key-value separation
+//! fjall 3 under test (cargo feature `fjall`): one keyspace, data and index
+//! block compression from `--compression_type` (none or lz4), bloom filters and memtable size from the flags, key-value separation
 //! when `--value_threshold` is set. Sync writes insert and then persist the
 //! journal with `fdatasync` (fjall's durable write).
 
@@ -35,6 +35,15 @@ impl FjallStore {
         let memtable_bytes = flags.write_buffer_size as u64;
         let bloom_bits = flags.bloom_bits;
         let threshold = flags.value_threshold;
+        let compression = match flags.compression_type {
+            jkv::Compression::None => CompressionPolicy::disabled(),
+            jkv::Compression::Lz4 => CompressionPolicy::all(fjall::CompressionType::Lz4),
+            other => {
+                return Err(Error::Flag(format!(
+                    "--compression_type={other}: fjall offers none and lz4"
+                )))
+            }
+        };
         let ks = db
             .keyspace("bench", move || {
                 let filter = if bloom_bits == 0 {
@@ -46,8 +55,8 @@ impl FjallStore {
                 };
                 let options = KeyspaceCreateOptions::default()
                     .max_memtable_size(memtable_bytes)
-                    .data_block_compression_policy(CompressionPolicy::disabled())
-                    .index_block_compression_policy(CompressionPolicy::disabled())
+                    .data_block_compression_policy(compression.clone())
+                    .index_block_compression_policy(compression.clone())
                     .filter_policy(filter);
                 match threshold {
                     Some(t) => options.with_kv_separation(Some(

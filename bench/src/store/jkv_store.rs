@@ -22,7 +22,12 @@ impl JkvStore {
             .wal(!flags.disable_wal)
             // Without --value_threshold every value stays in the tree, as in
             // the other engines with separation off.
-            .value_threshold(flags.value_threshold);
+            .value_threshold(flags.value_threshold)
+            // As db_bench's --compression_type: every level alike; the
+            // value log's entries too.
+            .compression(flags.compression_type)
+            .vlog_compression(flags.compression_type)
+            .block_cache_bytes(flags.cache_size as u64);
         if let Some(n) = flags.max_background_compactions {
             options = options.compaction_threads(n);
         }
