@@ -11,7 +11,9 @@
 #   bench/compare.sh --quick    small scale (a few minutes); writes only to the work dir
 #
 # Options: --rounds=N, --workdir=DIR (default ${TMPDIR:-/tmp}/jkv-compare),
-# --engines=LIST (default jkv,rocksdb,fjall,redb), --write-doc / --no-doc.
+# --engines=LIST (default jkv,rocksdb,fjall,redb), --write-doc / --no-doc,
+# --sections=LIST (default main,compressed; compressed alone runs only the
+# compressed section: lz4 blocks, jkv, rocksdb and fjall).
 # redb (a B-tree) runs the steps whose data the read workloads need and
 # counts as a peer on read workloads only; it skips the synced-write and
 # KV-separation steps.
@@ -27,6 +29,7 @@ ROUNDS=3
 WORK=${TMPDIR:-/tmp}/jkv-compare
 ENGINES=jkv,rocksdb,fjall,redb
 WRITE_DOC=auto
+SECTIONS=main,compressed
 for arg in "$@"; do
   case $arg in
     --quick) QUICK=1 ;;
@@ -35,7 +38,8 @@ for arg in "$@"; do
     --engines=*) ENGINES=${arg#*=} ;;
     --write-doc) WRITE_DOC=1 ;;
     --no-doc) WRITE_DOC=0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --sections=*) SECTIONS=${arg#*=} ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -69,8 +73,8 @@ fi
 
 echo "== building jkv-bench (release, features fjall,redb,chart)"
 (cd "$ROOT" && cargo build --release -p jkv-bench --features fjall,redb,chart)
-BIN=$ROOT/target/release/jkv-bench
-CHART=$ROOT/target/release/bench-chart
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/jkv-bench
+CHART=${CARGO_TARGET_DIR:-$ROOT/target}/release/bench-chart
 
 rm -rf "$WORK"
 mkdir -p "$WORK/logs"
@@ -98,6 +102,118 @@ REDB_VERSION=$(awk '/^name = "redb"$/ {getline; gsub(/"/, "", $3); print $3}' "$
 RUSTC_VERSION=$(rustc --version)
 JKV_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fdatasync: $FSYNC_RATE appends/s, $FSYNC_SIZED_RATE writes/s into a pre-sized file"
+
+# --- compressed section -------------------------------------------------------
+# fillrandom, overwrite, compact, readrandom and seekrandom with LZ4 blocks and
+# values generated to compress to half (db_bench's generator), on jkv, RocksDB
+# and fjall with the same flags, alternating engines, $ROUNDS rounds. Reports
+# median ops/s, the compact step's seconds and `du -sb` of the database after
+# compact, with jkv's ratio to the best peer; writes its own part of
+# docs/benchmarks.md, between the COMPRESSED markers.
+compressed_section() {
+  local -a flags=(--key_size=16 --value_size=100 --compression_type=lz4 --compression_ratio=0.5
+                  --bloom_bits=10 --write_buffer_size=67108864 --cache_size=67108864)
+  local -a engines=()
+  local e
+  for e in "${ENGINE_LIST[@]}"; do
+    case $e in jkv|rocksdb|fjall) engines+=("$e") ;; esac
+  done
+  local results=$WORK/compressed.tsv
+  printf '# workload\tengine\tround\tvalue\n' > "$results"
+  local -a steps=(
+    "load|--benchmarks=fillrandom,overwrite --num=$N"
+    "compact|--benchmarks=compact --use_existing_db=1 --num=$N"
+    "read|--benchmarks=readrandom --use_existing_db=1 --num=$N --reads=$READS"
+    "seek|--benchmarks=seekrandom --use_existing_db=1 --num=$N --reads=$SEEKS --seek_nexts=10"
+  )
+  local start round step name step_flags engine log db
+  start=$(date +%s)
+  for round in $(seq 1 "$ROUNDS"); do
+    for step in "${steps[@]}"; do
+      IFS='|' read -r name step_flags <<< "$step"
+      for engine in "${engines[@]}"; do
+        db=$WORK/cdb-$engine
+        log=$WORK/logs/compressed-round$round-$name-$engine.log
+        echo "== compressed: round $round/$ROUNDS, $name, $engine ($(( $(date +%s) - start )) s)"
+        # shellcheck disable=SC2086 # $step_flags is a list of flags
+        case $engine in
+          rocksdb) db_bench --db="$db" "${flags[@]}" $step_flags > "$log" 2> "$log.err" ;;
+          *) "$BIN" --engine="$engine" --db="$db" "${flags[@]}" $step_flags > "$log" 2> "$log.err" ;;
+        esac || { echo "compare.sh: $engine failed in compressed step $name; see $log.err" >&2; tail -5 "$log.err" >&2; exit 1; }
+        awk -v e="$engine" -v r="$round" '
+          $2 == ":" && $4 == "micros/op" && $1 == "compact" {printf "compact_secs\t%s\t%s\t%.3f\n", e, r, $3 / 1e6}
+          $2 == ":" && $4 == "micros/op" && $1 != "compact" {printf "%s\t%s\t%s\t%s\n", $1, e, r, $5}' "$log" | tee -a "$results"
+        if [ "$name" = compact ]; then
+          printf 'disk_mib\t%s\t%s\t%.1f\n' "$engine" "$round" \
+            "$(du -sb "$db" | awk '{print $1 / 1048576}')" | tee -a "$results"
+        fi
+      done
+    done
+  done
+  local elapsed=$(( $(date +%s) - start ))
+  local table
+  table=$(awk -F'\t' -v engines="$(IFS=,; echo "${engines[*]}")" '
+    function median(list,   n, a, i, j, t) {
+      n = split(list, a, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      if (n == 0) return ""
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    /^#/ { next }
+    { v[$1, $2] = v[$1, $2] " " $4 }
+    END {
+      ne = split(engines, e, ",")
+      head = "| workload |"; rule = "|---|"
+      for (i = 1; i <= ne; i++) { head = head " " e[i] " |"; rule = rule "---:|" }
+      print head " jkv vs best peer |"; print rule "---:|"
+      nw = split("fillrandom overwrite readrandom seekrandom compact_secs disk_mib", w, " ")
+      for (k = 1; k <= nw; k++) {
+        label = w[k]
+        if (label == "compact_secs") label = "compact (s, lower is better)"
+        else if (label == "disk_mib") label = "disk after compact (MiB, lower is better)"
+        else label = label " (ops/s)"
+        row = "| " label " |"; best = ""; mine = ""
+        for (i = 1; i <= ne; i++) {
+          m = median(v[w[k], e[i]])
+          row = row " " (m == "" ? "–" : m) " |"
+          if (e[i] == "jkv") mine = m
+          else if (m != "" && (best == "" || (w[k] ~ /^(compact_secs|disk_mib)$/ ? m + 0 < best + 0 : m + 0 > best + 0))) best = m
+        }
+        if (mine == "" || best == "" || mine + 0 == 0) r = "–"
+        else if (w[k] ~ /^(compact_secs|disk_mib)$/) r = sprintf("%.2fx of the best peer", mine / best)
+        else r = sprintf("%.2fx", mine / best)
+        print row " " r " |"
+      }
+    }' "$results")
+  local generated=$WORK/compressed.md
+  {
+    echo "<!-- BEGIN COMPRESSED by bench/compare.sh; edits here are overwritten -->"
+    echo
+    echo "Produced by \`bench/compare.sh --sections=compressed$([ "$QUICK" = 1 ] && echo " --quick") --rounds=$ROUNDS\` (scale: $SCALE, engines alternating, $elapsed s) at jkv commit \`$JKV_COMMIT\` on $(date -u '+%Y-%m-%d'); $CORES cores ($CPU), $FS."
+    echo
+    echo "**Flags** (every engine): \`${flags[*]}\`. Steps: \`load\` = fillrandom + overwrite of $N keys, \`compact\`, \`readrandom\` ($READS reads), \`seekrandom\` ($SEEKS seeks, 10 nexts each). Disk = \`du -sb\` of the database right after \`compact\`. Medians of $ROUNDS rounds. The RocksDB column is Debian's db_bench $ROCKSDB_VERSION (built with assertions: a floor for RocksDB); fjall $FJALL_VERSION."
+    echo
+    echo "$table"
+    echo
+    echo "<!-- END COMPRESSED -->"
+  } > "$generated"
+  if [ "$WRITE_DOC" = 1 ]; then
+    local doc=$ROOT/docs/benchmarks.md
+    if grep -q '<!-- BEGIN COMPRESSED' "$doc"; then
+      { sed '/<!-- BEGIN COMPRESSED/,$d' "$doc"; cat "$generated"; sed '1,/<!-- END COMPRESSED -->/d' "$doc"; } > "$doc.new"
+    else
+      { cat "$doc"; echo; cat "$generated"; } > "$doc.new"
+    fi
+    mv "$doc.new" "$doc"
+    echo "== wrote the compressed section of $doc"
+  fi
+  cat "$generated"
+}
+
+if [[ ,$SECTIONS, != *,main,* ]]; then
+  [[ ,$SECTIONS, == *,compressed,* ]] && compressed_section
+  exit 0
+fi
 
 # --- the suite ------------------------------------------------------------------
 COMMON=(--key_size=16 --value_size=100 --compression_type=none --bloom_bits=10
@@ -246,3 +362,6 @@ if [ "$WRITE_DOC" = 1 ]; then
 fi
 cat "$GENERATED"
 echo "== raw runs: $RESULTS and $FOOTPRINT; logs: $WORK/logs"
+if [[ ,$SECTIONS, == *,compressed,* ]]; then
+  compressed_section
+fi

@@ -43,7 +43,7 @@ pub mod verify;
 #[cfg(test)]
 mod test_support;
 
-pub use block_cache::{BlockCache, BlockCacheStats};
+pub use block_cache::{BlockCache, BlockCacheStats, CachePolicy};
 pub use builder::{TableBuilder, TableOptions, TableSummary};
 pub use error::{Error, Result};
 pub use handle::BlockHandle;
