@@ -307,7 +307,7 @@ impl Options {
         self
     }
 
-    /// Byte budget of the cache of decoded compressed blocks (a W-TinyLFU
+    /// Byte budget of the cache of decoded compressed blocks (moka's TinyLFU
     /// cache shared by all tables). Default 64 MiB; 0 turns it off (every
     /// read of a compressed block decodes it). Uncompressed blocks are read
     /// from the mapped file and never cached.
