@@ -104,6 +104,9 @@ pub struct Flags {
     /// `zstd:LEVEL` (as db_bench's `--compression_type`; jkv also
     /// compresses value-log entries with it when `--value_threshold` is on).
     pub compression_type: jkv::Compression,
+    /// jkv only: compression per level (L0 first, the last for the levels
+    /// below), overriding `compression_type` for tables.
+    pub compression_per_level: Option<Vec<jkv::Compression>>,
     /// Values are generated to compress to about this fraction of their
     /// size, as db_bench's generator does (default 0.5).
     pub compression_ratio: f64,
@@ -143,6 +146,7 @@ impl Default for Flags {
             max_background_compactions: None,
             compression_type: jkv::Compression::None,
             compression_ratio: 0.5,
+            compression_per_level: None,
             seek_nexts: 0,
             value_threshold: None,
             seed: 301,
@@ -197,6 +201,9 @@ USAGE: jkv-bench [--flag=value ...]
                           compaction threads (jkv; default: the engine's, 2)
   --compression_type=T    none, lz4, zstd or zstd:LEVEL on every level (default none; fjall:
                           none or lz4); jkv also compresses value-log entries with it
+  --compression_per_level=LIST
+                          jkv only: table compression per level, L0 first (e.g.
+                          none,none,lz4), overriding --compression_type for tables
   --compression_ratio=R   values compress to about R of their size, db_bench's generator
                           (default 0.5; 1 = random bytes)
   --seek_nexts=N          entries read after each seek in seekrandom (default 0)
@@ -311,6 +318,12 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
                 .map_err(|e| Error::Flag(format!("--compression_type={value}: {e}")))?
         }
         "compression_ratio" => flags.compression_ratio = number(name, value)?,
+        "compression_per_level" => {
+            flags.compression_per_level = Some(
+                jkv::Compression::parse_list(value)
+                    .map_err(|e| Error::Flag(format!("--compression_per_level={value}: {e}")))?,
+            )
+        }
         "seek_nexts" => flags.seek_nexts = number(name, value)?,
         "value_threshold" => {
             let v: usize = number(name, value)?;
@@ -434,6 +447,14 @@ mod tests {
         assert_eq!(f.compression_type, jkv::Compression::Zstd { level: 7 });
         assert_eq!(f.compression_ratio, 0.25);
         assert_eq!(Flags::default().compression_ratio, 0.5);
+        let f = parse(["--compression_per_level=none,lz4"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            f.compression_per_level,
+            Some(vec![jkv::Compression::None, jkv::Compression::Lz4])
+        );
+        assert!(parse(["--compression_per_level=lz9"]).is_err());
         assert!(matches!(parse(["--help"]), Ok(None)));
     }
 }

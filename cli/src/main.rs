@@ -85,7 +85,7 @@ struct EngineArgs {
     /// The same compression for every level (overrides --compression-per-level).
     #[arg(long, value_name = "TYPE")]
     compression: Option<Compression>,
-    /// Byte budget of the cache of decoded compressed blocks; 0 disables it.
+    /// Byte budget of the cache of decoded zstd blocks; 0 disables it.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     block_cache_bytes: u64,
     /// Compression of value-log entries' values.

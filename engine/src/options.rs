@@ -309,8 +309,9 @@ impl Options {
 
     /// Byte budget of the cache of decoded compressed blocks (moka's TinyLFU
     /// cache shared by all tables). Default 64 MiB; 0 turns it off (every
-    /// read of a compressed block decodes it). Uncompressed blocks are read
-    /// from the mapped file and never cached.
+    /// read of a compressed block decodes it). It holds zstd blocks:
+    /// uncompressed blocks are read from the mapped file, and LZ4 blocks
+    /// decoded on every read (about as cheap as a cache hit), never cached.
     pub fn block_cache_bytes(mut self, bytes: u64) -> Self {
         self.block_cache_bytes = bytes;
         self

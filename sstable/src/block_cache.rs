@@ -8,10 +8,13 @@
 //! without W-TinyLFU's window and segments), so a one-off scan over more
 //! blocks than fit does not flush the blocks that are read often
 //! (`tests/scan_resistance.rs` measures it against an LRU of the same
-//! size, and where it stops holding). Only compressed blocks go here: an uncompressed
+//! size, and where it stops holding). Only zstd blocks go here. An uncompressed
 //! block is read straight from the table's map, which costs less than any
 //! cache lookup (an earlier measurement of moka in front of mapped blocks
-//! and tables cost about 12% of a random read's instructions).
+//! and tables cost about 12% of a random read's instructions); an LZ4
+//! block is decoded on every read, since decoding 4 KiB of LZ4 costs about
+//! what a cache hit costs and a miss adds an insert (measured:
+//! docs/benchmarks.md, "Compression").
 //!
 //! Entries are weighed by their decoded size. Hits, misses, inserts and
 //! evictions (by size) are counted for `stats`. Thread-safe and cheap to

@@ -33,6 +33,7 @@ use crate::index::Index;
 use crate::properties::TableProperties;
 use crate::range_del::decode_range_tombstones;
 use crate::verified::VerifiedBlocks;
+use jkv_format::compression::COMPRESSION_TYPE_ZSTD;
 
 thread_local! {
     /// Key buffer of point lookups on this thread, reused so a lookup does
@@ -319,8 +320,10 @@ impl Table {
 
     /// The decoded block for the compressed `stored` contents at `handle`:
     /// from the block cache when `cached` and it is there, else decoded
-    /// (and, when `cached`, offered to the cache). A block that does not
-    /// decode is [`Error::Corruption`] at its offset.
+    /// (and, when `cached`, offered to the cache). Only zstd blocks use the
+    /// cache: decoding a 4 KiB LZ4 block costs about what a cache hit does,
+    /// and a miss adds the insert (docs/benchmarks.md, "Compression"). A
+    /// block that does not decode is [`Error::Corruption`] at its offset.
     fn decoded_block(
         &self,
         handle: BlockHandle,
@@ -328,7 +331,10 @@ impl Table {
         stored: &[u8],
         cached: bool,
     ) -> Result<Block> {
-        let cache = self.block_cache.as_ref().filter(|_| cached);
+        let cache = self
+            .block_cache
+            .as_ref()
+            .filter(|_| cached && kind == COMPRESSION_TYPE_ZSTD);
         if let Some(bytes) = cache.and_then(|c| c.get(self.file_number, handle.offset)) {
             return Block::new(bytes).map_err(|c| c.into_error(&self.path, handle.offset));
         }

@@ -28,6 +28,9 @@ impl JkvStore {
             .compression(flags.compression_type)
             .vlog_compression(flags.compression_type)
             .block_cache_bytes(flags.cache_size as u64);
+        if let Some(per_level) = &flags.compression_per_level {
+            options = options.compression_per_level(per_level.clone());
+        }
         if let Some(n) = flags.max_background_compactions {
             options = options.compaction_threads(n);
         }
