@@ -377,13 +377,32 @@ fn repair_and_check(base: &Instance, d: &Damage) -> Result<jkv::RepairReport, St
 
 #[test]
 fn repair_keeps_every_undamaged_newest_version() {
-    let base = build();
+    repair_every_damage(&build());
+}
+
+/// The same with LZ4 table blocks and zstd value-log entries: repair
+/// salvages compressed blocks and entries like raw ones.
+#[test]
+fn repair_keeps_every_undamaged_newest_version_with_compression() {
+    let base = build_with(|fs| {
+        options(fs)
+            .compression(jkv::Compression::Lz4)
+            .vlog_compression(jkv::Compression::ZSTD)
+    });
+    let fs = SimFs::from_image(&base.image);
+    let report = check_with(&fs, &db_dir()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert!(report.compressed_blocks > 0, "{report}");
+    repair_every_damage(&base);
+}
+
+fn repair_every_damage(base: &Instance) {
     let mut failures = Vec::new();
-    let list = damages(&base);
+    let list = damages(base);
     let total = list.len();
     let mut inlined = 0;
     for d in &list {
-        match repair_and_check(&base, d) {
+        match repair_and_check(base, d) {
             Ok(report) if d.what.starts_with("value log") => inlined += report.values_inlined,
             Ok(_) => {}
             Err(why) => failures.push(format!("{}: {why}", d.what)),
