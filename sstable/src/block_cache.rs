@@ -157,8 +157,16 @@ impl BlockCache {
     }
 
     /// Drops every block of table `table` (its file is gone). Lazy: moka
-    /// removes them in its maintenance.
+    /// removes them in its maintenance. Blocks a reader still holding the
+    /// table inserts afterwards age out like any cold block (file numbers
+    /// are never reused).
     pub fn forget_table(&self, table: FileNumber) {
+        // Each call registers a predicate that moka checks against every
+        // entry until it has scanned them all; with nothing cached (no zstd
+        // tables) there is nothing to forget.
+        if self.cache.entry_count() == 0 {
+            return;
+        }
         let n = table.0;
         // Cannot fail: the cache is built with invalidation closures.
         let _ = self.cache.invalidate_entries_if(move |k, _| k.0 == n);
