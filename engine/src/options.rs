@@ -294,7 +294,9 @@ impl Options {
     /// level `i`, the last entry for every level below (flushes write
     /// level 0). Default [`DEFAULT_COMPRESSION_PER_LEVEL`]: none, none,
     /// lz4. A block that would not shrink by 1/8 is stored raw. At least
-    /// one entry.
+    /// one entry. It applies when a table is written: a table moved down a
+    /// level unchanged (a trivial move) keeps its blocks as they are, and
+    /// tables written by older versions or other settings stay readable.
     pub fn compression_per_level(mut self, per_level: Vec<Compression>) -> Self {
         self.compression_per_level = per_level;
         self
