@@ -13,7 +13,9 @@
 # Options: --rounds=N, --workdir=DIR (default ${TMPDIR:-/tmp}/jkv-compare),
 # --engines=LIST (default jkv,rocksdb,fjall,redb), --write-doc / --no-doc,
 # --sections=LIST (default main,compressed; compressed alone runs only the
-# compressed section: lz4 blocks, jkv, rocksdb and fjall).
+# compressed section: jkv, rocksdb and fjall), and for the compressed
+# section db_bench's --compression_type=none|lz4|zstd (default lz4; fjall
+# has none and lz4 only) and --compression_ratio=R (default 0.5).
 # redb (a B-tree) runs the steps whose data the read workloads need and
 # counts as a peer on read workloads only; it skips the synced-write and
 # KV-separation steps.
@@ -30,6 +32,8 @@ WORK=${TMPDIR:-/tmp}/jkv-compare
 ENGINES=jkv,rocksdb,fjall,redb
 WRITE_DOC=auto
 SECTIONS=main,compressed
+COMPRESSION_TYPE=lz4
+COMPRESSION_RATIO=0.5
 for arg in "$@"; do
   case $arg in
     --quick) QUICK=1 ;;
@@ -39,7 +43,9 @@ for arg in "$@"; do
     --write-doc) WRITE_DOC=1 ;;
     --no-doc) WRITE_DOC=0 ;;
     --sections=*) SECTIONS=${arg#*=} ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --compression_type=*) COMPRESSION_TYPE=${arg#*=} ;;
+    --compression_ratio=*) COMPRESSION_RATIO=${arg#*=} ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -104,19 +110,24 @@ JKV_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fdatasync: $FSYNC_RATE appends/s, $FSYNC_SIZED_RATE writes/s into a pre-sized file"
 
 # --- compressed section -------------------------------------------------------
-# fillrandom, overwrite, compact, readrandom and seekrandom with LZ4 blocks and
-# values generated to compress to half (db_bench's generator), on jkv, RocksDB
+# fillrandom, overwrite, compact, readrandom and seekrandom with
+# --compression_type blocks (default LZ4) and values generated to compress to
+# --compression_ratio (default half; db_bench's generator), on jkv, RocksDB
 # and fjall with the same flags, alternating engines, $ROUNDS rounds. Reports
 # median ops/s, the compact step's seconds and `du -sb` of the database after
 # compact, with jkv's ratio to the best peer; writes its own part of
 # docs/benchmarks.md, between the COMPRESSED markers.
 compressed_section() {
-  local -a flags=(--key_size=16 --value_size=100 --compression_type=lz4 --compression_ratio=0.5
+  local -a flags=(--key_size=16 --value_size=100 --compression_type="$COMPRESSION_TYPE"
+                  --compression_ratio="$COMPRESSION_RATIO"
                   --bloom_bits=10 --write_buffer_size=67108864 --cache_size=67108864)
   local -a engines=()
   local e
   for e in "${ENGINE_LIST[@]}"; do
-    case $e in jkv|rocksdb|fjall) engines+=("$e") ;; esac
+    case $e in
+      jkv|rocksdb) engines+=("$e") ;;
+      fjall) case $COMPRESSION_TYPE in none|lz4) engines+=("$e") ;; *) echo "== compressed: fjall has no $COMPRESSION_TYPE; left out" ;; esac ;;
+    esac
   done
   local results=$WORK/compressed.tsv
   printf '# workload\tengine\tround\tvalue\n' > "$results"
@@ -189,7 +200,7 @@ compressed_section() {
   {
     echo "<!-- BEGIN COMPRESSED by bench/compare.sh; edits here are overwritten -->"
     echo
-    echo "Produced by \`bench/compare.sh --sections=compressed$([ "$QUICK" = 1 ] && echo " --quick") --rounds=$ROUNDS\` (scale: $SCALE, engines alternating, $elapsed s) at jkv commit \`$JKV_COMMIT\` on $(date -u '+%Y-%m-%d'); $CORES cores ($CPU), $FS."
+    echo "Produced by \`bench/compare.sh --sections=compressed$([ "$QUICK" = 1 ] && echo " --quick") --rounds=$ROUNDS --compression_type=$COMPRESSION_TYPE --compression_ratio=$COMPRESSION_RATIO\` (scale: $SCALE, engines alternating, $elapsed s) at jkv commit \`$JKV_COMMIT\` on $(date -u '+%Y-%m-%d'); $CORES cores ($CPU), $FS."
     echo
     echo "**Flags** (every engine): \`${flags[*]}\`. Steps: \`load\` = fillrandom + overwrite of $N keys, \`compact\`, \`readrandom\` ($READS reads), \`seekrandom\` ($SEEKS seeks, 10 nexts each). Disk = \`du -sb\` of the database right after \`compact\`. Medians of $ROUNDS rounds. The RocksDB column is Debian's db_bench $ROCKSDB_VERSION (built with assertions: a floor for RocksDB); fjall $FJALL_VERSION."
     echo
