@@ -11,6 +11,7 @@
 
 pub mod coding;
 pub mod error;
+pub mod file_header;
 pub mod fs;
 pub mod ids;
 pub mod iter;
