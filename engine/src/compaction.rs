@@ -133,7 +133,7 @@ impl DbInner {
             .garbage_started
             .is_none_or(|at| at.elapsed() >= GARBAGE_INTERVAL);
         GarbageContext {
-            oldest_snapshot: self.snapshots().oldest().map(|s| s.0),
+            oldest_snapshot: self.snapshots().oldest(),
             allowed: !compaction.garbage_running && (idle || due),
             idle,
         }
@@ -230,7 +230,7 @@ impl DbInner {
         task: &CompactionTask,
         outputs: Vec<jkv_manifest::TableMeta>,
         inputs_obsolete: bool,
-        vlog_discards: BTreeMap<u64, u64>,
+        vlog_discards: BTreeMap<FileNumber, u64>,
     ) -> Result<()> {
         let mut manifest = self.manifest().lock();
         // Garbage in value logs already collected is nobody's business.
@@ -250,7 +250,7 @@ impl DbInner {
             ..VersionEdit::default()
         };
         manifest.apply(edit)?;
-        let obsolete: Vec<u64> = if inputs_obsolete {
+        let obsolete: Vec<FileNumber> = if inputs_obsolete {
             task.inputs.iter().map(|t| t.id).collect()
         } else {
             Vec::new()
@@ -293,7 +293,7 @@ impl DbInner {
                 let levels = &manifest.state().levels;
                 let config = &self.options().compaction;
                 let garbage = GarbageContext {
-                    oldest_snapshot: self.snapshots().oldest().map(|s| s.0),
+                    oldest_snapshot: self.snapshots().oldest(),
                     allowed: true,
                     idle: true,
                 };

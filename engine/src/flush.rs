@@ -14,7 +14,7 @@ use std::sync::Arc;
 use jkv_compaction::{table_meta, CompactionFilter, RangeDelFilter};
 use jkv_format::key::{kind_byte_of, seq_of, user_key};
 use jkv_format::names::{table_path, wal_path};
-use jkv_format::{Error, InternalIterator, Result, ValueKind, ValuePointer};
+use jkv_format::{Error, FileNumber, InternalIterator, Result, ValueKind, ValuePointer};
 use jkv_manifest::{TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::{TableBuilder, TableOptions};
@@ -43,7 +43,7 @@ impl DbInner {
     pub(crate) fn write_level0_table(
         &self,
         mem: &Arc<Memtable>,
-        vlog_discards: &mut BTreeMap<u64, u64>,
+        vlog_discards: &mut BTreeMap<FileNumber, u64>,
     ) -> Result<Option<TableMeta>> {
         if mem.is_empty() {
             return Ok(None);
@@ -74,7 +74,7 @@ impl DbInner {
                 builder.add(it.key(), it.value())?;
             } else if kind_byte_of(it.key()) == ValueKind::ValuePointer as u8 {
                 if let Some(pointer) = ValuePointer::decode(it.value()) {
-                    *vlog_discards.entry(pointer.file.0).or_insert(0) += u64::from(pointer.len);
+                    *vlog_discards.entry(pointer.file).or_insert(0) += u64::from(pointer.len);
                 }
             }
             it.next();
@@ -99,8 +99,8 @@ impl DbInner {
         let table = self.write_level0_table(&frozen.mem, &mut discards)?;
         let mut edit = VersionEdit {
             added_tables: table.into_iter().collect(),
-            retired_wals: frozen.wal.iter().map(|n| n.0).collect(),
-            last_seq: frozen.mem.seq_range().map(|(_, max)| max.0),
+            retired_wals: frozen.wal.iter().copied().collect(),
+            last_seq: frozen.mem.seq_range().map(|(_, max)| max),
             next_file: Some(self.manifest().next_file()),
             ..VersionEdit::default()
         };

@@ -27,10 +27,10 @@ pub(crate) struct ManifestLog {
 impl ManifestLog {
     /// The manifest as opened, handing out numbers from `next_file` (at
     /// least 1).
-    pub fn new(manifest: Manifest, next_file: u64) -> ManifestLog {
+    pub fn new(manifest: Manifest, next_file: FileNumber) -> ManifestLog {
         ManifestLog {
             manifest: Mutex::new(manifest),
-            next_file: AtomicU64::new(next_file.max(1)),
+            next_file: AtomicU64::new(next_file.0.max(1)),
         }
     }
 
@@ -45,15 +45,15 @@ impl ManifestLog {
     }
 
     /// The next number to hand out, for `VersionEdit::next_file`.
-    pub fn next_file(&self) -> u64 {
-        self.next_file.load(Ordering::SeqCst)
+    pub fn next_file(&self) -> FileNumber {
+        FileNumber(self.next_file.load(Ordering::SeqCst))
     }
 }
 
 /// The discards that concern value logs the manifest still names.
 pub(crate) fn live_discards(
     state: &ManifestState,
-    discards: BTreeMap<u64, u64>,
+    discards: BTreeMap<FileNumber, u64>,
 ) -> Vec<VlogDiscard> {
     discards
         .into_iter()

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use std::sync::Arc;
 
-use jkv_format::{Error, FileNumber, Result, SeqNo, ValueKind};
+use jkv_format::{Error, Result, SeqNo, ValueKind};
 use jkv_manifest::TableMeta;
 use jkv_sstable::Table;
 
@@ -74,7 +74,7 @@ impl DbInner {
     /// file of the same name but other contents (from another database, or
     /// a restored backup) is corruption, not data.
     pub(crate) fn open_table(&self, meta: &TableMeta) -> Result<Arc<Table>> {
-        let table = self.table_cache().get(FileNumber(meta.id))?;
+        let table = self.table_cache().get(meta.id)?;
         let props = table.properties();
         if props.db_id != 0 && self.db_id() != 0 && props.db_id != self.db_id() {
             return Err(Error::corruption(

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use jkv_format::names::vlog_path;
 use jkv_format::names::{self, parse_file_name, FileKind};
 use jkv_format::ValuePointer;
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
+use jkv_format::{Error, FileNumber, FileSystem, Result, ValueKind};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::TableCache;
@@ -106,7 +106,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         dir: dir.to_path_buf(),
         db_id: state.db_id,
         fs: fs.clone(),
-        writes: WritePath::new(Arc::new(options.new_memtable()), SeqNo(state.last_seq)),
+        writes: WritePath::new(Arc::new(options.new_memtable()), state.last_seq),
         manifest: ManifestLog::new(manifest, state.next_file),
         compactions: Compactions::new(options.num_levels),
         view,
@@ -190,11 +190,8 @@ fn check_files_present(fs: &dyn FileSystem, dir: &Path, state: &ManifestState) -
         .levels
         .iter()
         .flatten()
-        .map(|t| names::table_name(FileNumber(t.id)));
-    let wals = state
-        .live_wals
-        .iter()
-        .map(|&n| names::wal_name(FileNumber(n)));
+        .map(|t| names::table_name(t.id));
+    let wals = state.live_wals.iter().map(|&n| names::wal_name(n));
     for name in tables.chain(wals) {
         if !present.contains(&name) {
             return Err(Error::corruption(
@@ -210,54 +207,49 @@ fn check_files_present(fs: &dyn FileSystem, dir: &Path, state: &ManifestState) -
 /// Replays live WALs into L0 tables and starts a new WAL, in one manifest
 /// edit; then publishes the recovered state.
 fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
-    let mut last_seq = SeqNo(state.last_seq);
+    let mut last_seq = state.last_seq;
     for t in state.levels.iter().flatten() {
-        last_seq = last_seq.max(SeqNo(t.max_seq));
+        last_seq = last_seq.max(t.max_seq);
     }
     let mut tables: Vec<TableMeta> = Vec::new();
     let mut discards = std::collections::BTreeMap::new();
     let mut mem = Arc::new(Memtable::new());
     let last_wal = state.live_wals.iter().next_back().copied();
-    let mut vlog_valid_len: std::collections::HashMap<u64, u64> = Default::default();
+    let mut vlog_valid_len: std::collections::HashMap<FileNumber, u64> = Default::default();
     for &wal in &state.live_wals {
-        let path = names::wal_path(inner.dir(), FileNumber(wal));
-        let summary = replay(
-            &**inner.fs(),
-            &path,
-            FileNumber(wal),
-            inner.db_id(),
-            |batch| {
-                // A pointer whose value did not reach the disk: in the last WAL
-                // that is the unsynced tail of a crash (the value log is synced
-                // before any WAL sync), so replay stops there; in an earlier
-                // WAL the value log was synced at the freeze, so it is damage.
-                // A value damaged in place is left for reads to report; only a
-                // value missing from the end of its file stops the replay.
-                for entry in batch.entries() {
-                    let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
-                    if entry.kind != ValueKind::ValuePointer
-                        || inner.resolve_pointer(entry.key, entry.value).is_ok()
-                    {
-                        continue;
-                    }
-                    let Some(pointer) = ValuePointer::decode(entry.value) else {
-                        continue;
-                    };
-                    if !state.vlogs.contains_key(&pointer.file.0) {
-                        // Garbage collection retired the file: it did so only
-                        // after rewriting every entry the tree still pointed
-                        // to (synced, in a later WAL record), so this version
-                        // is shadowed and never read.
-                        continue;
-                    }
-                    let valid = *vlog_valid_len
-                        .entry(pointer.file.0)
-                        .or_insert_with(|| vlog_valid_len_of(inner, pointer.file));
-                    if pointer.offset + u64::from(pointer.len) > valid {
-                        return if Some(wal) == last_wal {
-                            Ok(Replay::StopHere)
-                        } else {
-                            Err(Error::corruption(
+        let path = names::wal_path(inner.dir(), wal);
+        let summary = replay(&**inner.fs(), &path, wal, inner.db_id(), |batch| {
+            // A pointer whose value did not reach the disk: in the last WAL
+            // that is the unsynced tail of a crash (the value log is synced
+            // before any WAL sync), so replay stops there; in an earlier
+            // WAL the value log was synced at the freeze, so it is damage.
+            // A value damaged in place is left for reads to report; only a
+            // value missing from the end of its file stops the replay.
+            for entry in batch.entries() {
+                let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
+                if entry.kind != ValueKind::ValuePointer
+                    || inner.resolve_pointer(entry.key, entry.value).is_ok()
+                {
+                    continue;
+                }
+                let Some(pointer) = ValuePointer::decode(entry.value) else {
+                    continue;
+                };
+                if !state.vlogs.contains_key(&pointer.file) {
+                    // Garbage collection retired the file: it did so only
+                    // after rewriting every entry the tree still pointed
+                    // to (synced, in a later WAL record), so this version
+                    // is shadowed and never read.
+                    continue;
+                }
+                let valid = *vlog_valid_len
+                    .entry(pointer.file)
+                    .or_insert_with(|| vlog_valid_len_of(inner, pointer.file));
+                if pointer.offset + u64::from(pointer.len) > valid {
+                    return if Some(wal) == last_wal {
+                        Ok(Replay::StopHere)
+                    } else {
+                        Err(Error::corruption(
                             vlog_path(inner.dir(), pointer.file),
                             pointer.offset,
                             format!(
@@ -265,22 +257,21 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
                                 path.display()
                             ),
                         ))
-                        };
-                    }
+                    };
                 }
-                let mut seq = batch.first_seq;
-                for entry in batch.entries() {
-                    let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
-                    if entry.kind == ValueKind::RangeDeletion {
-                        mem.insert_range_tombstone(entry.key, entry.value, seq);
-                    } else {
-                        mem.insert(entry.key, seq, entry.kind, entry.value);
-                    }
-                    seq = seq.plus(1);
+            }
+            let mut seq = batch.first_seq;
+            for entry in batch.entries() {
+                let entry = entry.map_err(|what| Error::corruption(&path, 0, what))?;
+                if entry.kind == ValueKind::RangeDeletion {
+                    mem.insert_range_tombstone(entry.key, entry.value, seq);
+                } else {
+                    mem.insert(entry.key, seq, entry.kind, entry.value);
                 }
-                Ok(Replay::Continue)
-            },
-        )?;
+                seq = seq.plus(1);
+            }
+            Ok(Replay::Continue)
+        })?;
         last_seq = last_seq.max(summary.max_seq);
         if mem.approximate_memory_bytes() >= inner.options().write_buffer_size {
             tables.extend(inner.write_level0_table(&mem, &mut discards)?);
@@ -294,14 +285,14 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
         vlog_discards: crate::manifest_log::live_discards(state, discards),
         added_tables: tables,
         retired_wals: state.live_wals.iter().copied().collect(),
-        last_seq: Some(last_seq.0),
+        last_seq: Some(last_seq),
         ..VersionEdit::default()
     };
     let wal = if inner.options().wal {
         let number = inner.manifest().allocate_file_number();
         let wal = WalWriter::create(&**inner.fs(), inner.dir(), number, inner.db_id())?;
         inner.fs().sync_dir(inner.dir())?;
-        edit.new_wals.push(number.0);
+        edit.new_wals.push(number);
         Some(wal)
     } else {
         None
@@ -334,14 +325,14 @@ fn remove_orphans(inner: &DbInner) -> Result<()> {
     let manifest = inner.manifest().lock();
     let quarantine = manifest.torn_tail_cut().is_some();
     let state = manifest.state();
-    let live_tables: HashSet<u64> = state.levels.iter().flatten().map(|t| t.id).collect();
+    let live_tables: HashSet<FileNumber> = state.levels.iter().flatten().map(|t| t.id).collect();
     let lost = inner.dir().join(LOST_DIR);
     let mut changed = false;
     for name in inner.fs().list(inner.dir())? {
         let data_file = match parse_file_name(&name) {
-            Some(FileKind::Table(n)) => !live_tables.contains(&n.0),
-            Some(FileKind::Wal(n)) => !state.live_wals.contains(&n.0),
-            Some(FileKind::ValueLog(n)) => !state.vlogs.contains_key(&n.0),
+            Some(FileKind::Table(n)) => !live_tables.contains(&n),
+            Some(FileKind::Wal(n)) => !state.live_wals.contains(&n),
+            Some(FileKind::ValueLog(n)) => !state.vlogs.contains_key(&n),
             Some(FileKind::Temp) | Some(FileKind::ManifestTmp) => {
                 inner.fs().remove(&inner.dir().join(&name))?;
                 changed = true;

@@ -73,7 +73,7 @@ impl std::fmt::Debug for TableHandle {
 impl Drop for TableHandle {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
-            let number = FileNumber(self.meta.id);
+            let number = self.meta.id;
             self.deleter.table_cache.evict(number);
             // A failed removal leaves an orphan that the next open removes.
             let _ = self
@@ -101,7 +101,7 @@ impl Version {
     /// The table set the manifest describes, reusing the handles of `prev`
     /// for tables it already had.
     pub fn from_state(state: &ManifestState, prev: &Version, deleter: &Arc<TableDeleter>) -> Self {
-        let known: HashMap<u64, &Arc<TableHandle>> = prev
+        let known: HashMap<FileNumber, &Arc<TableHandle>> = prev
             .levels
             .iter()
             .flatten()
@@ -146,7 +146,7 @@ impl Version {
     }
 
     /// The handle of table `id`, if this version has it.
-    pub fn handle(&self, id: u64) -> Option<&Arc<TableHandle>> {
+    pub fn handle(&self, id: FileNumber) -> Option<&Arc<TableHandle>> {
         self.levels.iter().flatten().find(|h| h.meta.id == id)
     }
 
@@ -209,7 +209,7 @@ impl std::fmt::Debug for VlogFileHandle {
 /// The live value-log files at one point in time.
 #[derive(Debug, Default)]
 pub(crate) struct VlogSet {
-    pub files: BTreeMap<u64, Arc<VlogFileHandle>>,
+    pub files: BTreeMap<FileNumber, Arc<VlogFileHandle>>,
 }
 
 /// Makes the handles of a [`VlogSet`] (owned by the published view).
@@ -233,7 +233,7 @@ impl VlogHandleSource {
             .map(|&n| {
                 let handle = prev.files.get(&n).cloned().unwrap_or_else(|| {
                     Arc::new(VlogFileHandle {
-                        number: FileNumber(n),
+                        number: n,
                         obsolete: AtomicBool::new(false),
                         fs: self.fs.clone(),
                         dir: self.dir.clone(),

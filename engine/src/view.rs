@@ -162,7 +162,7 @@ impl View {
     /// Publishes `manifest` after a compaction: the tables `obsolete` names
     /// are marked compacted away first (their files go with their last
     /// reader).
-    pub fn publish_compacted(&self, manifest: &ManifestState, obsolete: &[u64]) {
+    pub fn publish_compacted(&self, manifest: &ManifestState, obsolete: &[FileNumber]) {
         let mut state = self.state.lock();
         for &id in obsolete {
             if let Some(handle) = state.version.handle(id) {
@@ -175,7 +175,7 @@ impl View {
     /// Publishes `manifest` after value-log files were retired: their
     /// handles are marked obsolete first (the files go with their last
     /// reader).
-    pub fn publish_retired_vlogs(&self, manifest: &ManifestState, retired: &[u64]) {
+    pub fn publish_retired_vlogs(&self, manifest: &ManifestState, retired: &[FileNumber]) {
         let mut state = self.state.lock();
         for n in retired {
             if let Some(handle) = state.vlogs.files.get(n) {

@@ -508,7 +508,7 @@ impl DbInner {
         let wal = WalWriter::create(&**self.fs(), self.dir(), number, self.db_id())?;
         self.fs().sync_dir(self.dir())?;
         let edit = VersionEdit {
-            new_wals: vec![number.0],
+            new_wals: vec![number],
             next_file: Some(self.manifest().next_file()),
             ..VersionEdit::default()
         };

@@ -60,7 +60,7 @@ pub struct VlogGcReport {
 pub(super) struct VlogGcState {
     /// Collected files waiting for older snapshots to go: (file, sequence
     /// number of the last rewrite).
-    pending: Vec<(u64, SeqNo)>,
+    pending: Vec<(FileNumber, SeqNo)>,
     /// A collection is running (one at a time).
     running: bool,
 }
@@ -154,16 +154,9 @@ impl DbInner {
             // Read under the manifest lock, as retirement takes files out
             // of `pending` under it: a file is either still pending here or
             // already gone from the manifest, never neither.
-            busy.extend(
-                self.vlog()
-                    .gc
-                    .lock()
-                    .pending
-                    .iter()
-                    .map(|p| FileNumber(p.0)),
-            );
+            busy.extend(self.vlog().gc.lock().pending.iter().map(|p| p.0));
             let estimate = self.vlog().garbage_estimate.lock();
-            let counts: Vec<(u64, u64, u64)> = manifest
+            let counts: Vec<(FileNumber, u64, u64)> = manifest
                 .state()
                 .vlogs
                 .iter()
@@ -175,20 +168,16 @@ impl DbInner {
             // Read after the manifest (under its lock): a file that
             // rolling just named is already the active one here, so it is
             // never mistaken for an empty sealed file.
-            let active = self.vlog().active_number.load(Ordering::Acquire);
-            (counts, (active != 0).then_some(FileNumber(active)))
+            (counts, self.vlog().active_file())
         };
         let facts = counts
             .into_iter()
             .filter_map(|(n, dead, garbage)| {
                 // A file the manifest names but that cannot be sized is
                 // left alone (reads report it).
-                let size = self
-                    .fs()
-                    .file_size(&vlog_path(self.dir(), FileNumber(n)))
-                    .ok()?;
+                let size = self.fs().file_size(&vlog_path(self.dir(), n)).ok()?;
                 Some(VlogFileFacts {
-                    number: FileNumber(n),
+                    number: n,
                     size_bytes: size,
                     dead_bytes: dead,
                     garbage_bytes: garbage,
@@ -207,7 +196,7 @@ impl DbInner {
     fn drop_dead_vlogs(&self, files: &[FileNumber]) {
         let mut gc = self.vlog().gc.lock();
         for f in files {
-            gc.pending.push((f.0, SeqNo(0)));
+            gc.pending.push((*f, SeqNo(0)));
         }
         drop(gc);
         self.counters()
@@ -242,13 +231,13 @@ impl DbInner {
     fn vlog_census(&self) -> Result<()> {
         let (sv, counts, active) = {
             let manifest = self.manifest().lock();
-            let counts: Vec<(u64, u64)> = manifest
+            let counts: Vec<(FileNumber, u64)> = manifest
                 .state()
                 .vlogs
                 .iter()
                 .map(|(&n, meta)| (n, meta.discard_bytes))
                 .collect();
-            let active = self.vlog().active_number.load(Ordering::Acquire);
+            let active = self.vlog().active_file();
             (self.super_version(), counts, active)
         };
         if counts.is_empty() {
@@ -275,8 +264,8 @@ impl DbInner {
         }
         let mut merged = MergingIterator::new(children, false);
         // Bytes per file pointed to by any version, and by newest versions.
-        let mut any: HashMap<u64, u64> = HashMap::new();
-        let mut newest: HashMap<u64, u64> = HashMap::new();
+        let mut any: HashMap<FileNumber, u64> = HashMap::new();
+        let mut newest: HashMap<FileNumber, u64> = HashMap::new();
         let mut last_key: Vec<u8> = Vec::new();
         let mut first = true;
         merged.seek_to_start();
@@ -302,10 +291,10 @@ impl DbInner {
         let mut deltas = BTreeMap::new();
         let mut shadowed = Vec::new();
         for (n, discard) in counts {
-            if n == active {
+            if Some(n) == active {
                 continue;
             }
-            let Ok(size) = self.fs().file_size(&vlog_path(self.dir(), FileNumber(n))) else {
+            let Ok(size) = self.fs().file_size(&vlog_path(self.dir(), n)) else {
                 continue;
             };
             let entry_bytes = size.saturating_sub(jkv_vlog::HEADER_LEN as u64);
@@ -374,7 +363,7 @@ impl DbInner {
             self.flush_all()?;
         }
         let gc_seq = last_seq.max(self.view().visible_seq());
-        self.vlog().gc.lock().pending.push((file.0, gc_seq));
+        self.vlog().gc.lock().pending.push((file, gc_seq));
         self.counters()
             .vlog_gc_files
             .fetch_add(1, Ordering::Relaxed);
@@ -421,7 +410,7 @@ impl DbInner {
     pub(crate) fn retire_collected_vlogs(&self) -> Result<()> {
         let oldest = self.snapshots().oldest();
         let mut manifest = self.manifest().lock();
-        let ready: Vec<u64> = {
+        let ready: Vec<FileNumber> = {
             let mut gc = self.vlog().gc.lock();
             let (ready, waiting): (Vec<_>, Vec<_>) = gc
                 .pending

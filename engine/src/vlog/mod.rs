@@ -23,7 +23,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use jkv_format::pointer::POINTER_LEN;
-use jkv_format::{Error, FileSystem, Result, SeqNo, ValueKind, ValuePointer};
+use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind, ValuePointer};
 use jkv_manifest::VersionEdit;
 use jkv_memtable::Memtable;
 use jkv_vlog::{VlogReader, VlogWriter};
@@ -97,7 +97,7 @@ pub(crate) struct ValueLog {
     census_due: AtomicBool,
     /// Value-log garbage seen by the write path since open, by file (leaf
     /// lock); see `vlog_garbage_view`.
-    garbage_estimate: Mutex<HashMap<u64, u64>>,
+    garbage_estimate: Mutex<HashMap<FileNumber, u64>>,
 }
 
 impl ValueLog {
@@ -117,6 +117,12 @@ impl ValueLog {
     /// What the published view needs to make file handles.
     pub fn handle_source(&self, fs: Arc<dyn FileSystem>, dir: &Path) -> VlogHandleSource {
         VlogHandleSource::new(fs, dir.to_path_buf(), self.reader.clone())
+    }
+
+    /// The file appends go to, once there is one.
+    pub fn active_file(&self) -> Option<FileNumber> {
+        let n = self.active_number.load(Ordering::Acquire);
+        (n != 0).then_some(FileNumber(n))
     }
 
     /// Resolves `pointer`, the value of `key`.
@@ -146,7 +152,7 @@ impl DbInner {
             let vlog = VlogWriter::create(&**self.fs(), self.dir(), number)?;
             self.fs().sync_dir(self.dir())?;
             let edit = VersionEdit {
-                new_vlogs: vec![number.0],
+                new_vlogs: vec![number],
                 next_file: Some(self.manifest().next_file()),
                 ..VersionEdit::default()
             };
@@ -223,7 +229,7 @@ impl DbInner {
         &self,
         sv: &SuperVersion,
         key: &[u8],
-    ) -> Option<(u64, u64)> {
+    ) -> Option<(FileNumber, u64)> {
         match lookup_below_active(self, sv, key, SeqNo::MAX) {
             Ok(Some((ValueKind::ValuePointer, raw))) => pointer_extent(&raw),
             _ => None,
@@ -231,7 +237,7 @@ impl DbInner {
     }
 
     /// Adds garbage the write path found, as (file, bytes).
-    pub(crate) fn add_vlog_garbage(&self, found: &[(u64, u64)]) {
+    pub(crate) fn add_vlog_garbage(&self, found: &[(FileNumber, u64)]) {
         if found.is_empty() {
             return;
         }
@@ -259,6 +265,6 @@ impl DbInner {
 }
 
 /// (file, bytes) of the value-log entry an encoded pointer names.
-pub(crate) fn pointer_extent(raw: &[u8]) -> Option<(u64, u64)> {
-    ValuePointer::decode(raw).map(|p| (p.file.0, u64::from(p.len)))
+pub(crate) fn pointer_extent(raw: &[u8]) -> Option<(FileNumber, u64)> {
+    ValuePointer::decode(raw).map(|p| (p.file, u64::from(p.len)))
 }
