@@ -49,12 +49,12 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use jkv_format::fs::DirLock;
-use jkv_format::{Error, FileSystem, Result};
+use jkv_format::{Error, FileSystem, Result, SeqNo};
 use jkv_sstable::TableCache;
 
 use crate::batch::WriteBatch;
 use crate::compaction::Compactions;
-use crate::iter::DbIterator;
+use crate::iter::{DbIterator, DbKeys};
 use crate::manifest_log::ManifestLog;
 use crate::options::{Options, WriteOptions};
 use crate::snapshot::{Snapshot, SnapshotRegistry};
@@ -205,6 +205,19 @@ impl DbInner {
         self.lock.lock().take();
     }
 
+    /// `Err` unless `snapshot` was taken from this database.
+    pub fn check_snapshot(&self, snapshot: &Snapshot) -> Result<()> {
+        if snapshot.is_of(&self.snapshots) {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "the snapshot (at sequence number {}) belongs to another open database, not to the one at {}",
+                snapshot.seq(),
+                self.dir.display()
+            )))
+        }
+    }
+
     /// The published view's `SuperVersion`.
     pub fn super_version(&self) -> Arc<crate::view::SuperVersion> {
         self.view.super_version()
@@ -244,14 +257,14 @@ impl Db {
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.put(key, value);
-        self.write(batch, WriteOptions::default())
+        self.write(batch, WriteOptions::default()).map(drop)
     }
 
     /// Deletes `key` (not synced; see [`Db::write`]).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete(key);
-        self.write(batch, WriteOptions::default())
+        self.write(batch, WriteOptions::default()).map(drop)
     }
 
     /// Deletes every key `k` with `start <= k < end` (not synced; see
@@ -261,14 +274,31 @@ impl Db {
     pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete_range(start.as_ref()..end.as_ref());
-        self.write(batch, WriteOptions::default())
+        self.write(batch, WriteOptions::default()).map(drop)
     }
 
     /// Applies `batch` atomically: after a crash either all of it or none
     /// of it is there, and no reader sees part of it. Returns once the write
-    /// is acknowledged (durable on disk when `options.sync`).
-    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+    /// is acknowledged (durable on disk when `options.sync`), with the
+    /// sequence number of the batch's last entry: a snapshot whose
+    /// [`Snapshot::seq`] is at least that sees the whole batch. An empty
+    /// batch writes nothing and returns the sequence number readers see now.
+    ///
+    /// May wait: while flushes and compactions catch up, writes are slowed
+    /// down or stopped (see [`Db::try_write`] for a write that does not).
+    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
         self.inner.write(batch, options)
+    }
+
+    /// Like [`Db::write`], but a write that would wait for flushes or
+    /// compactions to catch up (level 0 past its slowdown or stop trigger,
+    /// or a full memtable while the frozen ones wait for their flush) is
+    /// refused with [`Error::WouldStall`] and nothing is written, so that
+    /// an ingest pipeline can apply its own backpressure. The conditions
+    /// are looked at when the call starts: a write racing others that fill
+    /// the memtable meanwhile may still wait briefly behind them.
+    pub fn try_write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
+        self.inner.try_write(batch, options)
     }
 
     /// The newest value of `key`, or `None`.
@@ -276,8 +306,10 @@ impl Db {
         self.inner.get_latest(key.as_ref())
     }
 
-    /// The value of `key` as of `snapshot`, or `None`.
+    /// The value of `key` as of `snapshot`, or `None`. A snapshot of
+    /// another database is [`Error::InvalidArgument`].
     pub fn get_at(&self, key: impl AsRef<[u8]>, snapshot: &Snapshot) -> Result<Option<Bytes>> {
+        self.inner.check_snapshot(snapshot)?;
         self.inner.get(key.as_ref(), snapshot.seq())
     }
 
@@ -287,14 +319,37 @@ impl Db {
     }
 
     /// Key-value pairs with keys in `range`, ascending, as of `snapshot`.
-    /// Items are `Result`: damage met mid-scan ends it with the error.
+    /// Items are `Result`: damage met mid-scan ends it with the error, and
+    /// a snapshot of another database makes the first item
+    /// [`Error::InvalidArgument`]. The iterator can [`DbIterator::seek`] to
+    /// another key in either direction.
     pub fn scan<K: AsRef<[u8]>>(
         &self,
         range: impl RangeBounds<K>,
         snapshot: &Snapshot,
     ) -> DbIterator {
         let (start, end) = owned_bounds(&range);
-        DbIterator::new(&self.inner, snapshot.seq(), start, end, false)
+        DbIterator::new(&self.inner, snapshot, start, end, false)
+    }
+
+    /// Every key-value pair, ascending, as of `snapshot` (a [`Db::scan`]
+    /// of the whole key space).
+    pub fn iter(&self, snapshot: &Snapshot) -> DbIterator {
+        DbIterator::new(
+            &self.inner,
+            snapshot,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+        )
+    }
+
+    /// The keys in `range`, ascending, as of `snapshot`, without their
+    /// values: values kept in the value log are not read (nor is the value
+    /// log checked). Otherwise like [`Db::scan`].
+    pub fn keys<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>, snapshot: &Snapshot) -> DbKeys {
+        let (start, end) = owned_bounds(&range);
+        DbKeys::new(DbIterator::new(&self.inner, snapshot, start, end, false))
     }
 
     /// Like [`Db::scan`], descending.
@@ -304,7 +359,7 @@ impl Db {
         snapshot: &Snapshot,
     ) -> DbIterator {
         let (start, end) = owned_bounds(&range);
-        DbIterator::new(&self.inner, snapshot.seq(), start, end, true)
+        DbIterator::new(&self.inner, snapshot, start, end, true)
     }
 
     /// Key-value pairs whose key starts with `prefix`, ascending.
@@ -316,7 +371,7 @@ impl Db {
         };
         DbIterator::new(
             &self.inner,
-            snapshot.seq(),
+            snapshot,
             Bound::Included(prefix.to_vec()),
             end,
             false,

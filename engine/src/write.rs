@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use jkv_format::{Result, SeqNo, ValueKind};
+use jkv_format::{Error, Result, SeqNo, ValueKind};
 use jkv_manifest::VersionEdit;
 use jkv_memtable::Memtable;
 
@@ -54,7 +54,8 @@ struct PendingWrite {
     sync: bool,
     /// The writing thread, to count distinct synced writers.
     thread: ThreadId,
-    result: Mutex<Option<Result<()>>>,
+    /// The sequence number the write committed at, or why it failed.
+    result: Mutex<Option<Result<SeqNo>>>,
 }
 
 /// The write path: the queue of writes waiting for a leader and the
@@ -182,11 +183,13 @@ impl WriteQueue {
 }
 
 impl DbInner {
-    pub(crate) fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+    /// [`crate::Db::write`]: returns the sequence number of the batch's
+    /// last entry (the visible one for an empty batch).
+    pub(crate) fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
         batch.validate()?;
         self.check_writable()?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(self.view().visible_seq());
         }
         let mut queue = self.writes().queue.lock();
         if !queue.leader_active
@@ -198,10 +201,12 @@ impl DbInner {
             queue.leader_active = true;
             drop(queue);
             let mut batch = batch;
+            let entries = batch.len() as u64;
             let started = options.sync.then(Instant::now);
             let result = {
                 let mut writer = self.writes().writer.lock();
                 self.commit_batches(&mut writer, &mut [&mut batch], options.sync, 1)
+                    .map(|before| before.plus(entries))
             };
             let synced = started.map(|t| (vec![std::thread::current().id()], t));
             self.end_leading(&mut self.writes().queue.lock(), synced);
@@ -261,8 +266,11 @@ impl DbInner {
                 let mut writer = self.writes().writer.lock();
                 self.commit_group(&mut writer, &group)
             };
-            for w in &group {
-                *w.result.lock() = Some(result.clone());
+            for (i, w) in group.iter().enumerate() {
+                *w.result.lock() = Some(match &result {
+                    Ok(last_seqs) => Ok(last_seqs[i]),
+                    Err(e) => Err(e.clone()),
+                });
             }
             queue = self.writes().queue.lock();
             let synced = started.map(|t| {
@@ -277,6 +285,37 @@ impl DbInner {
         }
     }
 
+    /// [`crate::Db::try_write`]: [`Self::write`], unless the write path
+    /// would make it wait.
+    pub(crate) fn try_write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
+        if let Some(what) = self.stall_ahead() {
+            return Err(Error::WouldStall { what });
+        }
+        self.write(batch, options)
+    }
+
+    /// What a write starting now would wait for, if anything: L0 past its
+    /// slowdown or stop trigger (see `throttle_for_level0`), or a full
+    /// memtable that cannot be frozen while the frozen ones are at their
+    /// limit (see `freeze`).
+    fn stall_ahead(&self) -> Option<&'static str> {
+        let options = self.options();
+        if options.auto_compactions {
+            let l0 = self.view().l0_tables();
+            if l0 >= options.compaction.l0_stop {
+                return Some("level 0 is at its stop trigger, waiting for compaction");
+            }
+            if l0 >= options.compaction.l0_slowdown {
+                return Some("level 0 is past its slowdown trigger, writes are delayed");
+            }
+        }
+        let full = self.super_version().mem.approximate_memory_bytes() >= options.write_buffer_size;
+        if full && self.view().frozen_count() >= options.max_immutable_memtables {
+            return Some("the memtable is full and the frozen ones wait for their flush");
+        }
+        None
+    }
+
     /// A leader is done: records a synced group's writers and duration
     /// (`synced`: its threads and start), hands leadership back and wakes
     /// the waiting writers (the group's members for their results, the
@@ -289,31 +328,45 @@ impl DbInner {
         self.writes().queue_changed.notify_all();
     }
 
-    /// Writes one group: WAL, then memtable, then publish.
-    fn commit_group(&self, writer: &mut WriterState, group: &[Arc<PendingWrite>]) -> Result<()> {
+    /// Writes one group: WAL, then memtable, then publish. Returns the
+    /// sequence number of each batch's last entry, in group order.
+    fn commit_group(
+        &self,
+        writer: &mut WriterState,
+        group: &[Arc<PendingWrite>],
+    ) -> Result<Vec<SeqNo>> {
         let mut guards: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
+        let mut last = SeqNo(0);
+        let mut ends: Vec<u64> = Vec::with_capacity(guards.len());
+        for g in &guards {
+            last = last.plus(g.len() as u64);
+            ends.push(last.0);
+        }
         let mut batches: Vec<&mut WriteBatch> = guards.iter_mut().map(|g| &mut **g).collect();
         let sync = group.iter().any(|w| w.sync);
-        self.commit_batches(writer, &mut batches, sync, group.len())
+        let before = self.commit_batches(writer, &mut batches, sync, group.len())?;
+        Ok(ends.into_iter().map(|n| before.plus(n)).collect())
     }
 
     /// Commits the batches of `writes` writers as one group, after L0
-    /// backpressure.
+    /// backpressure. Returns the sequence number before the group's first
+    /// entry (the batches got the ones after it, in order).
     fn commit_batches(
         &self,
         writer: &mut WriterState,
         batches: &mut [&mut WriteBatch],
         sync: bool,
         writes: usize,
-    ) -> Result<()> {
+    ) -> Result<SeqNo> {
         self.check_writable()?;
         let group_bytes: usize = batches.iter().map(|b| b.encoded_len()).sum();
         self.throttle_for_level0(writer, group_bytes)?;
+        let before = writer.last_seq;
         self.commit_locked(writer, batches, sync)?;
         self.counters()
             .writes
             .fetch_add(writes as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(before)
     }
 
     /// Commits `batches` as one group with the writer lock held: sequence
