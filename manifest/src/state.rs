@@ -779,6 +779,20 @@ mod tests {
                 "already live",
             ),
         ];
+        assert!(matches!(
+            s.apply(&bad[0].0),
+            Err(Rejected::TableAlreadyLive {
+                table: FileNumber(2)
+            })
+        ));
+        assert!(matches!(
+            s.apply(&bad[2].0),
+            Err(Rejected::WalNotLive { wal: FileNumber(5) })
+        ));
+        assert!(matches!(
+            s.apply(&bad[8].0),
+            Err(Rejected::Overlap { level: 1, .. })
+        ));
         for (edit, expected) in bad {
             let err = s.apply(&edit).expect_err("edit must be rejected");
             assert!(
