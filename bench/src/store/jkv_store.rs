@@ -41,6 +41,7 @@ impl Store for JkvStore {
         batch.put(key, value);
         self.db
             .write(batch, WriteOptions { sync })
+            .map(drop)
             .map_err(err("writing"))
     }
 
@@ -49,6 +50,7 @@ impl Store for JkvStore {
         batch.delete(key);
         self.db
             .write(batch, WriteOptions { sync })
+            .map(drop)
             .map_err(err("deleting"))
     }
 
@@ -57,6 +59,7 @@ impl Store for JkvStore {
         batch.delete_range(start..end);
         self.db
             .write(batch, WriteOptions { sync })
+            .map(drop)
             .map_err(err("deleting a range"))
     }
 
