@@ -91,23 +91,49 @@ impl WriteBatch {
     }
 
     /// The batch with every value of at least `threshold` bytes replaced by
-    /// the pointer `store(key, value, seq)` returns, entry `i` getting
-    /// sequence `first_seq + i`. User-byte figures stay those of the
+    /// a pointer, entry `i` getting sequence `first_seq + i`. `store` gets
+    /// all of those `(key, value, seq)` at once, slices of this batch, in
+    /// order, and returns one pointer for each (so a value log can write
+    /// them from here in one call). User-byte figures stay those of the
     /// original batch.
     pub(crate) fn separate_values(
         &self,
         threshold: usize,
         first_seq: SeqNo,
-        mut store: impl FnMut(&[u8], &[u8], SeqNo) -> Result<[u8; jkv_format::pointer::POINTER_LEN]>,
+        store: impl FnOnce(
+            &[(&[u8], &[u8], SeqNo)],
+        ) -> Result<Vec<[u8; jkv_format::pointer::POINTER_LEN]>>,
     ) -> Result<WriteBatch> {
-        let mut out = WriteBatch::new();
+        let is_large =
+            |e: &BatchEntry<'_>| e.kind == ValueKind::Value && e.value.len() >= threshold;
+        let mut large = Vec::new();
         for (i, entry) in self.entries().enumerate() {
             let entry = entry.expect("a batch built by WriteBatch decodes");
-            if entry.kind == ValueKind::Value && entry.value.len() >= threshold {
-                let pointer = store(entry.key, entry.value, first_seq.plus(i as u64))?;
-                out.push_raw(ValueKind::ValuePointer, entry.key, &pointer);
+            if is_large(&entry) {
+                large.push((entry.key, entry.value, first_seq.plus(i as u64)));
+            }
+        }
+        let pointers = store(&large)?;
+        if pointers.len() != large.len() {
+            return Err(Error::InvalidArgument(format!(
+                "value log returned {} pointers for {} values",
+                pointers.len(),
+                large.len()
+            )));
+        }
+        let mut pointers = pointers.iter();
+        let mut out = WriteBatch::new();
+        for entry in self.entries() {
+            let entry = entry.expect("a batch built by WriteBatch decodes");
+            // As many pointers as large values (checked above).
+            let pointer = if is_large(&entry) {
+                pointers.next()
             } else {
-                out.push_raw(entry.kind, entry.key, entry.value);
+                None
+            };
+            match pointer {
+                Some(pointer) => out.push_raw(ValueKind::ValuePointer, entry.key, pointer),
+                None => out.push_raw(entry.kind, entry.key, entry.value),
             }
         }
         out.user_bytes = self.user_bytes;
@@ -382,6 +408,56 @@ mod tests {
         bad.delete_range(b"z".as_slice()..b"a".as_slice());
         assert!(matches!(bad.validate(), Err(Error::InvalidArgument(_))));
         assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn separate_values_hands_all_large_values_over_at_once() {
+        let big = vec![5u8; 100];
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"small")
+            .put(b"b", &big)
+            .delete(b"c")
+            .put(b"d", &big);
+        let mut seen = Vec::new();
+        let out = b
+            .separate_values(50, SeqNo(10), |entries| {
+                seen = entries
+                    .iter()
+                    .map(|&(k, v, s)| (k.to_vec(), v.len(), s))
+                    .collect();
+                Ok(entries
+                    .iter()
+                    .map(|&(k, _, _)| [k[0]; jkv_format::pointer::POINTER_LEN])
+                    .collect())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (b"b".to_vec(), 100, SeqNo(11)),
+                (b"d".to_vec(), 100, SeqNo(13))
+            ]
+        );
+        let kinds: Vec<_> = out
+            .entries()
+            .map(|e| e.unwrap())
+            .map(|e| (e.kind, e.key.to_vec(), e.value.to_vec()))
+            .collect();
+        let p = |c: u8| vec![c; jkv_format::pointer::POINTER_LEN];
+        assert_eq!(
+            kinds,
+            vec![
+                (ValueKind::Value, b"a".to_vec(), b"small".to_vec()),
+                (ValueKind::ValuePointer, b"b".to_vec(), p(b'b')),
+                (ValueKind::Deletion, b"c".to_vec(), vec![]),
+                (ValueKind::ValuePointer, b"d".to_vec(), p(b'd')),
+            ]
+        );
+        assert_eq!(out.user_bytes(), b.user_bytes());
+        // A store that answers with the wrong number of pointers is an error.
+        assert!(b
+            .separate_values(50, SeqNo(10), |_| Ok(Vec::new()))
+            .is_err());
     }
 
     #[test]

@@ -191,10 +191,12 @@ impl DbInner {
             .expect("separate is called only with a value threshold");
         let vlog = self.active_vlog(writer)?;
         let mut written = 0u64;
-        let out = batch.separate_values(threshold, first_seq, |key, value, seq| {
-            let pointer = vlog.append(key, value, seq)?;
-            written += u64::from(pointer.len);
-            Ok(pointer.encode())
+        let out = batch.separate_values(threshold, first_seq, |entries| {
+            // One vectored write from the batch's bytes: values are not
+            // copied into a buffer on their way to the value log.
+            let pointers = vlog.append_all_and_flush(entries)?;
+            written = pointers.iter().map(|p| u64::from(p.len)).sum();
+            Ok(pointers.iter().map(|p| p.encode()).collect())
         })?;
         self.counters
             .vlog_bytes
