@@ -90,50 +90,40 @@ impl WriteBatch {
         self.value_len_max
     }
 
-    /// The batch with every value of at least `threshold` bytes replaced by
-    /// a pointer, entry `i` getting sequence `first_seq + i`. `store` gets
-    /// all of those `(key, value, seq)` at once, slices of this batch, in
-    /// order, and returns one pointer for each (so a value log can write
-    /// them from here in one call). User-byte figures stay those of the
-    /// original batch.
-    pub(crate) fn separate_values(
+    /// Every value of at least `threshold` bytes, as `(key, value, seq)`
+    /// slices of this batch in order, entry `i` getting sequence
+    /// `first_seq + i`: what goes to the value log.
+    pub(crate) fn large_values(
         &self,
         threshold: usize,
         first_seq: SeqNo,
-        store: impl FnOnce(
-            &[(&[u8], &[u8], SeqNo)],
-        ) -> Result<Vec<[u8; jkv_format::pointer::POINTER_LEN]>>,
+    ) -> Vec<(&[u8], &[u8], SeqNo)> {
+        self.entries()
+            .enumerate()
+            .map(|(i, e)| (i, e.expect("a batch built by WriteBatch decodes")))
+            .filter(|(_, e)| is_large(e, threshold))
+            .map(|(i, e)| (e.key, e.value, first_seq.plus(i as u64)))
+            .collect()
+    }
+
+    /// The batch with each value of [`large_values`](Self::large_values)
+    /// replaced by the next of `pointers`. User-byte figures stay those of
+    /// the original batch. Errors if `pointers` runs out.
+    pub(crate) fn with_pointers(
+        &self,
+        threshold: usize,
+        mut pointers: impl Iterator<Item = [u8; jkv_format::pointer::POINTER_LEN]>,
     ) -> Result<WriteBatch> {
-        let is_large =
-            |e: &BatchEntry<'_>| e.kind == ValueKind::Value && e.value.len() >= threshold;
-        let mut large = Vec::new();
-        for (i, entry) in self.entries().enumerate() {
-            let entry = entry.expect("a batch built by WriteBatch decodes");
-            if is_large(&entry) {
-                large.push((entry.key, entry.value, first_seq.plus(i as u64)));
-            }
-        }
-        let pointers = store(&large)?;
-        if pointers.len() != large.len() {
-            return Err(Error::InvalidArgument(format!(
-                "value log returned {} pointers for {} values",
-                pointers.len(),
-                large.len()
-            )));
-        }
-        let mut pointers = pointers.iter();
         let mut out = WriteBatch::new();
         for entry in self.entries() {
             let entry = entry.expect("a batch built by WriteBatch decodes");
-            // As many pointers as large values (checked above).
-            let pointer = if is_large(&entry) {
-                pointers.next()
+            if is_large(&entry, threshold) {
+                let pointer = pointers.next().ok_or_else(|| {
+                    Error::InvalidArgument("fewer value pointers than large values".into())
+                })?;
+                out.push_raw(ValueKind::ValuePointer, entry.key, &pointer);
             } else {
-                None
-            };
-            match pointer {
-                Some(pointer) => out.push_raw(ValueKind::ValuePointer, entry.key, pointer),
-                None => out.push_raw(entry.kind, entry.key, entry.value),
+                out.push_raw(entry.kind, entry.key, entry.value);
             }
         }
         out.user_bytes = self.user_bytes;
@@ -250,6 +240,11 @@ impl WriteBatch {
             done: false,
         }
     }
+}
+
+/// A put whose value goes to the value log at `threshold`.
+fn is_large(entry: &BatchEntry<'_>, threshold: usize) -> bool {
+    entry.kind == ValueKind::Value && entry.value.len() >= threshold
 }
 
 /// One decoded operation.
@@ -411,53 +406,44 @@ mod tests {
     }
 
     #[test]
-    fn separate_values_hands_all_large_values_over_at_once() {
+    fn large_values_then_pointers_in_their_place() {
         let big = vec![5u8; 100];
         let mut b = WriteBatch::new();
         b.put(b"a", b"small")
             .put(b"b", &big)
             .delete(b"c")
             .put(b"d", &big);
-        let mut seen = Vec::new();
-        let out = b
-            .separate_values(50, SeqNo(10), |entries| {
-                seen = entries
-                    .iter()
-                    .map(|&(k, v, s)| (k.to_vec(), v.len(), s))
-                    .collect();
-                Ok(entries
-                    .iter()
-                    .map(|&(k, _, _)| [k[0]; jkv_format::pointer::POINTER_LEN])
-                    .collect())
-            })
-            .unwrap();
+        let large: Vec<_> = b
+            .large_values(50, SeqNo(10))
+            .into_iter()
+            .map(|(k, v, s)| (k.to_vec(), v.len(), s))
+            .collect();
         assert_eq!(
-            seen,
+            large,
             vec![
                 (b"b".to_vec(), 100, SeqNo(11)),
                 (b"d".to_vec(), 100, SeqNo(13))
             ]
         );
+        let p = |c: u8| [c; jkv_format::pointer::POINTER_LEN];
+        let out = b.with_pointers(50, [p(1), p(2)].into_iter()).unwrap();
         let kinds: Vec<_> = out
             .entries()
             .map(|e| e.unwrap())
             .map(|e| (e.kind, e.key.to_vec(), e.value.to_vec()))
             .collect();
-        let p = |c: u8| vec![c; jkv_format::pointer::POINTER_LEN];
         assert_eq!(
             kinds,
             vec![
                 (ValueKind::Value, b"a".to_vec(), b"small".to_vec()),
-                (ValueKind::ValuePointer, b"b".to_vec(), p(b'b')),
+                (ValueKind::ValuePointer, b"b".to_vec(), p(1).to_vec()),
                 (ValueKind::Deletion, b"c".to_vec(), vec![]),
-                (ValueKind::ValuePointer, b"d".to_vec(), p(b'd')),
+                (ValueKind::ValuePointer, b"d".to_vec(), p(2).to_vec()),
             ]
         );
         assert_eq!(out.user_bytes(), b.user_bytes());
-        // A store that answers with the wrong number of pointers is an error.
-        assert!(b
-            .separate_values(50, SeqNo(10), |_| Ok(Vec::new()))
-            .is_err());
+        // Too few pointers is an error, not a batch missing a value.
+        assert!(b.with_pointers(50, [p(1)].into_iter()).is_err());
     }
 
     #[test]

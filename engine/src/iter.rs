@@ -22,7 +22,8 @@ use jkv_sstable::Table;
 
 use crate::db::DbInner;
 use crate::range_del::RangeDelView;
-use crate::version::{SuperVersion, TableHandle};
+use crate::version::TableHandle;
+use crate::view::SuperVersion;
 
 /// Concatenates the non-overlapping, sorted tables of one level (L1+).
 pub(crate) struct LevelIter {
@@ -216,7 +217,7 @@ impl DbIterator {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Self {
-        db.counters
+        db.counters()
             .scans
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sv = db.super_version();
@@ -322,7 +323,7 @@ impl DbIterator {
             let ikey = self.merge.key();
             let parsed = parse_internal_key(ikey).ok_or_else(|| {
                 Error::corruption(
-                    &self.db.dir,
+                    self.db.dir(),
                     0,
                     "a memtable or table yielded a malformed internal key",
                 )
@@ -367,7 +368,7 @@ impl DbIterator {
             while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
                 let parsed = parse_internal_key(self.merge.key()).ok_or_else(|| {
                     Error::corruption(
-                        &self.db.dir,
+                        self.db.dir(),
                         0,
                         "a memtable or table yielded a malformed internal key",
                     )

@@ -27,6 +27,7 @@ mod compaction;
 mod db;
 mod flush;
 mod iter;
+mod manifest_log;
 mod options;
 mod range_del;
 mod read;
@@ -35,8 +36,10 @@ mod repair;
 mod snapshot;
 mod stats;
 mod version;
+mod view;
 mod vlog;
 mod wal;
+mod workers;
 mod write;
 
 pub use batch::{WriteBatch, VALUE_LEN_MAX};

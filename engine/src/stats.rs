@@ -61,6 +61,14 @@ impl Counters {
             ..Counters::default()
         }
     }
+
+    /// Writes, gets and scans so far (idleness is a stretch where this
+    /// does not move).
+    pub(crate) fn activity(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+            + self.gets.load(Ordering::Acquire)
+            + self.scans.load(Ordering::Acquire)
+    }
 }
 
 /// One level's figures.
@@ -150,8 +158,8 @@ impl Stats {
     pub(crate) fn collect(db: &DbInner) -> Stats {
         let sv = db.super_version();
         let metas = sv.version.metas();
-        let targets = LevelTargets::compute(&metas, &db.options.compaction);
-        let c = &db.counters;
+        let targets = LevelTargets::compute(&metas, &db.options().compaction);
+        let c = db.counters();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let levels = metas
             .iter()
@@ -166,12 +174,9 @@ impl Stats {
                 compaction_written_bytes: c.compaction_written.get(level).map_or(0, load),
             })
             .collect();
-        let (running, running_max) = {
-            let compaction = db.compaction.lock();
-            (compaction.status.running(), compaction.status.running_max())
-        };
+        let (running, running_max) = db.compactions().running();
         let vlog_files = {
-            let manifest = db.manifest.lock();
+            let manifest = db.manifest().lock();
             manifest
                 .state()
                 .vlogs
@@ -181,8 +186,8 @@ impl Stats {
         }
         .into_iter()
         .map(|(n, garbage)| {
-            let path = jkv_format::names::vlog_path(&db.dir, jkv_format::FileNumber(n));
-            (n, db.fs.file_size(&path).unwrap_or(0), garbage)
+            let path = jkv_format::names::vlog_path(db.dir(), jkv_format::FileNumber(n));
+            (n, db.fs().file_size(&path).unwrap_or(0), garbage)
         })
         .collect();
         Stats {
@@ -218,9 +223,9 @@ impl Stats {
             compactions_running_max: running_max,
             compactions_running: running,
             stall_micros: load(&c.stall_micros),
-            blocks_verified: db.table_cache.verified_block_count(),
-            snapshots: db.snapshots.count(),
-            health: db.bg_error.lock().as_ref().map(|e| e.to_string()),
+            blocks_verified: db.table_cache().verified_block_count(),
+            snapshots: db.snapshots().count(),
+            health: db.workers().error().map(|e| e.to_string()),
         }
     }
 
