@@ -97,8 +97,8 @@ run() {
   while kill -0 "$tpid" 2>/dev/null; do
     child=$(pgrep -P "$tpid" | head -1 || true)
     if [ -n "$child" ]; then
-      n=$(find "/proc/$child/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-      [ "$n" -gt "$peak" ] && peak=$n
+      n=$(find "/proc/$child/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
+      if [ "${n:-0}" -gt "$peak" ]; then peak=$n; fi
     fi
     sleep 0.2
   done
@@ -157,7 +157,7 @@ for keys in "${SIZE_LIST[@]}"; do
     read -r _ _ wall _ < "$L-open.log.m"
     record "$keys" "$engine" open_process_secs "$wall"
     inner=$(awk '$1 == "open" && $2 == ":" {print $3 / 1000}' "$L-open.log")
-    [ -n "$inner" ] && record "$keys" "$engine" open_secs "$inner"
+    if [ -n "$inner" ]; then record "$keys" "$engine" open_secs "$inner"; fi
     record "$keys" "$engine" manifest_bytes "$(manifest_bytes "$db")"
     rm -rf "$db"
   done
@@ -165,7 +165,7 @@ done
 ELAPSED=$(( $(date +%s) - START ))
 
 SVG=$WORK/scale.svg
-[ "$WRITE_DOC" = 1 ] && SVG=$ROOT/docs/scale.svg
+if [ "$WRITE_DOC" = 1 ]; then SVG=$ROOT/docs/scale.svg; fi
 "$CHART" --results="$RESULTS" --svg="$SVG" \
   --title="jkv-bench scale curve: 16 B keys, 100 B values (log scales)"
 
