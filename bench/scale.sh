@@ -7,7 +7,8 @@
 #   compact    compact (space amplification = du of the database ÷ live user
 #              bytes; fillrandom draws keys with replacement, so KEYS × (1 - 1/e)
 #              distinct keys are live)
-#   read       readrandom --reads=READS (ops/s, peak RSS, open files, open time)
+#   read       readrandom --reads=READS (ops/s, peak RSS and peak anonymous
+#              RSS, peak open file descriptors)
 #   seek       seekrandom --reads=SEEKS --seek_nexts=10
 #   overwrite  overwrite --writes=WRITES, then waitforcompaction (write amplification)
 #   open       stats: the wall time of a process that opens the database,
@@ -80,8 +81,10 @@ COMMON=(--key_size=16 --value_size=100 --compression_type=none --bloom_bits=10
         --write_buffer_size=67108864 --cache_size=67108864)
 
 # run ENGINE LOG FLAGS...: runs one process under /usr/bin/time, polling its
-# open file descriptors; leaves "bytes_written peak_rss_kib wall_secs
-# peak_fds" in LOG.m.
+# open file descriptors and anonymous resident memory (RssAnon: heap and
+# other private memory, without the mapped file pages that RSS also counts);
+# leaves "bytes_written peak_rss_kib wall_secs peak_fds peak_anon_kib" in
+# LOG.m.
 run() {
   local engine=$1 log=$2
   shift 2
@@ -93,12 +96,14 @@ run() {
   esac
   /usr/bin/time -f "%O %M %e" -o "$log.time" "${cmd[@]}" --db="$WORK/db-$engine" "${COMMON[@]}" "$@" \
     > "$log" 2> "$log.err" &
-  local tpid=$! peak=0 child n
+  local tpid=$! peak=0 anon=0 child n a
   while kill -0 "$tpid" 2>/dev/null; do
     child=$(pgrep -P "$tpid" | head -1 || true)
     if [ -n "$child" ]; then
       n=$(find "/proc/$child/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
       if [ "${n:-0}" -gt "$peak" ]; then peak=$n; fi
+      a=$(awk '/^RssAnon:/ {print $2}' "/proc/$child/status" 2>/dev/null || true)
+      if [ "${a:-0}" -gt "$anon" ]; then anon=$a; fi
     fi
     sleep 0.2
   done
@@ -108,7 +113,7 @@ run() {
     exit 1
   fi
   read -r blocks rss wall < <(tail -1 "$log.time")
-  echo "$((blocks * 512)) $rss $wall $peak" > "$log.m"
+  echo "$((blocks * 512)) $rss $wall $peak $anon" > "$log.m"
 }
 
 # ops LOG NAME: the ops/s of benchmark NAME in LOG.
@@ -141,8 +146,9 @@ for keys in "${SIZE_LIST[@]}"; do
 
     run "$engine" "$L-read.log" --benchmarks=readrandom --use_existing_db=1 --num="$keys" --reads="$READS"
     record "$keys" "$engine" readrandom "$(ops "$L-read.log" readrandom)"
-    read -r _ rss _ fds < "$L-read.log.m"
+    read -r _ rss _ fds anon < "$L-read.log.m"
     record "$keys" "$engine" peak_rss_mib "$(awk -v r="$rss" 'BEGIN {printf "%.0f", r / 1024}')"
+    record "$keys" "$engine" peak_anon_mib "$(awk -v r="$anon" 'BEGIN {printf "%.0f", r / 1024}')"
     record "$keys" "$engine" open_files "$fds"
 
     run "$engine" "$L-seek.log" --benchmarks=seekrandom --use_existing_db=1 --num="$keys" --reads="$SEEKS" --seek_nexts=10
@@ -181,7 +187,7 @@ GENERATED=$WORK/scale.md
     { v[$1 SUBSEP $2 SUBSEP $3] = $4; if (!($1 in seen)) { seen[$1] = 1; sizes[++ns] = $1 } }
     END {
       ne = split(engines, e, ",")
-      nm = split("fillrandom readrandom seekrandom overwrite write_amp_fill write_amp_overwrite space_amp db_mib peak_rss_mib open_files manifest_bytes open_secs open_process_secs", m, " ")
+      nm = split("fillrandom readrandom seekrandom overwrite write_amp_fill write_amp_overwrite space_amp db_mib peak_rss_mib peak_anon_mib open_files manifest_bytes open_secs open_process_secs", m, " ")
       printf "| keys | engine |"
       for (j = 1; j <= nm; j++) printf " %s |", m[j]
       printf "\n|---:|---|"

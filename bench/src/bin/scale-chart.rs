@@ -30,7 +30,7 @@ const METRICS: &[(&str, &str)] = &[
     ("write_amp_fill", "write amp, fillrandom"),
     ("write_amp_overwrite", "write amp, overwrite"),
     ("space_amp", "space amp after compact"),
-    ("peak_rss_mib", "peak RSS, readrandom (MiB)"),
+    ("peak_anon_mib", "peak anonymous RSS, readrandom (MiB)"),
 ];
 
 /// Per metric, per engine: (keys, value) points in key order.
