@@ -100,7 +100,7 @@ impl Store for RocksStore {
         let mut batch = WriteBatch::default();
         batch.delete_range(start, end);
         self.db
-            .write_opt(&batch, self.write_options(sync))
+            .write_opt(batch, self.write_options(sync))
             .map_err(err("deleting a range"))
     }
 
