@@ -174,7 +174,7 @@ for round in $(seq 1 "$ROUNDS"); do
       continue
     fi
     for engine in "${ENGINE_LIST[@]}"; do
-      if [ "$engine" = redb ] && [[ $name =~ ^(sync1|sync8|bigsep)$ ]]; then
+      if [ "$engine" = redb ] && [[ $name =~ ^(sync1|sync8|bigsep|hugesep)$ ]]; then
         continue
       fi
       log=$WORK/logs/round$round-$name-$engine.log
