@@ -381,15 +381,12 @@ impl DbInner {
         self.make_room(writer)?;
         let mut seq = writer.last_seq;
         let mut user_bytes = 0;
+        if self.options().value_threshold.is_some() {
+            self.separate_group(&mut writer.vlog, &writer.mem, batches, seq.plus(1))
+                .map_err(|e| self.poison(e))?;
+        }
         for batch in batches.iter_mut() {
             let first = seq.plus(1);
-            if let Some(threshold) = self.options().value_threshold {
-                if batch.value_len_max() >= threshold {
-                    **batch = self
-                        .separate(&mut writer.vlog, &writer.mem, batch, first)
-                        .map_err(|e| self.poison(e))?;
-                }
-            }
             batch.seal(first);
             seq = seq.plus(batch.len() as u64);
             user_bytes += batch.user_bytes();

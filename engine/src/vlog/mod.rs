@@ -175,32 +175,58 @@ impl DbInner {
             .expect("the active value log was just created"))
     }
 
-    /// Moves the large values of `batch` (starting at `first_seq`) into the
-    /// value log (`active`; `mem` is the active memtable, published again
-    /// when a new file is named); the returned batch holds pointers instead.
-    pub(crate) fn separate(
+    /// Moves the large values of a commit group's `batches` (the first
+    /// starting at `first_seq`, each next one after the last) into the value
+    /// log (`active`; `mem` is the active memtable, published again when a
+    /// new file is named), and replaces each batch that had any with one
+    /// holding pointers instead. All of the group's values go out in one
+    /// vectored write from the batches' own bytes: a value is copied once,
+    /// by the kernel, on its way to the value log.
+    pub(crate) fn separate_group(
         &self,
         active: &mut ActiveVlog,
         mem: &Arc<Memtable>,
-        batch: &WriteBatch,
+        batches: &mut [&mut WriteBatch],
         first_seq: SeqNo,
-    ) -> Result<WriteBatch> {
+    ) -> Result<()> {
         let threshold = self
             .options()
             .value_threshold
-            .expect("separate is called only with a value threshold");
+            .expect("separate_group is called only with a value threshold");
+        let mut firsts = Vec::with_capacity(batches.len());
+        let mut seq = first_seq;
+        for batch in batches.iter() {
+            firsts.push(seq);
+            seq = seq.plus(batch.len() as u64);
+        }
+        let needs = |b: &WriteBatch| b.value_len_max() >= threshold;
+        if !batches.iter().any(|b| needs(b)) {
+            return Ok(());
+        }
         let vlog = self.active_vlog(active, mem)?;
-        let mut written = 0u64;
-        let out = batch.separate_values(threshold, first_seq, |key, value, seq| {
-            let pointer = vlog.append(key, value, seq)?;
-            written += u64::from(pointer.len);
-            Ok(pointer.encode())
-        })?;
+        // Every large value of the group, in order, in one write.
+        let large: Vec<_> = batches
+            .iter()
+            .zip(&firsts)
+            .filter(|(b, _)| needs(b))
+            .flat_map(|(b, &first)| b.large_values(threshold, first))
+            .collect();
+        let pointers = vlog.append_all_and_flush(&large)?;
+        drop(large);
         active.dirty = true;
+        let written: u64 = pointers.iter().map(|p| u64::from(p.len)).sum();
+        // The batches with pointers, taking them in the same order.
+        let mut pointers = pointers.iter().map(|p| p.encode());
+        for batch in batches.iter_mut() {
+            if needs(batch) {
+                let separated = batch.with_pointers(threshold, pointers.by_ref())?;
+                **batch = separated;
+            }
+        }
         self.counters()
             .vlog_bytes
             .fetch_add(written, Ordering::Relaxed);
-        Ok(out)
+        Ok(())
     }
 
     /// The write path's view for the value-log garbage estimate, or `None`
