@@ -12,6 +12,10 @@
 #
 # Options: --rounds=N, --workdir=DIR (default ${TMPDIR:-/tmp}/jkv-compare),
 # --engines=LIST (default jkv,rocksdb,fjall,redb), --write-doc / --no-doc,
+# --steps=LIST (run only these steps, by the names listed in STEPS below),
+# --release-rocksdb (adds the engine rocksdb-release: RocksDB's C++ library
+# built in release by the rocksdb crate, through jkv-bench --engine=rocksdb;
+# the first build takes about 20 minutes, later runs reuse it).
 # --sections=LIST (default main,compressed; compressed alone runs only the
 # compressed section: jkv, rocksdb and fjall), and for the compressed
 # section db_bench's --compression_type=none|lz4|zstd (default lz4; fjall
@@ -34,6 +38,8 @@ WRITE_DOC=auto
 SECTIONS=main,compressed
 COMPRESSION_TYPE=lz4
 COMPRESSION_RATIO=0.5
+ONLY_STEPS=
+RELEASE_ROCKSDB=0
 for arg in "$@"; do
   case $arg in
     --quick) QUICK=1 ;;
@@ -45,19 +51,37 @@ for arg in "$@"; do
     --sections=*) SECTIONS=${arg#*=} ;;
     --compression_type=*) COMPRESSION_TYPE=${arg#*=} ;;
     --compression_ratio=*) COMPRESSION_RATIO=${arg#*=} ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --steps=*) ONLY_STEPS=${arg#*=} ;;
+    --release-rocksdb) RELEASE_ROCKSDB=1 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
 [ "$WRITE_DOC" = auto ] && WRITE_DOC=$((1 - QUICK))
 IFS=, read -r -a ENGINE_LIST <<< "$ENGINES"
+FEATURES=fjall,redb,chart
+
+# --- release-built RocksDB peer (--release-rocksdb) ---------------------------
+# jkv-bench's `rocksdb` feature links the crates.io rocksdb crate, which builds
+# RocksDB's C++ library from source in release (NDEBUG: no assertions). The
+# build is cached in the cargo target directory, so only the first run pays
+# for it; CI never builds it (default features do not need it).
+release_rocksdb_setup() {
+  [ "$RELEASE_ROCKSDB" = 1 ] || return 0
+  FEATURES=$FEATURES,rocksdb
+  case ",$ENGINES," in *,rocksdb-release,*) ;; *) ENGINES=$ENGINES,rocksdb-release ;; esac
+  IFS=, read -r -a ENGINE_LIST <<< "$ENGINES"
+}
+release_rocksdb_setup
 
 if [ "$QUICK" = 1 ]; then
   SCALE=quick
   N=100000; READS=100000; SEEKS=20000; SYNC=1000; RWW_SECS=3; BIG_N=10000; BIG_READS=10000; DD_MIB=256
+  HUGE_N=1000
 else
   SCALE=full
   N=2000000; READS=1000000; SEEKS=200000; SYNC=20000; RWW_SECS=20; BIG_N=200000; BIG_READS=100000; DD_MIB=1024
+  HUGE_N=25000
 fi
 
 # --- tools ------------------------------------------------------------------
@@ -77,8 +101,8 @@ if [ ! -x /usr/bin/time ]; then
   apt-get install -y time || { apt-get update && apt-get install -y time; }
 fi
 
-echo "== building jkv-bench (release, features fjall,redb,chart)"
-(cd "$ROOT" && cargo build --release -p jkv-bench --features fjall,redb,chart)
+echo "== building jkv-bench (release, features $FEATURES)"
+(cd "$ROOT" && cargo build --release -p jkv-bench --features "$FEATURES")
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/jkv-bench
 CHART=${CARGO_TARGET_DIR:-$ROOT/target}/release/bench-chart
 
@@ -105,6 +129,8 @@ rm -rf "$WORK/fsync-probe"
 ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' rocksdb-tools 2>/dev/null || echo unknown)
 FJALL_VERSION=$(awk '/^name = "fjall"$/ {getline; gsub(/"/, "", $3); print $3}' "$ROOT/Cargo.lock")
 REDB_VERSION=$(awk '/^name = "redb"$/ {getline; gsub(/"/, "", $3); print $3}' "$ROOT/Cargo.lock")
+# librocksdb-sys's version reads 0.x.y+A.B.C, A.B.C being RocksDB's.
+ROCKSDB_RELEASE_VERSION=$(awk '/^name = "librocksdb-sys"$/ {getline; gsub(/"/, "", $3); sub(/.*\+/, "", $3); print $3}' "$ROOT/Cargo.lock")
 RUSTC_VERSION=$(rustc --version)
 JKV_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "   $CORES cores ($CPU), $MEM_GIB GiB, $FS; dd: $DD_RATE; fdatasync: $FSYNC_RATE appends/s, $FSYNC_SIZED_RATE writes/s into a pre-sized file"
@@ -242,6 +268,7 @@ STEPS=(
   "sync8| (8 threads)|--benchmarks=fillsync --num=$N --writes=$((SYNC / 8)) --threads=8"
   "big| 4 KiB|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096"
   "bigsep| 4 KiB, KV separation|--benchmarks=fillrandom,readrandom --num=$BIG_N --reads=$BIG_READS --value_size=4096 KVSEP"
+  "hugesep| 64 KiB, KV separation|--benchmarks=fillrandom --num=$HUGE_N --value_size=65536 KVSEP"
 )
 
 # Runs one step on one engine; prints the engine's output into the log and
@@ -261,6 +288,7 @@ run_step() {
   # shellcheck disable=SC2086 # $flags is a list of flags
   case $engine in
     rocksdb) /usr/bin/time -f "%O %M" -o "$timing" db_bench --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
+    rocksdb-release) /usr/bin/time -f "%O %M" -o "$timing" "$BIN" --engine=rocksdb --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
     *) /usr/bin/time -f "%O %M" -o "$timing" "$BIN" --engine="$engine" --db="$db" "${COMMON[@]}" $flags "${extra[@]}" ;;
   esac
 }
@@ -269,8 +297,11 @@ START=$(date +%s)
 for round in $(seq 1 "$ROUNDS"); do
   for step in "${STEPS[@]}"; do
     IFS='|' read -r name suffix flags <<< "$step"
+    if [ -n "$ONLY_STEPS" ] && [[ ",$ONLY_STEPS," != *",$name,"* ]]; then
+      continue
+    fi
     for engine in "${ENGINE_LIST[@]}"; do
-      if [ "$engine" = redb ] && [[ $name =~ ^(sync1|sync8|bigsep)$ ]]; then
+      if [ "$engine" = redb ] && [[ $name =~ ^(sync1|sync8|bigsep|hugesep)$ ]]; then
         continue
       fi
       log=$WORK/logs/round$round-$name-$engine.log
@@ -292,11 +323,63 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 ELAPSED=$(( $(date +%s) - START ))
 
+# --- large values and synced writes against the disk (issue 14's targets) ------
+# Medians from $RESULTS: jkv's large-value fills in MB/s against dd's
+# sequential rate measured above, and against the best peer that ran the step;
+# fillsync against the fdatasync append rate (fsyncrate) of the same run.
+large_value_targets() {
+  local dd_mbps
+  dd_mbps=$(echo "$DD" | awk -F', ' '{split($1, b, " "); split($(NF-1), t, " "); if (t[1] > 0) printf "%.0f", b[1] / t[1] / 1e6}')
+  awk -F'\t' -v engines="$ENGINES" -v dd="${dd_mbps:-0}" -v fsr="${FSYNC_RATE:-0}" '
+    function median(list,   n, a, i, j, t) {
+      n = split(list, a, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      if (n == 0) return ""
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    /^#/ { next }
+    { ops[$1 SUBSEP $2] = ops[$1 SUBSEP $2] " " $4 }
+    function best_peer(w,   ne, e, i, m, b, who) {
+      ne = split(engines, e, ","); b = 0; who = "–"
+      for (i = 1; i <= ne; i++) {
+        if (e[i] == "jkv" || (e[i] == "redb" && w !~ /^(read|seek)/)) continue
+        m = median(ops[w SUBSEP e[i]])
+        if (m != "" && m + 0 > b) { b = m + 0; who = e[i] }
+      }
+      best = b; best_who = who
+    }
+    function row(w, value_bytes,   j, mbps) {
+      j = median(ops[w SUBSEP "jkv"])
+      if (j == "") return
+      best_peer(w)
+      mbps = j * (16 + value_bytes) / 1e6
+      printf "| %s | %.0f | %.0f MB/s | %s | %s | %s |\n", w, j, mbps,
+        (dd > 0 ? sprintf("%.0f%%", 100 * mbps / dd) : "–"),
+        (best > 0 ? sprintf("%.0f (%s)", best, best_who) : "–"),
+        (best > 0 ? sprintf("%.2f×", j / best) : "–")
+    }
+    END {
+      print "| workload | jkv ops/s | jkv MB/s (16 B keys + values) | of dd'"'"'s " dd " MB/s | best peer ops/s | jkv ÷ best peer |"
+      print "|---|---:|---:|---:|---:|---:|"
+      row("fillrandom 4 KiB, KV separation", 4096)
+      row("fillrandom 64 KiB, KV separation", 65536)
+      row("fillrandom 4 KiB", 4096)
+      one = median(ops["fillsync (1 thread)" SUBSEP "jkv"]); eight = median(ops["fillsync (8 threads)" SUBSEP "jkv"])
+      if (one != "") {
+        print ""
+        printf "fillsync, 1 thread: %.0f ops/s = %s of fsyncrate'"'"'s %s appends/s", one, (fsr > 0 ? sprintf("%.0f%%", 100 * one / fsr) : "–"), fsr
+        if (eight != "") printf "; 8 threads: %.0f ops/s = %.2f× one thread", eight, eight / one
+        print "."
+      }
+    }' "$RESULTS"
+}
+
 # --- report ---------------------------------------------------------------------
 LABELS=""
 for engine in "${ENGINE_LIST[@]}"; do
   case $engine in
     rocksdb) label="RocksDB $ROCKSDB_VERSION (db_bench with assertions)" ;;
+    rocksdb-release) label="RocksDB $ROCKSDB_RELEASE_VERSION (release build)" ;;
     fjall) label="fjall $FJALL_VERSION" ;;
     redb) label="redb $REDB_VERSION" ;;
     *) label=$engine ;;
@@ -355,6 +438,10 @@ GENERATED=$WORK/generated.md
   echo "**Footprint** (medians of $ROUNDS rounds, measured the same way for every engine with \`/usr/bin/time -f '%O %M'\`: bytes written = the process's block outputs × 512, i.e. the kernel's write_bytes; peak memory = maximum RSS, which counts mapped file pages a process touched). Write amplification = bytes written by the \`load\` step (fillrandom + overwrite) ÷ their user bytes (2 × $N × (16 + 100) B); disk = \`du -sb\` of the database after the \`compact\` step."
   echo
   echo "$FOOTPRINT_TABLE"
+  echo
+  echo "**Large values and synced writes against the disk** (medians; MB/s counts keys and values as written by the caller):"
+  echo
+  large_value_targets
   echo
   echo "![ops/s relative to the fastest engine per workload](benchmarks.svg)"
   echo

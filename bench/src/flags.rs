@@ -42,6 +42,8 @@ pub enum EngineKind {
     Fjall,
     /// redb 3 (a copy-on-write B-tree in Rust), with the `redb` feature.
     Redb,
+    /// RocksDB (C++), built from source in release by the `rocksdb` feature.
+    Rocksdb,
 }
 
 impl EngineKind {
@@ -51,6 +53,7 @@ impl EngineKind {
             EngineKind::Jkv => "jkv",
             EngineKind::Fjall => "fjall",
             EngineKind::Redb => "redb",
+            EngineKind::Rocksdb => "rocksdb",
         }
     }
 }
@@ -161,7 +164,7 @@ impl Default for Flags {
 
 /// `--help` text.
 pub const USAGE: &str = "\
-jkv-bench: db_bench-compatible workloads for jkv (and, with cargo features, fjall and redb)
+jkv-bench: db_bench-compatible workloads for jkv (and, with cargo features, fjall, redb and rocksdb)
 
 USAGE: jkv-bench [--flag=value ...]
 
@@ -175,7 +178,9 @@ USAGE: jkv-bench [--flag=value ...]
                           fsyncsized (the same into a pre-sized file);
                           ECS tables (jkv only): ecs_get, ecs_update, ecs_range, ecs_upsert,
                           ecs_transfer, each on a fresh database
-  --engine=jkv|fjall|redb engine under test (fjall and redb need the cargo features of that name)
+  --engine=jkv|fjall|redb|rocksdb
+                          engine under test (fjall, redb and rocksdb need the cargo features of
+                          that name; rocksdb is RocksDB's C++ library built in release)
   --num=N                 key space; writes per thread of fill benchmarks (default 1000000)
   --reads=N               reads per thread (default: --num)
   --writes=N              writes per thread (default: --num)
@@ -208,7 +213,7 @@ USAGE: jkv-bench [--flag=value ...]
                           (default 0.5; 1 = random bytes)
   --seek_nexts=N          entries read after each seek in seekrandom (default 0)
   --value_threshold=B     key-value separation for values >= B bytes (jkv's value log, fjall's
-                          blob files; default off)
+                          and rocksdb's blob files; default off)
   --seed=N                key generator seed (default 301)
   --range_deletes=N       range tombstones written by deleterange (default 1000; jkv only)
 ";
@@ -287,9 +292,10 @@ fn set(flags: &mut Flags, name: &str, value: &str) -> Result<()> {
                 "jkv" => EngineKind::Jkv,
                 "fjall" => EngineKind::Fjall,
                 "redb" => EngineKind::Redb,
+                "rocksdb" => EngineKind::Rocksdb,
                 _ => {
                     return Err(Error::Flag(format!(
-                        "--engine={value}: expected jkv, fjall or redb"
+                        "--engine={value}: expected jkv, fjall, redb or rocksdb"
                     )))
                 }
             }

@@ -49,7 +49,7 @@ fn header(flags: &Flags) {
         flags.write_buffer_size, flags.cache_size, flags.bloom_bits, flags.sync, flags.disable_wal, flags.threads
     );
     match (flags.value_threshold, flags.engine) {
-        (Some(t), EngineKind::Jkv | EngineKind::Fjall) => {
+        (Some(t), EngineKind::Jkv | EngineKind::Fjall | EngineKind::Rocksdb) => {
             println!("ValueLog:   key-value separation on for values >= {t} bytes")
         }
         (Some(_), EngineKind::Redb) => println!("ValueLog:   redb has no key-value separation"),
@@ -130,7 +130,15 @@ fn run(flags: &Flags) -> Result<()> {
             store::destroy(&flags.db)?;
         }
         if store.is_none() {
+            let started = std::time::Instant::now();
             store = Some(store::open(flags)?);
+            if flags.use_existing_db {
+                println!(
+                    "{:<12} : {:.3} ms to open the existing database",
+                    "open",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            }
         }
         let s = store.as_deref().expect("opened above");
         let io_before = report::proc_write_bytes();
@@ -180,6 +188,9 @@ fn run(flags: &Flags) -> Result<()> {
         }
         if let Some(peak) = report::peak_rss_bytes() {
             extra.push(format!("peak memory {} (VmHWM)", mib(peak)));
+        }
+        if let Some(fds) = report::open_files() {
+            extra.push(format!("{fds} open files"));
         }
         println!("{:<12} : {}", "", extra.join("; "));
     }

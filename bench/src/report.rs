@@ -144,6 +144,18 @@ pub fn peak_rss_bytes() -> Option<u64> {
     proc_field("/proc/self/status", "VmHWM:").map(|kib| kib * 1024)
 }
 
+/// File descriptors this process holds now (entries of `/proc/self/fd`);
+/// `None` where there is no such directory.
+pub fn open_files() -> Option<usize> {
+    // The listing itself holds one descriptor while it runs.
+    Some(
+        std::fs::read_dir("/proc/self/fd")
+            .ok()?
+            .count()
+            .saturating_sub(1),
+    )
+}
+
 fn proc_field(path: &str, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
@@ -224,6 +236,11 @@ mod tests {
     fn proc_figures_are_readable_on_linux() {
         if cfg!(target_os = "linux") {
             assert!(peak_rss_bytes().unwrap() > 0);
+            let dir = tempfile::tempdir().unwrap();
+            let held: Vec<_> = (0..20)
+                .map(|i| std::fs::File::create(dir.path().join(i.to_string())).unwrap())
+                .collect();
+            assert!(open_files().unwrap() >= held.len());
         }
     }
 }

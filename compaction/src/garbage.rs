@@ -30,6 +30,7 @@
 //!    it overlaps. The largest estimate goes first.
 
 use jkv_format::key::user_key;
+use jkv_format::SeqNo;
 use jkv_manifest::TableMeta;
 
 use crate::config::CompactionConfig;
@@ -43,7 +44,7 @@ use crate::{overlaps, user_key_range};
 pub struct GarbageContext {
     /// Sequence number of the oldest live snapshot; `None` when there is
     /// none.
-    pub oldest_snapshot: Option<u64>,
+    pub oldest_snapshot: Option<SeqNo>,
     /// A garbage task may start now (none is running and the engine's rate
     /// limit allows one).
     pub allowed: bool,
@@ -194,22 +195,22 @@ fn shadowed_among(inputs: &[&TableMeta]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jkv_format::{InternalKey, SeqNo, ValueKind};
+    use jkv_format::{FileNumber, InternalKey, ValueKind};
 
     /// Table `id` of `level` over keys `lo..=hi` with `entries` entries of
     /// 10 bytes, `garbage` of them tombstones and older versions, newest
     /// sequence number `max_seq`.
     fn t(id: u64, level: u32, lo: &str, hi: &str, entries: u64, garbage: u64) -> TableMeta {
         TableMeta {
-            id,
+            id: FileNumber(id),
             level,
             size_bytes: entries * 10,
             entries,
             smallest: InternalKey::new(lo.as_bytes(), SeqNo(id * 10 + 1), ValueKind::Value)
                 .into_vec(),
             largest: InternalKey::new(hi.as_bytes(), SeqNo(id * 10), ValueKind::Value).into_vec(),
-            min_seq: id * 10,
-            max_seq: id * 10 + 1,
+            min_seq: SeqNo(id * 10),
+            max_seq: SeqNo(id * 10 + 1),
             range_deletions: 0,
             deletions: garbage / 2,
             older_versions: garbage - garbage / 2,
@@ -239,7 +240,7 @@ mod tests {
     }
 
     fn ids(task: &CompactionTask) -> Vec<u64> {
-        let mut ids: Vec<u64> = task.inputs.iter().map(|t| t.id).collect();
+        let mut ids: Vec<u64> = task.inputs.iter().map(|t| t.id.0).collect();
         ids.sort();
         ids
     }
@@ -283,7 +284,7 @@ mod tests {
         let levels = vec![vec![], vec![], vec![], vec![t(1, 3, "a", "c", 1000, 900)]];
         let status = CompactionStatus::new(4);
         let at = |s| GarbageContext {
-            oldest_snapshot: Some(s),
+            oldest_snapshot: Some(SeqNo(s)),
             ..allowed()
         };
         assert_eq!(pick_garbage(&levels, &status, &config(), &at(10)), None);

@@ -38,7 +38,7 @@ pub struct JobOutput {
     pub range_deletions_dropped: u64,
     /// Value-log bytes that dropped value pointers referred to, by value-log
     /// file number: garbage a value-log collection can reclaim.
-    pub vlog_discards: BTreeMap<u64, u64>,
+    pub vlog_discards: BTreeMap<FileNumber, u64>,
 }
 
 /// Merges `inputs` (the opened tables of `task.inputs`, same order) into
@@ -86,7 +86,7 @@ pub fn run_job(
             )
         {
             for &(file, bytes) in &p.vlog_pointer_bytes {
-                *output.vlog_discards.entry(file).or_insert(0) += bytes;
+                *output.vlog_discards.entry(FileNumber(file)).or_insert(0) += bytes;
             }
             output.tables_deleted_unread += 1;
             output.entries_dropped += p.entry_count;
@@ -118,7 +118,7 @@ pub fn run_job(
         if !keep {
             if kind_byte_of(key) == ValueKind::ValuePointer as u8 {
                 if let Some(pointer) = ValuePointer::decode(merge.value()) {
-                    *output.vlog_discards.entry(pointer.file.0).or_insert(0) +=
+                    *output.vlog_discards.entry(pointer.file).or_insert(0) +=
                         u64::from(pointer.len);
                 }
             }
@@ -190,14 +190,14 @@ fn finish(number: FileNumber, builder: TableBuilder, level: usize) -> Result<Tab
 /// The manifest entry of a finished table `number` at `level`.
 pub fn table_meta(number: FileNumber, level: usize, summary: TableSummary) -> TableMeta {
     TableMeta {
-        id: number.0,
+        id: number,
         level: level as u32,
         size_bytes: summary.file_size,
         entries: summary.entry_count,
         smallest: summary.smallest,
         largest: summary.largest,
-        min_seq: summary.min_seq.0,
-        max_seq: summary.max_seq.0,
+        min_seq: summary.min_seq,
+        max_seq: summary.max_seq,
         range_deletions: summary.range_deletions,
         deletions: summary.deletion_count,
         older_versions: summary.older_version_count,

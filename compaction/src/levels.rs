@@ -73,14 +73,14 @@ mod tests {
 
     fn table(id: u64, size: u64) -> TableMeta {
         TableMeta {
-            id,
+            id: jkv_format::FileNumber(id),
             level: 0,
             size_bytes: size,
             entries: 1,
             smallest: vec![],
             largest: vec![],
-            min_seq: 0,
-            max_seq: 0,
+            min_seq: jkv_format::SeqNo(0),
+            max_seq: jkv_format::SeqNo(0),
             range_deletions: 0,
             deletions: 0,
             older_versions: 0,

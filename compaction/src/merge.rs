@@ -9,8 +9,9 @@ use std::cmp::Ordering;
 use jkv_format::key::{compare_internal_keys, parse_internal_key};
 use jkv_format::{InternalIterator, RangeTombstone, RangeTombstoneSet, Result, SeqNo, ValueKind};
 
-/// Merges sorted children in one direction (chosen at creation). Used by
-/// compactions (forward) and by the engine's scans (either way).
+/// Merges sorted children in one direction (chosen at creation, changed by
+/// [`MergingIterator::set_reverse`]). Used by compactions (forward) and by
+/// the engine's scans (either way).
 pub struct MergingIterator {
     children: Vec<Box<dyn InternalIterator>>,
     current: Option<usize>,
@@ -61,6 +62,14 @@ impl MergingIterator {
             }
         }
         self.current = best;
+    }
+
+    /// Turns the merge around (`reverse`: from the largest key down). The
+    /// position is lost: call [`Self::seek`] or [`Self::seek_to_start`]
+    /// next.
+    pub fn set_reverse(&mut self, reverse: bool) {
+        self.reverse = reverse;
+        self.current = None;
     }
 
     /// Positions every child at `target` (at or after it going forward, at

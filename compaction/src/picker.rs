@@ -268,19 +268,19 @@ pub fn manual_task(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jkv_format::{InternalKey, SeqNo, ValueKind};
+    use jkv_format::{FileNumber, InternalKey, SeqNo, ValueKind};
 
     fn t(id: u64, level: u32, lo: &str, hi: &str, size: u64) -> TableMeta {
         TableMeta {
-            id,
+            id: FileNumber(id),
             level,
             size_bytes: size,
             entries: 10,
             smallest: InternalKey::new(lo.as_bytes(), SeqNo(id * 10 + 1), ValueKind::Value)
                 .into_vec(),
             largest: InternalKey::new(hi.as_bytes(), SeqNo(id * 10), ValueKind::Value).into_vec(),
-            min_seq: id * 10,
-            max_seq: id * 10 + 1,
+            min_seq: SeqNo(id * 10),
+            max_seq: SeqNo(id * 10 + 1),
             range_deletions: 0,
             deletions: 0,
             older_versions: 0,
@@ -316,7 +316,7 @@ mod tests {
         ];
         let task = pick(&levels, &CompactionStatus::new(4), &config()).unwrap();
         assert_eq!(task.output_level, 3);
-        let mut ids: Vec<u64> = task.inputs.iter().map(|t| t.id).collect();
+        let mut ids: Vec<u64> = task.inputs.iter().map(|t| t.id.0).collect();
         ids.sort();
         assert_eq!(ids, vec![1, 2, 3, 4]);
         assert_eq!(task.kind, TaskKind::Merge);
@@ -421,7 +421,7 @@ mod tests {
         let task = manual_task(&levels, Some(b"c"), Some(b"c"), &CompactionStatus::new(4))
             .unwrap()
             .unwrap();
-        let mut ids: Vec<u64> = task.inputs.iter().map(|t| t.id).collect();
+        let mut ids: Vec<u64> = task.inputs.iter().map(|t| t.id.0).collect();
         ids.sort();
         assert_eq!(ids, vec![1, 5, 9]);
         assert_eq!(task.output_level, 3);

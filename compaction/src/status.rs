@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use jkv_format::key::user_key;
+use jkv_format::FileNumber;
 
 use crate::picker::CompactionTask;
 
@@ -16,7 +17,7 @@ use crate::picker::CompactionTask;
 #[derive(Clone, Debug)]
 struct Claim {
     id: u64,
-    tables: Vec<u64>,
+    tables: Vec<FileNumber>,
     output_level: usize,
     smallest: Vec<u8>,
     largest: Vec<u8>,
@@ -25,7 +26,7 @@ struct Claim {
 /// The running tasks and their claims.
 #[derive(Clone, Debug, Default)]
 pub struct CompactionStatus {
-    busy: HashSet<u64>,
+    busy: HashSet<FileNumber>,
     claims: Vec<Claim>,
     next_id: u64,
     /// Per level, the largest user key of the last table compacted out of
@@ -46,7 +47,7 @@ impl CompactionStatus {
     }
 
     /// Whether a running task holds table `id`.
-    pub fn is_busy(&self, id: u64) -> bool {
+    pub fn is_busy(&self, id: FileNumber) -> bool {
         self.busy.contains(&id)
     }
 

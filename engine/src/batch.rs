@@ -90,21 +90,37 @@ impl WriteBatch {
         self.value_len_max
     }
 
-    /// The batch with every value of at least `threshold` bytes replaced by
-    /// the pointer `store(key, value, seq)` returns, entry `i` getting
-    /// sequence `first_seq + i`. User-byte figures stay those of the
-    /// original batch.
-    pub(crate) fn separate_values(
+    /// Every value of at least `threshold` bytes, as `(key, value, seq)`
+    /// slices of this batch in order, entry `i` getting sequence
+    /// `first_seq + i`: what goes to the value log.
+    pub(crate) fn large_values(
         &self,
         threshold: usize,
         first_seq: SeqNo,
-        mut store: impl FnMut(&[u8], &[u8], SeqNo) -> Result<[u8; jkv_format::pointer::POINTER_LEN]>,
+    ) -> Vec<(&[u8], &[u8], SeqNo)> {
+        self.entries()
+            .enumerate()
+            .map(|(i, e)| (i, e.expect("a batch built by WriteBatch decodes")))
+            .filter(|(_, e)| is_large(e, threshold))
+            .map(|(i, e)| (e.key, e.value, first_seq.plus(i as u64)))
+            .collect()
+    }
+
+    /// The batch with each value of [`large_values`](Self::large_values)
+    /// replaced by the next of `pointers`. User-byte figures stay those of
+    /// the original batch. Errors if `pointers` runs out.
+    pub(crate) fn with_pointers(
+        &self,
+        threshold: usize,
+        mut pointers: impl Iterator<Item = [u8; jkv_format::pointer::POINTER_LEN]>,
     ) -> Result<WriteBatch> {
         let mut out = WriteBatch::new();
-        for (i, entry) in self.entries().enumerate() {
+        for entry in self.entries() {
             let entry = entry.expect("a batch built by WriteBatch decodes");
-            if entry.kind == ValueKind::Value && entry.value.len() >= threshold {
-                let pointer = store(entry.key, entry.value, first_seq.plus(i as u64))?;
+            if is_large(&entry, threshold) {
+                let pointer = pointers.next().ok_or_else(|| {
+                    Error::InvalidArgument("fewer value pointers than large values".into())
+                })?;
                 out.push_raw(ValueKind::ValuePointer, entry.key, &pointer);
             } else {
                 out.push_raw(entry.kind, entry.key, entry.value);
@@ -224,6 +240,11 @@ impl WriteBatch {
             done: false,
         }
     }
+}
+
+/// A put whose value goes to the value log at `threshold`.
+fn is_large(entry: &BatchEntry<'_>, threshold: usize) -> bool {
+    entry.kind == ValueKind::Value && entry.value.len() >= threshold
 }
 
 /// One decoded operation.
@@ -382,6 +403,47 @@ mod tests {
         bad.delete_range(b"z".as_slice()..b"a".as_slice());
         assert!(matches!(bad.validate(), Err(Error::InvalidArgument(_))));
         assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn large_values_then_pointers_in_their_place() {
+        let big = vec![5u8; 100];
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"small")
+            .put(b"b", &big)
+            .delete(b"c")
+            .put(b"d", &big);
+        let large: Vec<_> = b
+            .large_values(50, SeqNo(10))
+            .into_iter()
+            .map(|(k, v, s)| (k.to_vec(), v.len(), s))
+            .collect();
+        assert_eq!(
+            large,
+            vec![
+                (b"b".to_vec(), 100, SeqNo(11)),
+                (b"d".to_vec(), 100, SeqNo(13))
+            ]
+        );
+        let p = |c: u8| [c; jkv_format::pointer::POINTER_LEN];
+        let out = b.with_pointers(50, [p(1), p(2)].into_iter()).unwrap();
+        let kinds: Vec<_> = out
+            .entries()
+            .map(|e| e.unwrap())
+            .map(|e| (e.kind, e.key.to_vec(), e.value.to_vec()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ValueKind::Value, b"a".to_vec(), b"small".to_vec()),
+                (ValueKind::ValuePointer, b"b".to_vec(), p(1).to_vec()),
+                (ValueKind::Deletion, b"c".to_vec(), vec![]),
+                (ValueKind::ValuePointer, b"d".to_vec(), p(2).to_vec()),
+            ]
+        );
+        assert_eq!(out.user_bytes(), b.user_bytes());
+        // Too few pointers is an error, not a batch missing a value.
+        assert!(b.with_pointers(50, [p(1)].into_iter()).is_err());
     }
 
     #[test]

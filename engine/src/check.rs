@@ -163,17 +163,17 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
         let path = dir.join(name);
         match parse_file_name(name) {
             Some(FileKind::Table(n)) => {
-                present_tables.insert(n.0);
+                present_tables.insert(n);
                 report.files_checked += 1;
-                check_table(fs, &path, n, metas.get(&n.0), db_id, &mut report);
-                if !live_tables.contains(&n.0) {
+                check_table(fs, &path, n, metas.get(&n), db_id, &mut report);
+                if !live_tables.contains(&n) {
                     report.notes.push(format!(
                         "{name}: not in the manifest (orphan, removed at open)"
                     ));
                 }
             }
             Some(FileKind::ValueLog(n)) => {
-                present_vlogs.insert(n.0);
+                present_vlogs.insert(n);
                 report.files_checked += 1;
                 match jkv_vlog::verify(fs, &path) {
                     Ok(v) => {
@@ -188,17 +188,17 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
                     }
                     Err(e) => report.error(&path, e),
                 }
-                if !live_vlogs.contains(&n.0) {
+                if !live_vlogs.contains(&n) {
                     report.notes.push(format!(
                         "{name}: not in the manifest (orphan, removed at open)"
                     ));
                 }
             }
             Some(FileKind::Wal(n)) => {
-                present_wals.insert(n.0);
+                present_wals.insert(n);
                 report.files_checked += 1;
                 check_wal(fs, &path, n, db_id, &mut report);
-                if !live_wals.contains(&n.0) {
+                if !live_wals.contains(&n) {
                     report.notes.push(format!(
                         "{name}: not in the manifest (orphan, removed at open)"
                     ));
@@ -218,7 +218,7 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
         }
     }
     for missing in live_tables.difference(&present_tables) {
-        let name = names::table_name(FileNumber(*missing));
+        let name = names::table_name(*missing);
         report.problem(
             &manifest_path,
             None,
@@ -226,7 +226,7 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
         );
     }
     for missing in live_vlogs.difference(&present_vlogs) {
-        let name = names::vlog_name(FileNumber(*missing));
+        let name = names::vlog_name(*missing);
         report.problem(
             &manifest_path,
             None,
@@ -234,7 +234,7 @@ pub fn check_with(fs: &dyn FileSystem, dir: &Path) -> Result<CheckReport> {
         );
     }
     for missing in live_wals.difference(&present_wals) {
-        let name = names::wal_name(FileNumber(*missing));
+        let name = names::wal_name(*missing);
         report.problem(
             &manifest_path,
             None,

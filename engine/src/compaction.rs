@@ -8,8 +8,11 @@
 //! reader can still need it). A crash before the manifest edit leaves
 //! orphan outputs (removed at open); after it, at most orphan inputs.
 //!
-//! Locks: `compaction` (the conflict tracker) sits between `manifest` and
-//! `state` in the lock order; tasks run without holding any lock.
+//! Locks: `Compactions::state` (the conflict tracker, lock order 3) sits
+//! between the manifest and the published view's state in the lock order;
+//! it guards which tables running tasks hold and the manual and garbage
+//! bookkeeping below. `Compactions::done` is its condition variable,
+//! signalled when a task ends. Tasks run without holding any lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -22,25 +25,53 @@ use jkv_compaction::{
     TaskReason,
 };
 use jkv_format::names::table_path;
-use jkv_format::{Error, FileNumber, Result};
+use jkv_format::{FileNumber, Result};
 use jkv_manifest::{TableId, VersionEdit};
 use parking_lot::{Condvar, Mutex};
 
 use crate::db::DbInner;
 
-/// The conflict tracker and manual-compaction bookkeeping (lock order 2b:
-/// after `manifest`, before `state`).
-pub(crate) struct CompactionState {
-    pub status: CompactionStatus,
+/// The running compactions (see the module comment for the lock).
+pub(crate) struct Compactions {
+    state: Mutex<CompactionState>,
+    /// Signalled when a task ends.
+    done: Condvar,
+}
+
+impl Compactions {
+    /// No compaction running, over `num_levels` levels.
+    pub fn new(num_levels: usize) -> Compactions {
+        Compactions {
+            state: Mutex::new(CompactionState {
+                status: CompactionStatus::new(num_levels),
+                manual_waiting: 0,
+                garbage_running: false,
+                garbage_started: None,
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Tasks running now, and the most that ever ran at once.
+    pub fn running(&self) -> (usize, usize) {
+        let state = self.state.lock();
+        (state.status.running(), state.status.running_max())
+    }
+}
+
+/// The conflict tracker and manual-compaction bookkeeping
+/// (`Compactions::state`, lock order 3).
+struct CompactionState {
+    status: CompactionStatus,
     /// `compact_range` calls waiting for busy tables: the picker starts no
     /// new task meanwhile, so they cannot starve.
-    pub manual_waiting: usize,
+    manual_waiting: usize,
     /// A garbage task ([`jkv_compaction::garbage`]) is running: at most one
     /// at a time.
-    pub garbage_running: bool,
+    garbage_running: bool,
     /// When the last garbage task started: while writes come in, garbage
     /// tasks start at most once per [`GARBAGE_INTERVAL`].
-    pub garbage_started: Option<Instant>,
+    garbage_started: Option<Instant>,
 }
 
 /// While the database is not idle, garbage tasks start at most this often
@@ -51,24 +82,21 @@ pub(crate) const GARBAGE_INTERVAL: Duration = Duration::from_secs(1);
 impl DbInner {
     /// Starts as many picked tasks as the pool has room for.
     pub(crate) fn schedule_compactions(self: &Arc<Self>) {
-        if !self.options.auto_compactions || self.closed.load(Ordering::Acquire) {
+        if !self.options().auto_compactions || self.workers().is_closed() {
             return;
         }
-        let Some(pool) = self.pool.as_ref() else {
-            return;
-        };
-        if self.bg_error.lock().is_some() {
+        if !self.workers().has_pool() || self.workers().failed() {
             return;
         }
-        let manifest = self.manifest.lock();
-        let mut compaction = self.compaction.lock();
+        let manifest = self.manifest().lock();
+        let mut compaction = self.compactions().state.lock();
         if compaction.manual_waiting > 0 {
             return;
         }
         let levels = &manifest.state().levels;
-        while compaction.status.running() < self.options.compaction_threads {
+        while compaction.status.running() < self.options().compaction_threads {
             let garbage = self.garbage_context(&compaction);
-            let config = &self.options.compaction;
+            let config = &self.options().compaction;
             let Some(task) = pick(levels, &compaction.status, config)
                 .or_else(|| pick_garbage(levels, &compaction.status, config, &garbage))
             else {
@@ -81,23 +109,20 @@ impl DbInner {
             }
             let claim = compaction.status.register(&task);
             let started_together = compaction.status.running() > 1;
-            let inner = Arc::clone(self);
-            let jobs = Arc::clone(&self.jobs);
-            jobs.start();
-            pool.spawn(move || {
-                if started_together {
-                    // Spread out compactors that start at the same moment.
-                    std::thread::sleep(Duration::from_micros(jitter_micros(claim)));
-                }
-                let result = inner.run_task(&task);
-                inner.finish_task(claim, result, is_garbage);
-                inner.schedule_compactions();
-                inner.schedule_vlog_gc();
-                // Let go of the database before saying the job is over, so
-                // `close` returns only when no task holds it.
-                drop(inner);
-                jobs.finish();
-            });
+            self.spawn_job(
+                move |inner| {
+                    if started_together {
+                        // Spread out compactors that start at the same moment.
+                        std::thread::sleep(Duration::from_micros(jitter_micros(claim)));
+                    }
+                    inner.run_task(&task)
+                },
+                move |inner| {
+                    inner.finish_task(claim, is_garbage);
+                    inner.schedule_compactions();
+                    inner.schedule_vlog_gc();
+                },
+            );
         }
     }
 
@@ -108,51 +133,25 @@ impl DbInner {
             .garbage_started
             .is_none_or(|at| at.elapsed() >= GARBAGE_INTERVAL);
         GarbageContext {
-            oldest_snapshot: self.snapshots.oldest().map(|s| s.0),
+            oldest_snapshot: self.snapshots().oldest(),
             allowed: !compaction.garbage_running && (idle || due),
             idle,
         }
     }
 
-    /// Writes, gets and scans so far: idleness is a stretch where this
-    /// does not move.
-    pub(crate) fn activity(&self) -> u64 {
-        let c = &self.counters;
-        c.writes.load(Ordering::Acquire)
-            + c.gets.load(Ordering::Acquire)
-            + c.scans.load(Ordering::Acquire)
-    }
-
-    /// No write, get or scan since the database was last found idle
-    /// ([`Self::mark_idle`]).
-    pub(crate) fn is_idle(&self) -> bool {
-        self.activity() == self.idle_at.load(Ordering::Acquire)
-    }
-
-    /// Records that the database is idle now; the next write, get or scan
-    /// ends it.
-    pub(crate) fn mark_idle(&self) {
-        self.idle_at.store(self.activity(), Ordering::Release);
-    }
-
-    fn finish_task(&self, claim: u64, result: Result<()>, garbage: bool) {
-        match result {
-            // Abandoned because the database is closing: nothing failed.
-            Ok(()) | Err(Error::Closed) => {}
-            Err(e) => {
-                let _: Error = self.poison(e);
-            }
-        }
+    /// A task is over (its error, if any, already recorded): releases
+    /// its tables and wakes whoever waits for compactions.
+    fn finish_task(&self, claim: u64, garbage: bool) {
         {
-            let mut compaction = self.compaction.lock();
+            let mut compaction = self.compactions().state.lock();
             compaction.status.finish(claim);
             if garbage {
                 compaction.garbage_running = false;
             }
         }
-        self.compaction_done.notify_all();
+        self.compactions().done.notify_all();
         // Writers waiting for L0 to shrink re-check.
-        self.state_changed.notify_all();
+        self.view().notify();
     }
 
     /// Runs one task to completion (merge or move).
@@ -174,7 +173,7 @@ impl DbInner {
             ),
             TaskKind::Merge => self.merge_task(task),
         };
-        self.counters
+        self.counters()
             .compaction_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         result
@@ -189,22 +188,22 @@ impl DbInner {
         let mut created: Vec<FileNumber> = Vec::new();
         let result = {
             let mut new_table = || {
-                let number = self.allocate_file_number();
+                let number = self.manifest().allocate_file_number();
                 created.push(number);
-                let file = self.fs.create(&table_path(&self.dir, number))?;
+                let file = self.fs().create(&table_path(self.dir(), number))?;
                 Ok((number, file))
             };
             run_job(
                 task,
                 &inputs,
-                self.snapshots.all(),
+                self.snapshots().all(),
                 &self.table_options(task.output_level),
-                self.options.compaction.target_table_bytes,
+                self.options().compaction.target_table_bytes,
                 &mut new_table,
-                &|| self.closed.load(Ordering::Acquire),
+                &|| self.workers().is_closed(),
             )
         };
-        let output = match result.and_then(|o| self.fs.sync_dir(&self.dir).map(|_| o)) {
+        let output = match result.and_then(|o| self.fs().sync_dir(self.dir()).map(|_| o)) {
             Ok(output) => output,
             Err(e) => {
                 self.remove_files(&created);
@@ -212,9 +211,10 @@ impl DbInner {
             }
         };
         let level = task.output_level;
-        self.counters.compaction_read[level].fetch_add(output.bytes_read, Ordering::Relaxed);
-        self.counters.compaction_written[level].fetch_add(output.bytes_written, Ordering::Relaxed);
-        self.counters
+        self.counters().compaction_read[level].fetch_add(output.bytes_read, Ordering::Relaxed);
+        self.counters().compaction_written[level]
+            .fetch_add(output.bytes_written, Ordering::Relaxed);
+        self.counters()
             .range_deleted_tables
             .fetch_add(output.tables_deleted_unread, Ordering::Relaxed);
         let discards = output.vlog_discards.clone();
@@ -230,11 +230,11 @@ impl DbInner {
         task: &CompactionTask,
         outputs: Vec<jkv_manifest::TableMeta>,
         inputs_obsolete: bool,
-        vlog_discards: BTreeMap<u64, u64>,
+        vlog_discards: BTreeMap<FileNumber, u64>,
     ) -> Result<()> {
-        let mut manifest = self.manifest.lock();
+        let mut manifest = self.manifest().lock();
         // Garbage in value logs already collected is nobody's business.
-        let vlog_discards = crate::flush::live_discards(manifest.state(), vlog_discards);
+        let vlog_discards = crate::manifest_log::live_discards(manifest.state(), vlog_discards);
         let edit = VersionEdit {
             vlog_discards,
             removed_tables: task
@@ -246,29 +246,25 @@ impl DbInner {
                 })
                 .collect(),
             added_tables: outputs,
-            next_file: Some(self.next_file.load(Ordering::SeqCst)),
+            next_file: Some(self.manifest().next_file()),
             ..VersionEdit::default()
         };
         manifest.apply(edit)?;
-        let mut state = self.state.lock();
-        if inputs_obsolete {
-            for t in &task.inputs {
-                if let Some(handle) = state.version.handle(t.id) {
-                    handle.mark_obsolete();
-                }
-            }
-        }
-        self.publish(manifest.state(), &mut state, None);
-        drop(state);
+        let obsolete: Vec<FileNumber> = if inputs_obsolete {
+            task.inputs.iter().map(|t| t.id).collect()
+        } else {
+            Vec::new()
+        };
+        self.view().publish_compacted(manifest.state(), &obsolete);
         drop(manifest);
         if task.kind == TaskKind::Move {
-            self.counters
+            self.counters()
                 .compaction_moves
                 .fetch_add(1, Ordering::Relaxed);
         } else {
-            self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+            self.counters().compactions.fetch_add(1, Ordering::Relaxed);
             if task.reason == TaskReason::Garbage {
-                self.counters
+                self.counters()
                     .garbage_compactions
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -281,43 +277,44 @@ impl DbInner {
     /// flush thread with no write): a memtable worth it is flushed, and
     /// garbage tasks run back to back, shadowed versions included.
     pub(crate) fn wait_until_compacted(self: &Arc<Self>) -> Result<()> {
-        if self.options.auto_compactions {
+        if self.options().auto_compactions {
             self.mark_idle();
             self.freeze_when_idle()?;
         }
         loop {
             self.check_healthy()?;
-            if self.options.auto_compactions {
+            if self.options().auto_compactions {
                 self.mark_idle();
             }
             self.schedule_compactions();
-            let manifest = self.manifest.lock();
-            let mut compaction = self.compaction.lock();
+            let manifest = self.manifest().lock();
+            let mut compaction = self.compactions().state.lock();
             if compaction.status.running() == 0 {
                 let levels = &manifest.state().levels;
-                let config = &self.options.compaction;
+                let config = &self.options().compaction;
                 let garbage = GarbageContext {
-                    oldest_snapshot: self.snapshots.oldest().map(|s| s.0),
+                    oldest_snapshot: self.snapshots().oldest(),
                     allowed: true,
                     idle: true,
                 };
-                let due = self.options.auto_compactions
+                let due = self.options().auto_compactions
                     && (pick(levels, &compaction.status, config).is_some()
                         || pick_garbage(levels, &compaction.status, config, &garbage).is_some()
-                        || !self.state.lock().imms.is_empty());
-                if !due || self.closed.load(Ordering::Acquire) {
+                        || self.view().frozen_count() > 0);
+                if !due || self.workers().is_closed() {
                     return Ok(());
                 }
             }
             drop(manifest);
-            self.compaction_done
+            self.compactions()
+                .done
                 .wait_for(&mut compaction, Duration::from_millis(50));
         }
     }
 
     fn remove_files(&self, numbers: &[FileNumber]) {
         for &n in numbers {
-            let _ = self.fs.remove(&table_path(&self.dir, n));
+            let _ = self.fs().remove(&table_path(self.dir(), n));
         }
     }
 
@@ -331,8 +328,8 @@ impl DbInner {
     ) -> Result<()> {
         self.flush_all()?;
         let (task, claim) = {
-            let mut manifest = self.manifest.lock();
-            let mut compaction = self.compaction.lock();
+            let mut manifest = self.manifest().lock();
+            let mut compaction = self.compactions().state.lock();
             compaction.manual_waiting += 1;
             let picked = loop {
                 if let Err(e) = self.check_writable() {
@@ -345,10 +342,10 @@ impl DbInner {
                         // Wait for the running task that holds our tables,
                         // then look again (in lock order).
                         drop(manifest);
-                        self.compaction_done.wait(&mut compaction);
+                        self.compactions().done.wait(&mut compaction);
                         drop(compaction);
-                        manifest = self.manifest.lock();
-                        compaction = self.compaction.lock();
+                        manifest = self.manifest().lock();
+                        compaction = self.compactions().state.lock();
                     }
                 }
             };
@@ -362,40 +359,10 @@ impl DbInner {
             }
         };
         let result = self.run_task(&task);
-        self.finish_task(claim, result.clone(), false);
+        self.record_job_result(result.clone());
+        self.finish_task(claim, false);
         self.schedule_compactions();
         result
-    }
-}
-
-/// Counts compaction jobs handed to the pool and not yet finished, so that
-/// `close` can wait for all of them (kept outside `DbInner`: a job reports
-/// its end after dropping its handle on the database).
-#[derive(Default)]
-pub(crate) struct JobTracker {
-    outstanding: Mutex<usize>,
-    idle: Condvar,
-}
-
-impl JobTracker {
-    pub(crate) fn start(&self) {
-        *self.outstanding.lock() += 1;
-    }
-
-    pub(crate) fn finish(&self) {
-        let mut n = self.outstanding.lock();
-        *n -= 1;
-        if *n == 0 {
-            self.idle.notify_all();
-        }
-    }
-
-    /// Waits until every job handed out has finished.
-    pub(crate) fn wait_idle(&self) {
-        let mut n = self.outstanding.lock();
-        while *n > 0 {
-            self.idle.wait(&mut n);
-        }
     }
 }
 

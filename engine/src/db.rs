@@ -1,206 +1,226 @@
-//! The `Db` handle and the shared state behind it.
+//! The `Db` handle and `DbInner`, the parts behind it.
+//!
+//! `DbInner` is a composition of parts, each in its own module, each owning
+//! its fields privately and exposing methods:
+//! - [`WritePath`] (write.rs): the write queue and the write-group
+//!   leader's state (active WAL, active memtable, last sequence number,
+//!   active value-log file).
+//! - [`ManifestLog`] (manifest_log.rs): the manifest and the file-number
+//!   counter.
+//! - [`Compactions`] (compaction.rs): the conflict tracker of running
+//!   compactions.
+//! - [`View`] (view.rs): the published view: frozen memtables, installed
+//!   table and value-log sets, the `SuperVersion` readers clone, the
+//!   visible sequence number.
+//! - [`ValueLog`] (vlog.rs): pointer resolution and garbage-collection
+//!   bookkeeping.
+//! - [`Workers`] (workers.rs): the compaction pool, the job tracker, the
+//!   first background error, the closed flag.
+//!
+//! The operations that span parts (a commit, a flush, a compaction, a
+//! value-log collection) are `impl DbInner` blocks in the module of their
+//! concept, and reach the parts only through their methods.
 //!
 //! Lock order (outermost first); a thread holding one lock only takes locks
 //! further down this list:
-//! 0. `vlog_gc_run` — held for a whole value-log collection.
-//! 1. `writer`   — the write-group leader's state: active WAL, active
-//!    memtable, last assigned sequence. Held for a whole commit group.
-//! 2. `manifest` — manifest appends (file I/O).
-//!    `compaction` — the conflict tracker (after `manifest`).
-//! 3. `state`    — frozen memtables and the shutdown flag; no file I/O
-//!    under it. `state_changed` is its condition variable.
-//! 4. `current`  — the published `SuperVersion`; readers clone the `Arc`.
+//! 0. `ValueLog::gc_run` — held for a whole value-log collection.
+//! 1. `WritePath::writer` — the write-group leader's state. Held for a
+//!    whole commit group (WAL and value-log I/O under it).
+//! 2. `ManifestLog::manifest` — manifest appends (file I/O under it).
+//! 3. `Compactions::state` — the conflict tracker.
+//! 4. `View::state` — frozen memtables, installed sets, the shutdown flag;
+//!    no file I/O under it. Its condition variable wakes flushes, stalled
+//!    writers and the flush thread.
+//! 5. `View::current` — the published `SuperVersion`; readers clone the
+//!    `Arc`.
 //!
-//! `queue`, `bg_error` and the snapshot registry are leaves, held briefly and
-//! never while waiting for another lock.
+//! Leaves, held briefly and never while taking another lock: the write
+//! queue (`WritePath::queue`), the background error and the job tracker
+//! (`Workers`), the value-log bookkeeping and garbage estimate
+//! (`ValueLog::gc`, `ValueLog::garbage_estimate`), the snapshot registry,
+//! and the table cache.
 
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::Mutex;
 
 use jkv_format::fs::DirLock;
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo};
-use jkv_manifest::{Manifest, ManifestState};
-use jkv_memtable::Memtable;
+use jkv_format::{Error, FileSystem, Result, SeqNo};
 use jkv_sstable::TableCache;
 
 use crate::batch::WriteBatch;
-use crate::compaction::{CompactionState, JobTracker};
-use crate::iter::DbIterator;
+use crate::compaction::Compactions;
+use crate::iter::{DbIterator, DbKeys};
+use crate::manifest_log::ManifestLog;
 use crate::options::{Options, WriteOptions};
 use crate::snapshot::{Snapshot, SnapshotRegistry};
 use crate::stats::{Counters, Stats};
-use crate::version::{Frozen, SuperVersion, TableDeleter, Version};
-use crate::vlog::{VlogGcReport, VlogGcState, VlogSet};
-use crate::wal::writer::WalWriter;
-use crate::write::WriteQueue;
+use crate::view::View;
+use crate::vlog::{ValueLog, VlogGcReport};
+use crate::workers::Workers;
+use crate::write::WritePath;
 
-/// State owned by the write-group leader (lock order 1).
-pub(crate) struct WriterState {
-    /// The active WAL; `None` when the WAL is disabled.
-    pub wal: Option<WalWriter>,
-    /// The active memtable (the same one `current` publishes).
-    pub mem: Arc<Memtable>,
-    /// Last sequence number assigned.
-    pub last_seq: SeqNo,
-    /// Write delay owed under L0 backpressure, paid in sleeps of >= 1 ms.
-    pub throttle_debt: std::time::Duration,
-    /// The value-log file taking large values (created on first use).
-    pub vlog: Option<jkv_vlog::VlogWriter>,
-    /// The value log holds appends not yet synced.
-    pub vlog_dirty: bool,
-}
-
-/// Frozen memtables and lifecycle flags (lock order 3).
-pub(crate) struct DbState {
-    /// Frozen memtables, newest first; the flush thread takes the last.
-    pub imms: Vec<Arc<Frozen>>,
-    /// The table set last installed.
-    pub version: Arc<Version>,
-    /// The live value-log files last installed.
-    pub vlogs: Arc<VlogSet>,
-    /// Set by `close`: the flush thread exits once idle.
-    pub shutting_down: bool,
-}
-
-/// Everything the handle and the background thread share.
+/// The parts of an open database, shared by the handle, its iterators and
+/// the background threads.
 pub(crate) struct DbInner {
+    dir: PathBuf,
+    /// The database's identity (manifest `db_id`), written into WAL and
+    /// table headers.
+    db_id: u64,
+    fs: Arc<dyn FileSystem>,
+    options: Options,
+    writes: WritePath,
+    manifest: ManifestLog,
+    compactions: Compactions,
+    view: View,
+    vlog: ValueLog,
+    workers: Workers,
+    snapshots: Arc<SnapshotRegistry>,
+    table_cache: TableCache,
+    counters: Counters,
+    /// Ownership of the directory; released by `close` (leaf lock).
+    lock: Mutex<Option<Box<dyn DirLock>>>,
+    /// A weak handle on this `DbInner`, for work started from `&self`.
+    me: OnceLock<Weak<DbInner>>,
+}
+
+/// The parts `DbInner::new` puts together (see the module comment).
+pub(crate) struct Parts {
     pub dir: PathBuf,
-    /// The database's identity (manifest `db_id`), written into WAL headers.
     pub db_id: u64,
     pub fs: Arc<dyn FileSystem>,
     pub options: Options,
-    pub writer: Mutex<WriterState>,
-    pub manifest: Mutex<Manifest>,
-    pub state: Mutex<DbState>,
-    /// Signalled when a frozen memtable is added or flushed, on background
-    /// errors and on shutdown.
-    pub state_changed: Condvar,
-    pub current: RwLock<Arc<SuperVersion>>,
-    pub queue: Mutex<WriteQueue>,
-    pub queue_changed: Condvar,
-    /// Signalled when a write is queued while a leader gathers its group.
-    pub queue_gather: Condvar,
-    /// Sequence number of the last write readers may see.
-    pub visible_seq: AtomicU64,
-    /// Next file number to hand out (recorded in manifest edits).
-    pub next_file: AtomicU64,
-    pub snapshots: Arc<SnapshotRegistry>,
+    pub writes: WritePath,
+    pub manifest: ManifestLog,
+    pub compactions: Compactions,
+    pub view: View,
+    pub vlog: ValueLog,
+    pub workers: Workers,
     pub table_cache: TableCache,
-    /// Deletes obsolete table files when their last version goes.
-    pub deleter: Arc<TableDeleter>,
-    /// The conflict tracker; `compaction_done` is signalled when a task ends.
-    pub compaction: Mutex<CompactionState>,
-    pub compaction_done: Condvar,
-    /// Runs compaction tasks; `None` when auto compactions are off.
-    pub pool: Option<rayon::ThreadPool>,
-    /// L0 table count of the published version (write backpressure).
-    pub l0_tables: AtomicUsize,
-    /// Compaction jobs handed to the pool and not yet finished.
-    pub jobs: Arc<JobTracker>,
-    /// Resolves value pointers (shared with the value-log file handles).
-    pub vlog_reader: Arc<jkv_vlog::VlogReader>,
-    /// The value-log file appends go to (0 before the first), so garbage
-    /// collection leaves it alone.
-    pub active_vlog_number: AtomicU64,
-    /// Garbage-collection bookkeeping (leaf lock).
-    pub vlog_gc: Mutex<VlogGcState>,
-    /// Held for a whole garbage-collection run (outermost: taken before
-    /// `writer`), so runs do not overlap.
-    pub vlog_gc_run: Mutex<()>,
-    /// `activity()` (writes + gets + scans) when the database was last
-    /// found idle (none for a tick of the flush thread); the next write,
-    /// get or scan ends the idleness.
-    pub idle_at: AtomicU64,
-    /// The value-log census (see `vlog_census`) has not run since open.
-    pub vlog_census_due: AtomicBool,
-    /// Value-log garbage seen by the write path since open, by file (leaf
-    /// lock); see `estimate_vlog_garbage`.
-    pub vlog_garbage_estimate: Mutex<std::collections::HashMap<u64, u64>>,
-    /// A weak handle on this `DbInner`, for work started from `&self`.
-    pub me: std::sync::OnceLock<std::sync::Weak<DbInner>>,
-    /// First failure that made the database read-only.
-    pub bg_error: Mutex<Option<Arc<Error>>>,
-    pub closed: AtomicBool,
-    pub counters: Counters,
-    /// Ownership of the directory; released by `close`.
-    pub lock: Mutex<Option<Box<dyn DirLock>>>,
+    pub lock: Box<dyn DirLock>,
 }
 
 impl DbInner {
-    /// Hands out a new file number.
-    pub fn allocate_file_number(&self) -> FileNumber {
-        FileNumber(self.next_file.fetch_add(1, Ordering::SeqCst))
-    }
-
-    /// Makes the database refuse writes from now on, keeping the first cause.
-    /// Never called with `state` held (it takes that lock).
-    pub fn poison(&self, cause: Error) -> Error {
-        let mut bg = self.bg_error.lock();
-        let shared = bg.get_or_insert_with(|| Arc::new(cause)).clone();
-        drop(bg);
-        // Waiters on `state_changed` (flushes, stalled writers) look at
-        // `bg_error` under the `state` lock and then wait: passing through
-        // that lock puts this notification after any such look, so no
-        // waiter misses it and sleeps on after the flush thread has exited.
-        drop(self.state.lock());
-        self.state_changed.notify_all();
-        Error::ReadOnly(shared)
-    }
-
-    /// `Err` when writes are refused (closed, or an earlier failure).
-    pub fn check_writable(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        self.check_healthy()
-    }
-
-    /// `Err` after a failure that made the database read-only.
-    pub fn check_healthy(&self) -> Result<()> {
-        match &*self.bg_error.lock() {
-            Some(cause) => Err(Error::ReadOnly(cause.clone())),
-            None => Ok(()),
-        }
-    }
-
-    /// Publishes a new `SuperVersion` built from `state` and `mem`.
-    pub fn install(&self, state: &DbState, mem: Arc<Memtable>) {
-        self.l0_tables
-            .store(state.version.levels[0].len(), Ordering::Release);
-        let sv = Arc::new(SuperVersion {
-            mem,
-            imms: state.imms.clone(),
-            version: state.version.clone(),
-            vlogs: state.vlogs.clone(),
+    /// Puts the parts together.
+    pub fn new(parts: Parts) -> Arc<DbInner> {
+        let counters = Counters::new(parts.options.num_levels);
+        let inner = Arc::new(DbInner {
+            dir: parts.dir,
+            db_id: parts.db_id,
+            fs: parts.fs,
+            options: parts.options,
+            writes: parts.writes,
+            manifest: parts.manifest,
+            compactions: parts.compactions,
+            view: parts.view,
+            vlog: parts.vlog,
+            workers: parts.workers,
+            snapshots: Arc::new(SnapshotRegistry::default()),
+            table_cache: parts.table_cache,
+            counters,
+            lock: Mutex::new(Some(parts.lock)),
+            me: OnceLock::new(),
         });
-        *self.current.write() = sv;
+        let _ = inner.me.set(Arc::downgrade(&inner));
+        inner
     }
 
-    /// Makes the table and value-log sets of `manifest` (just edited, its
-    /// lock held) the current ones and publishes them with `mem` as the
-    /// active memtable (`None`: keep the published one). Handles of files
-    /// that stay are reused.
-    pub fn publish(
-        &self,
-        manifest: &ManifestState,
-        state: &mut DbState,
-        mem: Option<Arc<Memtable>>,
-    ) {
-        state.version = Arc::new(Version::from_state(manifest, &state.version, &self.deleter));
-        state.vlogs = Arc::new(VlogSet::from_state(manifest, &state.vlogs, self));
-        let mem = mem.unwrap_or_else(|| self.super_version().mem.clone());
-        self.install(state, mem);
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database's identity (manifest `db_id`).
+    pub fn db_id(&self) -> u64 {
+        self.db_id
+    }
+
+    /// The file system every file goes through.
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// The options the database was opened with (checked).
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The write path.
+    pub fn writes(&self) -> &WritePath {
+        &self.writes
+    }
+
+    /// The manifest and the file-number counter.
+    pub fn manifest(&self) -> &ManifestLog {
+        &self.manifest
+    }
+
+    /// The running compactions.
+    pub fn compactions(&self) -> &Compactions {
+        &self.compactions
     }
 
     /// The published view.
-    pub fn super_version(&self) -> Arc<SuperVersion> {
-        self.current.read().clone()
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The value log.
+    pub fn vlog(&self) -> &ValueLog {
+        &self.vlog
+    }
+
+    /// The background workers and the database's health.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// Live snapshots.
+    pub fn snapshots(&self) -> &Arc<SnapshotRegistry> {
+        &self.snapshots
+    }
+
+    /// Open tables.
+    pub fn table_cache(&self) -> &TableCache {
+        &self.table_cache
+    }
+
+    /// Figures the hot paths count.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// An owning handle on this `DbInner`, for work started from `&self`;
+    /// `None` once the last owner is gone.
+    pub fn arc(&self) -> Option<Arc<DbInner>> {
+        self.me.get().and_then(|w| w.upgrade())
+    }
+
+    /// Gives up ownership of the directory.
+    pub fn release_lock(&self) {
+        self.lock.lock().take();
+    }
+
+    /// `Err` unless `snapshot` was taken from this database.
+    pub fn check_snapshot(&self, snapshot: &Snapshot) -> Result<()> {
+        if snapshot.is_of(&self.snapshots) {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "the snapshot (at sequence number {}) belongs to another open database, not to the one at {}",
+                snapshot.seq(),
+                self.dir.display()
+            )))
+        }
+    }
+
+    /// The published view's `SuperVersion`.
+    pub fn super_version(&self) -> Arc<crate::view::SuperVersion> {
+        self.view.super_version()
     }
 }
 
@@ -214,7 +234,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+        f.debug_struct("Db")
+            .field("dir", &self.inner.dir())
+            .finish()
     }
 }
 
@@ -235,14 +257,14 @@ impl Db {
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.put(key, value);
-        self.write(batch, WriteOptions::default())
+        self.write(batch, WriteOptions::default()).map(drop)
     }
 
     /// Deletes `key` (not synced; see [`Db::write`]).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete(key);
-        self.write(batch, WriteOptions::default())
+        self.write(batch, WriteOptions::default()).map(drop)
     }
 
     /// Deletes every key `k` with `start <= k < end` (not synced; see
@@ -252,14 +274,31 @@ impl Db {
     pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete_range(start.as_ref()..end.as_ref());
-        self.write(batch, WriteOptions::default())
+        self.write(batch, WriteOptions::default()).map(drop)
     }
 
     /// Applies `batch` atomically: after a crash either all of it or none
     /// of it is there, and no reader sees part of it. Returns once the write
-    /// is acknowledged (durable on disk when `options.sync`).
-    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+    /// is acknowledged (durable on disk when `options.sync`), with the
+    /// sequence number of the batch's last entry: a snapshot whose
+    /// [`Snapshot::seq`] is at least that sees the whole batch. An empty
+    /// batch writes nothing and returns the sequence number readers see now.
+    ///
+    /// May wait: while flushes and compactions catch up, writes are slowed
+    /// down or stopped (see [`Db::try_write`] for a write that does not).
+    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
         self.inner.write(batch, options)
+    }
+
+    /// Like [`Db::write`], but a write that would wait for flushes or
+    /// compactions to catch up (level 0 past its slowdown or stop trigger,
+    /// or a full memtable while the frozen ones wait for their flush) is
+    /// refused with [`Error::WouldStall`] and nothing is written, so that
+    /// an ingest pipeline can apply its own backpressure. The conditions
+    /// are looked at when the call starts: a write racing others that fill
+    /// the memtable meanwhile may still wait briefly behind them.
+    pub fn try_write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
+        self.inner.try_write(batch, options)
     }
 
     /// The newest value of `key`, or `None`.
@@ -267,25 +306,50 @@ impl Db {
         self.inner.get_latest(key.as_ref())
     }
 
-    /// The value of `key` as of `snapshot`, or `None`.
+    /// The value of `key` as of `snapshot`, or `None`. A snapshot of
+    /// another database is [`Error::InvalidArgument`].
     pub fn get_at(&self, key: impl AsRef<[u8]>, snapshot: &Snapshot) -> Result<Option<Bytes>> {
+        self.inner.check_snapshot(snapshot)?;
         self.inner.get(key.as_ref(), snapshot.seq())
     }
 
     /// A snapshot of the database as it is now.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::of_current(&self.inner.visible_seq, self.inner.snapshots.clone())
+        self.inner.view().snapshot(self.inner.snapshots())
     }
 
     /// Key-value pairs with keys in `range`, ascending, as of `snapshot`.
-    /// Items are `Result`: damage met mid-scan ends it with the error.
+    /// Items are `Result`: damage met mid-scan ends it with the error, and
+    /// a snapshot of another database makes the first item
+    /// [`Error::InvalidArgument`]. The iterator can [`DbIterator::seek`] to
+    /// another key in either direction.
     pub fn scan<K: AsRef<[u8]>>(
         &self,
         range: impl RangeBounds<K>,
         snapshot: &Snapshot,
     ) -> DbIterator {
         let (start, end) = owned_bounds(&range);
-        DbIterator::new(&self.inner, snapshot.seq(), start, end, false)
+        DbIterator::new(&self.inner, snapshot, start, end, false)
+    }
+
+    /// Every key-value pair, ascending, as of `snapshot` (a [`Db::scan`]
+    /// of the whole key space).
+    pub fn iter(&self, snapshot: &Snapshot) -> DbIterator {
+        DbIterator::new(
+            &self.inner,
+            snapshot,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+        )
+    }
+
+    /// The keys in `range`, ascending, as of `snapshot`, without their
+    /// values: values kept in the value log are not read (nor is the value
+    /// log checked). Otherwise like [`Db::scan`].
+    pub fn keys<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>, snapshot: &Snapshot) -> DbKeys {
+        let (start, end) = owned_bounds(&range);
+        DbKeys::new(DbIterator::new(&self.inner, snapshot, start, end, false))
     }
 
     /// Like [`Db::scan`], descending.
@@ -295,7 +359,7 @@ impl Db {
         snapshot: &Snapshot,
     ) -> DbIterator {
         let (start, end) = owned_bounds(&range);
-        DbIterator::new(&self.inner, snapshot.seq(), start, end, true)
+        DbIterator::new(&self.inner, snapshot, start, end, true)
     }
 
     /// Key-value pairs whose key starts with `prefix`, ascending.
@@ -307,7 +371,7 @@ impl Db {
         };
         DbIterator::new(
             &self.inner,
-            snapshot.seq(),
+            snapshot,
             Bound::Included(prefix.to_vec()),
             end,
             false,
@@ -377,10 +441,7 @@ impl Db {
     /// `Ok` while the database accepts writes; otherwise the failure that
     /// made it read-only (a failed fsync, flush or WAL write).
     pub fn health(&self) -> Result<()> {
-        match &*self.inner.bg_error.lock() {
-            Some(cause) => Err(Error::ReadOnly(cause.clone())),
-            None => Ok(()),
-        }
+        self.inner.check_healthy()
     }
 
     /// Figures for monitoring: levels, memtables, bytes written, caches.
@@ -390,7 +451,7 @@ impl Db {
 
     /// The database directory.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        self.inner.dir()
     }
 
     /// Stops background work and closes the database. With the WAL on, the
@@ -399,13 +460,13 @@ impl Db {
     /// return [`Error::Closed`]; closing twice is a no-op.
     pub fn close(&self) -> Result<()> {
         let first_error = self.inner.shut_down();
-        self.inner.jobs.wait_idle();
+        self.inner.workers().wait_idle();
         let joined = match self.flush_thread.lock().take() {
             Some(handle) => handle.join().is_ok(),
             None => true,
         };
         // Nothing runs any more: another owner may open the directory.
-        self.inner.lock.lock().take();
+        self.inner.release_lock();
         // A background job that failed while closing is reported too.
         let first_error = first_error.and_then(|()| self.inner.check_healthy());
         if !joined && first_error.is_ok() {

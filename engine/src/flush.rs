@@ -14,34 +14,23 @@ use std::sync::Arc;
 use jkv_compaction::{table_meta, CompactionFilter, RangeDelFilter};
 use jkv_format::key::{kind_byte_of, seq_of, user_key};
 use jkv_format::names::{table_path, wal_path};
-use jkv_format::{Error, InternalIterator, Result, ValueKind, ValuePointer};
-use jkv_manifest::{ManifestState, TableMeta, VersionEdit, VlogDiscard};
+use jkv_format::{Error, FileNumber, InternalIterator, Result, ValueKind, ValuePointer};
+use jkv_manifest::{TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::{TableBuilder, TableOptions};
 
 use crate::db::DbInner;
-use crate::version::Frozen;
-
-/// The discards that concern value logs the manifest still names.
-pub(crate) fn live_discards(
-    state: &ManifestState,
-    discards: BTreeMap<u64, u64>,
-) -> Vec<VlogDiscard> {
-    discards
-        .into_iter()
-        .filter(|(file, bytes)| *bytes > 0 && state.vlogs.contains_key(file))
-        .map(|(file, bytes)| VlogDiscard { file, bytes })
-        .collect()
-}
+use crate::manifest_log::live_discards;
+use crate::view::{Frozen, NextFlush};
 
 impl DbInner {
     /// Options for the tables this database writes into `level`.
     pub(crate) fn table_options(&self, level: usize) -> TableOptions {
         TableOptions {
-            block_size_bytes: self.options.block_size,
-            bloom_bits_per_key: self.options.bloom_bits_per_key,
-            db_id: self.db_id,
-            compression: self.options.compression_for_level(level),
+            block_size_bytes: self.options().block_size,
+            bloom_bits_per_key: self.options().bloom_bits_per_key,
+            db_id: self.db_id(),
+            compression: self.options().compression_for_level(level),
             ..TableOptions::default()
         }
     }
@@ -55,18 +44,18 @@ impl DbInner {
     pub(crate) fn write_level0_table(
         &self,
         mem: &Arc<Memtable>,
-        vlog_discards: &mut BTreeMap<u64, u64>,
+        vlog_discards: &mut BTreeMap<FileNumber, u64>,
     ) -> Result<Option<TableMeta>> {
         if mem.is_empty() {
             return Ok(None);
         }
-        let number = self.allocate_file_number();
-        let path = table_path(&self.dir, number);
-        let file = self.fs.create(&path)?;
+        let number = self.manifest().allocate_file_number();
+        let path = table_path(self.dir(), number);
+        let file = self.fs().create(&path)?;
         let mut builder = TableBuilder::new(file, self.table_options(0));
         // Snapshots taken from now on see at least every write in `mem`,
         // so the live ones are all that can need an older version.
-        let mut filter = CompactionFilter::new(self.snapshots.all(), false);
+        let mut filter = CompactionFilter::new(self.snapshots().all(), false);
         // Versions the memtable's own range tombstones delete for every
         // snapshot go too (the tombstones are written to the same table).
         let range_tombstones = mem.range_tombstones();
@@ -86,7 +75,7 @@ impl DbInner {
                 builder.add(it.key(), it.value())?;
             } else if kind_byte_of(it.key()) == ValueKind::ValuePointer as u8 {
                 if let Some(pointer) = ValuePointer::decode(it.value()) {
-                    *vlog_discards.entry(pointer.file.0).or_insert(0) += u64::from(pointer.len);
+                    *vlog_discards.entry(pointer.file).or_insert(0) += u64::from(pointer.len);
                 }
             }
             it.next();
@@ -98,8 +87,8 @@ impl DbInner {
             }
         }
         let summary = builder.finish()?;
-        self.fs.sync_dir(&self.dir)?;
-        self.counters
+        self.fs().sync_dir(self.dir())?;
+        self.counters()
             .flush_bytes
             .fetch_add(summary.file_size, Ordering::Relaxed);
         Ok(Some(table_meta(number, 0, summary)))
@@ -111,35 +100,30 @@ impl DbInner {
         let table = self.write_level0_table(&frozen.mem, &mut discards)?;
         let mut edit = VersionEdit {
             added_tables: table.into_iter().collect(),
-            retired_wals: frozen.wal.iter().map(|n| n.0).collect(),
-            last_seq: frozen.mem.seq_range().map(|(_, max)| max.0),
-            next_file: Some(self.next_file.load(Ordering::SeqCst)),
+            retired_wals: frozen.wal.iter().copied().collect(),
+            last_seq: frozen.mem.seq_range().map(|(_, max)| max),
+            next_file: Some(self.manifest().next_file()),
             ..VersionEdit::default()
         };
         if edit.added_tables.is_empty() && edit.retired_wals.is_empty() {
             edit.next_file = None;
         }
         {
-            let mut manifest = self.manifest.lock();
+            let mut manifest = self.manifest().lock();
             edit.vlog_discards = live_discards(manifest.state(), discards);
             if edit != VersionEdit::default() {
                 manifest.apply(edit)?;
             }
-            let mut state = self.state.lock();
-            let position = state.imms.iter().position(|f| Arc::ptr_eq(f, frozen));
-            let position = position.expect("only the flush thread removes frozen memtables");
-            state.imms.remove(position);
-            self.publish(manifest.state(), &mut state, None);
+            self.view().publish_flushed(manifest.state(), frozen);
         }
-        self.state_changed.notify_all();
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.counters().flushes.fetch_add(1, Ordering::Relaxed);
         self.schedule_compactions();
         self.schedule_vlog_gc();
         if let Some(wal) = frozen.wal {
             // The manifest no longer names the WAL. If removal fails, the
             // orphan is removed at the next open; the data is safe either way.
-            if self.fs.remove(&wal_path(&self.dir, wal)).is_ok() {
-                let _ = self.fs.sync_dir(&self.dir);
+            if self.fs().remove(&wal_path(self.dir(), wal)).is_ok() {
+                let _ = self.fs().sync_dir(self.dir());
             }
         }
         Ok(())
@@ -154,35 +138,18 @@ impl DbInner {
     pub(crate) fn run_flush_thread(self: Arc<Self>) {
         let mut seen = self.activity();
         loop {
-            let job = {
-                let mut state = self.state.lock();
-                loop {
-                    if self.bg_error.lock().is_some() {
-                        return;
-                    }
-                    if let Some(oldest) = state.imms.last() {
-                        break Some(oldest.clone());
-                    }
-                    if state.shutting_down {
-                        return;
-                    }
-                    if self
-                        .state_changed
-                        .wait_for(&mut state, IDLE_TICK)
-                        .timed_out()
-                    {
-                        break None;
-                    }
-                }
-            };
-            match job {
-                Some(frozen) => {
+            let next = self
+                .view()
+                .next_flush(|| self.workers().failed(), IDLE_TICK);
+            match next {
+                NextFlush::Exit => return,
+                NextFlush::Flush(frozen) => {
                     if let Err(e) = self.flush_frozen(&frozen) {
                         let _: Error = self.poison(e);
                         return;
                     }
                 }
-                None => {
+                NextFlush::Idle => {
                     let now = self.activity();
                     if now == seen {
                         self.on_idle();
@@ -199,7 +166,7 @@ impl DbInner {
     /// a file to roll or a flush or compaction to count garbage), and
     /// compaction runs with the idle rules of the garbage picker.
     fn on_idle(self: &Arc<Self>) {
-        if self.closed.load(Ordering::Acquire) {
+        if self.workers().is_closed() {
             return;
         }
         self.mark_idle();
@@ -219,16 +186,16 @@ impl DbInner {
     /// of tiny tables. Never waits: does nothing while the frozen memtables
     /// are at their limit.
     pub(crate) fn freeze_when_idle(&self) -> Result<()> {
-        if !self.options.auto_compactions || self.closed.load(Ordering::Acquire) {
+        if !self.options().auto_compactions || self.workers().is_closed() {
             return Ok(());
         }
         self.check_writable()?;
-        let mut writer = self.writer.lock();
-        let worth = writer.mem.approximate_memory_bytes() >= self.options.write_buffer_size / 8;
-        if writer.mem.is_empty() || !worth {
+        let mut writer = self.writes().lock_writer();
+        let worth = writer.mem().approximate_memory_bytes() >= self.options().write_buffer_size / 8;
+        if writer.mem().is_empty() || !worth {
             return Ok(());
         }
-        if self.state.lock().imms.len() >= self.options.max_immutable_memtables {
+        if self.view().frozen_count() >= self.options().max_immutable_memtables {
             return Ok(());
         }
         self.freeze(&mut writer)

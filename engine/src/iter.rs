@@ -6,7 +6,9 @@
 //!
 //! A `DbIterator` owns an `Arc` of the `SuperVersion` and of each table it
 //! reads, so flushes and new writes never change what it returns. It runs in
-//! one direction, chosen when it is made.
+//! the direction it was made with until a seek turns it around
+//! ([`DbIterator::seek`], [`DbIterator::seek_for_prev`]); seeking reuses the
+//! same sources. `DbKeys` walks keys only and never reads the value log.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -22,7 +24,9 @@ use jkv_sstable::Table;
 
 use crate::db::DbInner;
 use crate::range_del::RangeDelView;
-use crate::version::{SuperVersion, TableHandle};
+use crate::snapshot::Snapshot;
+use crate::version::TableHandle;
+use crate::view::SuperVersion;
 
 /// Concatenates the non-overlapping, sorted tables of one level (L1+).
 pub(crate) struct LevelIter {
@@ -189,6 +193,10 @@ pub struct DbIterator {
     reverse: bool,
     positioned: bool,
     done: bool,
+    /// An error was yielded: nothing more is, seeks included.
+    failed: bool,
+    /// Values are not wanted (`DbKeys`): value pointers are not resolved.
+    keys_only: bool,
     /// An error met while building the iterator, yielded first.
     pending_error: Option<Error>,
     /// Range tombstones of the view; `None` when it has none.
@@ -211,12 +219,14 @@ impl std::fmt::Debug for DbIterator {
 impl DbIterator {
     pub(crate) fn new(
         db: &Arc<DbInner>,
-        snapshot: SeqNo,
+        snapshot: &Snapshot,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Self {
-        db.counters
+        let foreign = db.check_snapshot(snapshot).err();
+        let snapshot = snapshot.seq();
+        db.counters()
             .scans
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sv = db.super_version();
@@ -225,7 +235,7 @@ impl DbIterator {
         for frozen in &sv.imms {
             children.push(Box::new(frozen.mem.iter()));
         }
-        let mut pending_error = None;
+        let mut pending_error = foreign;
         for (level, tables) in sv.version.levels.iter().enumerate() {
             let mut opened = Vec::new();
             for meta in tables.iter().filter(|m| overlaps(m, &start, &end)) {
@@ -264,10 +274,73 @@ impl DbIterator {
             reverse,
             positioned: false,
             done: false,
+            failed: false,
+            keys_only: false,
             pending_error,
             _super_version: sv,
             db: Arc::clone(db),
         }
+    }
+
+    /// Moves to `key` going forward: the next item is the first key at or
+    /// after `key` (and within the iterator's range), and items ascend from
+    /// there, whichever way the iterator ran before. Reuses the iterator's
+    /// sources; after an error nothing is yielded any more.
+    pub fn seek(&mut self, key: impl AsRef<[u8]>) {
+        let key = key.as_ref();
+        self.turn(false);
+        if self.before_start(key) {
+            // The range starts later: as if positioned at its start.
+            self.position();
+        } else {
+            self.merge
+                .seek(InternalKey::seek(key, SeqNo::MAX).as_bytes());
+        }
+    }
+
+    /// Moves to `key` going backward: the next item is the last key at or
+    /// before `key` (and within the iterator's range), and items descend
+    /// from there, whichever way the iterator ran before. Reuses the
+    /// iterator's sources; after an error nothing is yielded any more.
+    pub fn seek_for_prev(&mut self, key: impl AsRef<[u8]>) {
+        let key = key.as_ref();
+        self.turn(true);
+        if self.after_end(key) {
+            // The range ends earlier: as if positioned at its end.
+            self.position();
+        } else {
+            // The last entry at or before the oldest version of `key`.
+            self.merge
+                .seek(InternalKey::new(key, SeqNo(0), ValueKind::Deletion).as_bytes());
+        }
+    }
+
+    /// Sets the direction before a seek (the caller positions the merge).
+    fn turn(&mut self, reverse: bool) {
+        if self.reverse != reverse {
+            self.reverse = reverse;
+            self.merge.set_reverse(reverse);
+        }
+        self.positioned = true;
+        self.done = self.failed;
+    }
+
+    /// The value a found entry stands for, or, for a keys-only walk, an
+    /// empty value for anything but a tombstone (the value log is not read).
+    #[inline]
+    fn found(
+        &self,
+        key: &[u8],
+        kind: ValueKind,
+        value: impl FnOnce() -> Bytes,
+    ) -> Result<Option<Bytes>> {
+        if self.keys_only {
+            return Ok(match kind {
+                ValueKind::Deletion | ValueKind::RangeDeletion => None,
+                ValueKind::Value | ValueKind::ValuePointer => Some(Bytes::new()),
+            });
+        }
+        self.db.visible(key, kind, value())
     }
 
     fn position(&mut self) {
@@ -322,7 +395,7 @@ impl DbIterator {
             let ikey = self.merge.key();
             let parsed = parse_internal_key(ikey).ok_or_else(|| {
                 Error::corruption(
-                    &self.db.dir,
+                    self.db.dir(),
                     0,
                     "a memtable or table yielded a malformed internal key",
                 )
@@ -339,9 +412,7 @@ impl DbIterator {
             let found = match parsed.kind {
                 ValueKind::Deletion => None,
                 _ if self.range_deleted(&key, parsed.seq) => None,
-                kind => self
-                    .db
-                    .visible(&key, kind, Bytes::copy_from_slice(self.merge.value()))?,
+                kind => self.found(&key, kind, || Bytes::copy_from_slice(self.merge.value()))?,
             };
             self.merge.advance();
             while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
@@ -367,7 +438,7 @@ impl DbIterator {
             while self.merge.valid() && user_key(self.merge.key()) == key.as_ref() {
                 let parsed = parse_internal_key(self.merge.key()).ok_or_else(|| {
                     Error::corruption(
-                        &self.db.dir,
+                        self.db.dir(),
                         0,
                         "a memtable or table yielded a malformed internal key",
                     )
@@ -393,7 +464,7 @@ impl DbIterator {
                 if self.range_deleted(&key, seq) {
                     continue;
                 }
-                if let Some(value) = self.db.visible(&key, kind, value)? {
+                if let Some(value) = self.found(&key, kind, || value)? {
                     return Ok(Some((key, value)));
                 }
             }
@@ -412,6 +483,7 @@ impl Iterator for DbIterator {
         }
         if let Some(e) = self.pending_error.take() {
             self.done = true;
+            self.failed = true;
             return Some(Err(e));
         }
         if !self.positioned {
@@ -430,8 +502,42 @@ impl Iterator for DbIterator {
             }
             Err(e) => {
                 self.done = true;
+                self.failed = true;
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// The keys of a key range as of a snapshot, without their values (see
+/// [`crate::Db::keys`]): yields `Result<key>`; after an error nothing more.
+/// Can seek like a [`DbIterator`].
+#[derive(Debug)]
+pub struct DbKeys {
+    inner: DbIterator,
+}
+
+impl DbKeys {
+    pub(crate) fn new(mut inner: DbIterator) -> Self {
+        inner.keys_only = true;
+        DbKeys { inner }
+    }
+
+    /// See [`DbIterator::seek`].
+    pub fn seek(&mut self, key: impl AsRef<[u8]>) {
+        self.inner.seek(key);
+    }
+
+    /// See [`DbIterator::seek_for_prev`].
+    pub fn seek_for_prev(&mut self, key: impl AsRef<[u8]>) {
+        self.inner.seek_for_prev(key);
+    }
+}
+
+impl Iterator for DbKeys {
+    type Item = Result<Bytes>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|item| item.map(|(key, _)| key))
     }
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use jkv_format::{RangeTombstoneSet, Result, SeqNo};
 
 use crate::db::DbInner;
-use crate::version::{SuperVersion, Version};
+use crate::version::Version;
+use crate::view::SuperVersion;
 
 /// The range tombstones of one `SuperVersion`, one set per source.
 #[derive(Debug, Default)]

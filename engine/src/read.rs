@@ -8,12 +8,12 @@ use bytes::Bytes;
 
 use std::sync::Arc;
 
-use jkv_format::{Error, FileNumber, Result, SeqNo, ValueKind};
+use jkv_format::{Error, Result, SeqNo, ValueKind};
 use jkv_manifest::TableMeta;
 use jkv_sstable::Table;
 
 use crate::db::DbInner;
-use crate::version::SuperVersion;
+use crate::view::SuperVersion;
 
 impl DbInner {
     pub(crate) fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Bytes>> {
@@ -28,12 +28,12 @@ impl DbInner {
     /// no pointer read here leads into a deleted file.
     pub(crate) fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
         let sv = self.super_version();
-        let seq = SeqNo(self.visible_seq.load(std::sync::atomic::Ordering::Acquire));
+        let seq = self.view().visible_seq();
         self.get_in(&sv, key, seq)
     }
 
     fn get_in(&self, sv: &SuperVersion, key: &[u8], snapshot: SeqNo) -> Result<Option<Bytes>> {
-        self.counters
+        self.counters()
             .gets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match lookup(self, sv, key, snapshot)? {
@@ -74,15 +74,16 @@ impl DbInner {
     /// file of the same name but other contents (from another database, or
     /// a restored backup) is corruption, not data.
     pub(crate) fn open_table(&self, meta: &TableMeta) -> Result<Arc<Table>> {
-        let table = self.table_cache.get(FileNumber(meta.id))?;
+        let table = self.table_cache().get(meta.id)?;
         let props = table.properties();
-        if props.db_id != 0 && self.db_id != 0 && props.db_id != self.db_id {
+        if props.db_id != 0 && self.db_id() != 0 && props.db_id != self.db_id() {
             return Err(Error::corruption(
                 table.path(),
                 0,
                 format!(
                     "the table belongs to database {:#x}, not to this one ({:#x})",
-                    props.db_id, self.db_id
+                    props.db_id,
+                    self.db_id()
                 ),
             ));
         }

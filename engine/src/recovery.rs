@@ -9,31 +9,30 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::Mutex;
 
-use jkv_compaction::CompactionStatus;
 use jkv_format::names::vlog_path;
 use jkv_format::names::{self, parse_file_name, FileKind};
 use jkv_format::ValuePointer;
-use jkv_format::{Error, FileNumber, FileSystem, Result, SeqNo, ValueKind};
+use jkv_format::{Error, FileNumber, FileSystem, Result, ValueKind};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, TableMeta, VersionEdit};
 use jkv_memtable::Memtable;
 use jkv_sstable::TableCache;
-use jkv_vlog::{VlogIter, VlogReader};
+use jkv_vlog::VlogIter;
 
-use crate::compaction::CompactionState;
-use crate::db::{Db, DbInner, DbState, WriterState};
+use crate::compaction::Compactions;
+use crate::db::{Db, DbInner, Parts};
+use crate::manifest_log::ManifestLog;
 use crate::options::Options;
-use crate::snapshot::SnapshotRegistry;
-use crate::stats::Counters;
-use crate::version::{SuperVersion, TableDeleter, Version};
-use crate::vlog::{VlogGcState, VlogSet};
+use crate::version::TableDeleter;
+use crate::view::View;
+use crate::vlog::ValueLog;
 use crate::wal::reader::{replay, Replay};
 use crate::wal::writer::WalWriter;
-use crate::write::WriteQueue;
+use crate::workers::Workers;
+use crate::write::WritePath;
 
 pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
     options.validate()?;
@@ -79,11 +78,11 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
         options.max_open_tables,
         jkv_sstable::BlockCache::new(options.block_cache_bytes),
     );
-    let deleter = Arc::new(TableDeleter {
-        fs: fs.clone(),
-        dir: dir.to_path_buf(),
-        table_cache: table_cache.clone(),
-    });
+    let deleter = Arc::new(TableDeleter::new(
+        fs.clone(),
+        dir.to_path_buf(),
+        table_cache.clone(),
+    ));
     let pool = if options.auto_compactions {
         Some(
             rayon::ThreadPoolBuilder::new()
@@ -101,65 +100,27 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
     } else {
         None
     };
-    let inner = Arc::new(DbInner {
-        dir: dir.to_path_buf(),
-        fs: fs.clone(),
-        db_id: state.db_id,
-        writer: Mutex::new(WriterState {
-            wal: None,
-            mem: Arc::new(options.new_memtable()),
-            last_seq: SeqNo(state.last_seq),
-            throttle_debt: std::time::Duration::ZERO,
-            vlog: None,
-            vlog_dirty: false,
-        }),
-        manifest: Mutex::new(manifest),
-        state: Mutex::new(DbState {
-            imms: Vec::new(),
-            version: Arc::new(Version::from_state(&state, &Version::default(), &deleter)),
-            vlogs: Arc::new(VlogSet::default()),
-            shutting_down: false,
-        }),
-        state_changed: Condvar::new(),
-        current: RwLock::new(Arc::new(SuperVersion {
-            mem: Arc::new(options.new_memtable()),
-            imms: Vec::new(),
-            version: Arc::new(Version::default()),
-            vlogs: Arc::new(VlogSet::default()),
-        })),
-        queue: Mutex::new(WriteQueue::default()),
-        queue_changed: Condvar::new(),
-        queue_gather: Condvar::new(),
-        visible_seq: AtomicU64::new(0),
-        next_file: AtomicU64::new(state.next_file.max(1)),
-        snapshots: Arc::new(SnapshotRegistry::default()),
-        table_cache,
+    let vlog = ValueLog::new(fs.clone(), dir, options.value_threshold.is_some());
+    let view = View::new(
+        &state,
         deleter,
-        compaction: Mutex::new(CompactionState {
-            status: CompactionStatus::new(options.num_levels),
-            manual_waiting: 0,
-            garbage_running: false,
-            garbage_started: None,
-        }),
-        compaction_done: Condvar::new(),
-        pool,
-        l0_tables: AtomicUsize::new(0),
-        jobs: Arc::default(),
-        vlog_reader: Arc::new(VlogReader::new(fs.clone(), dir.to_path_buf())),
-        active_vlog_number: AtomicU64::new(0),
-        vlog_gc: Mutex::new(VlogGcState::default()),
-        vlog_gc_run: Mutex::new(()),
-        idle_at: AtomicU64::new(u64::MAX),
-        vlog_census_due: AtomicBool::new(options.value_threshold.is_some()),
-        vlog_garbage_estimate: Mutex::new(Default::default()),
-        me: std::sync::OnceLock::new(),
-        bg_error: Mutex::new(None),
-        closed: AtomicBool::new(false),
-        counters: Counters::new(options.num_levels),
+        vlog.handle_source(fs.clone(), dir),
+        Arc::new(options.new_memtable()),
+    );
+    let inner = DbInner::new(Parts {
+        dir: dir.to_path_buf(),
+        db_id: state.db_id,
+        fs: fs.clone(),
+        writes: WritePath::new(Arc::new(options.new_memtable()), state.last_seq),
+        manifest: ManifestLog::new(manifest, state.next_file),
+        compactions: Compactions::new(options.num_levels),
+        view,
+        vlog,
+        workers: Workers::new(pool),
+        table_cache,
         options,
-        lock: Mutex::new(Some(lock)),
+        lock,
     });
-    let _ = inner.me.set(Arc::downgrade(&inner));
     recover_wals(&inner, &state)?;
     remove_orphans(&inner)?;
     let flush_thread = {
@@ -181,7 +142,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<Db> {
 /// tail, or all of it (damage inside is left for reads to report). 0 when
 /// the file is missing.
 fn vlog_valid_len_of(inner: &DbInner, file: FileNumber) -> u64 {
-    let Ok(mut iter) = VlogIter::open(&*inner.fs, &inner.dir, file) else {
+    let Ok(mut iter) = VlogIter::open(&**inner.fs(), inner.dir(), file) else {
         return 0;
     };
     let mut damaged = false;
@@ -234,11 +195,8 @@ fn check_files_present(fs: &dyn FileSystem, dir: &Path, state: &ManifestState) -
         .levels
         .iter()
         .flatten()
-        .map(|t| names::table_name(FileNumber(t.id)));
-    let wals = state
-        .live_wals
-        .iter()
-        .map(|&n| names::wal_name(FileNumber(n)));
+        .map(|t| names::table_name(t.id));
+    let wals = state.live_wals.iter().map(|&n| names::wal_name(n));
     for name in tables.chain(wals) {
         if !present.contains(&name) {
             return Err(Error::corruption(
@@ -254,18 +212,18 @@ fn check_files_present(fs: &dyn FileSystem, dir: &Path, state: &ManifestState) -
 /// Replays live WALs into L0 tables and starts a new WAL, in one manifest
 /// edit; then publishes the recovered state.
 fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
-    let mut last_seq = SeqNo(state.last_seq);
+    let mut last_seq = state.last_seq;
     for t in state.levels.iter().flatten() {
-        last_seq = last_seq.max(SeqNo(t.max_seq));
+        last_seq = last_seq.max(t.max_seq);
     }
     let mut tables: Vec<TableMeta> = Vec::new();
     let mut discards = std::collections::BTreeMap::new();
     let mut mem = Arc::new(Memtable::new());
     let last_wal = state.live_wals.iter().next_back().copied();
-    let mut vlog_valid_len: std::collections::HashMap<u64, u64> = Default::default();
+    let mut vlog_valid_len: std::collections::HashMap<FileNumber, u64> = Default::default();
     for &wal in &state.live_wals {
-        let path = names::wal_path(&inner.dir, FileNumber(wal));
-        let summary = replay(&*inner.fs, &path, FileNumber(wal), inner.db_id, |batch| {
+        let path = names::wal_path(inner.dir(), wal);
+        let summary = replay(&**inner.fs(), &path, wal, inner.db_id(), |batch| {
             // A pointer whose value did not reach the disk: in the last WAL
             // that is the unsynced tail of a crash (the value log is synced
             // before any WAL sync), so replay stops there; in an earlier
@@ -282,7 +240,7 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
                 let Some(pointer) = ValuePointer::decode(entry.value) else {
                     continue;
                 };
-                if !state.vlogs.contains_key(&pointer.file.0) {
+                if !state.vlogs.contains_key(&pointer.file) {
                     // Garbage collection retired the file: it did so only
                     // after rewriting every entry the tree still pointed
                     // to (synced, in a later WAL record), so this version
@@ -290,14 +248,14 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
                     continue;
                 }
                 let valid = *vlog_valid_len
-                    .entry(pointer.file.0)
+                    .entry(pointer.file)
                     .or_insert_with(|| vlog_valid_len_of(inner, pointer.file));
                 if pointer.offset + u64::from(pointer.len) > valid {
                     return if Some(wal) == last_wal {
                         Ok(Replay::StopHere)
                     } else {
                         Err(Error::corruption(
-                            vlog_path(&inner.dir, pointer.file),
+                            vlog_path(inner.dir(), pointer.file),
                             pointer.offset,
                             format!(
                                 "value of a write in {} is missing: the value log ends at byte {valid}",
@@ -320,41 +278,38 @@ fn recover_wals(inner: &Arc<DbInner>, state: &ManifestState) -> Result<()> {
             Ok(Replay::Continue)
         })?;
         last_seq = last_seq.max(summary.max_seq);
-        if mem.approximate_memory_bytes() >= inner.options.write_buffer_size {
+        if mem.approximate_memory_bytes() >= inner.options().write_buffer_size {
             tables.extend(inner.write_level0_table(&mem, &mut discards)?);
             mem = Arc::new(Memtable::new());
         }
     }
     tables.extend(inner.write_level0_table(&mem, &mut discards)?);
 
-    let mut writer = inner.writer.lock();
-    writer.last_seq = last_seq;
+    let mut writer = inner.writes().lock_writer();
     let mut edit = VersionEdit {
-        vlog_discards: crate::flush::live_discards(state, discards),
+        vlog_discards: crate::manifest_log::live_discards(state, discards),
         added_tables: tables,
         retired_wals: state.live_wals.iter().copied().collect(),
-        last_seq: Some(last_seq.0),
+        last_seq: Some(last_seq),
         ..VersionEdit::default()
     };
-    if inner.options.wal {
-        let number = inner.allocate_file_number();
-        writer.wal = Some(WalWriter::create(
-            &*inner.fs,
-            &inner.dir,
-            number,
-            inner.db_id,
-        )?);
-        inner.fs.sync_dir(&inner.dir)?;
-        edit.new_wals.push(number.0);
-    }
-    edit.next_file = Some(inner.next_file.load(std::sync::atomic::Ordering::SeqCst));
-    let mut manifest = inner.manifest.lock();
+    let wal = if inner.options().wal {
+        let number = inner.manifest().allocate_file_number();
+        let wal = WalWriter::create(&**inner.fs(), inner.dir(), number, inner.db_id())?;
+        inner.fs().sync_dir(inner.dir())?;
+        edit.new_wals.push(number);
+        Some(wal)
+    } else {
+        None
+    };
+    writer.recovered(last_seq, wal);
+    edit.next_file = Some(inner.manifest().next_file());
+    let mut manifest = inner.manifest().lock();
     manifest.apply(edit)?;
+    inner.view().set_visible_seq(last_seq);
     inner
-        .visible_seq
-        .store(last_seq.0, std::sync::atomic::Ordering::Release);
-    let mut db_state = inner.state.lock();
-    inner.publish(manifest.state(), &mut db_state, Some(writer.mem.clone()));
+        .view()
+        .publish(manifest.state(), Some(writer.mem().clone()));
     Ok(())
 }
 
@@ -372,19 +327,19 @@ pub(crate) const LOST_DIR: &str = "lost";
 /// the unnamed files may be the only copy of data. They are moved into
 /// `lost/` rather than deleted; `jkv check` lists them.
 fn remove_orphans(inner: &DbInner) -> Result<()> {
-    let manifest = inner.manifest.lock();
+    let manifest = inner.manifest().lock();
     let quarantine = manifest.torn_tail_cut().is_some();
     let state = manifest.state();
-    let live_tables: HashSet<u64> = state.levels.iter().flatten().map(|t| t.id).collect();
-    let lost = inner.dir.join(LOST_DIR);
+    let live_tables: HashSet<FileNumber> = state.levels.iter().flatten().map(|t| t.id).collect();
+    let lost = inner.dir().join(LOST_DIR);
     let mut changed = false;
-    for name in inner.fs.list(&inner.dir)? {
+    for name in inner.fs().list(inner.dir())? {
         let data_file = match parse_file_name(&name) {
-            Some(FileKind::Table(n)) => !live_tables.contains(&n.0),
-            Some(FileKind::Wal(n)) => !state.live_wals.contains(&n.0),
-            Some(FileKind::ValueLog(n)) => !state.vlogs.contains_key(&n.0),
+            Some(FileKind::Table(n)) => !live_tables.contains(&n),
+            Some(FileKind::Wal(n)) => !state.live_wals.contains(&n),
+            Some(FileKind::ValueLog(n)) => !state.vlogs.contains_key(&n),
             Some(FileKind::Temp) | Some(FileKind::ManifestTmp) => {
-                inner.fs.remove(&inner.dir.join(&name))?;
+                inner.fs().remove(&inner.dir().join(&name))?;
                 changed = true;
                 continue;
             }
@@ -394,16 +349,18 @@ fn remove_orphans(inner: &DbInner) -> Result<()> {
             continue;
         }
         if quarantine {
-            inner.fs.create_dir_all(&lost)?;
-            inner.fs.rename(&inner.dir.join(&name), &lost.join(&name))?;
-            inner.fs.sync_dir(&lost)?;
+            inner.fs().create_dir_all(&lost)?;
+            inner
+                .fs()
+                .rename(&inner.dir().join(&name), &lost.join(&name))?;
+            inner.fs().sync_dir(&lost)?;
         } else {
-            inner.fs.remove(&inner.dir.join(&name))?;
+            inner.fs().remove(&inner.dir().join(&name))?;
         }
         changed = true;
     }
     if changed {
-        inner.fs.sync_dir(&inner.dir)?;
+        inner.fs().sync_dir(inner.dir())?;
     }
     Ok(())
 }

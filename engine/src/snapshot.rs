@@ -88,6 +88,12 @@ impl Snapshot {
     pub fn seq(&self) -> SeqNo {
         self.seq
     }
+
+    /// Whether the snapshot was taken from the database whose registry is
+    /// `registry`.
+    pub(crate) fn is_of(&self, registry: &Arc<SnapshotRegistry>) -> bool {
+        Arc::ptr_eq(&self.registry, registry)
+    }
 }
 
 impl Clone for Snapshot {

@@ -63,6 +63,26 @@ impl Counters {
             ..Counters::default()
         }
     }
+
+    /// Writes, gets and scans so far (idleness is a stretch where this
+    /// does not move).
+    pub(crate) fn activity(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+            + self.gets.load(Ordering::Acquire)
+            + self.scans.load(Ordering::Acquire)
+    }
+}
+
+/// One live value-log file's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VlogFileStats {
+    /// The file's number (`NNNNNN.vlog`).
+    pub number: FileNumber,
+    /// Bytes of the file on disk (0 when it cannot be sized).
+    pub size_bytes: u64,
+    /// Bytes of its entries that flushes and compactions found overwritten
+    /// or deleted (the manifest's discard count).
+    pub garbage_bytes: u64,
 }
 
 /// One level's figures.
@@ -141,9 +161,8 @@ pub struct Stats {
     pub blocks_verified: u64,
     /// Live snapshot handles.
     pub snapshots: usize,
-    /// Live value-log files: (file number, bytes on disk, garbage bytes
-    /// found by compaction).
-    pub vlog_files: Vec<(u64, u64, u64)>,
+    /// Live value-log files, by ascending file number.
+    pub vlog_files: Vec<VlogFileStats>,
     /// Bytes appended to value logs (writes and GC rewrites).
     pub vlog_bytes_written: u64,
     /// Value-log files garbage collected.
@@ -161,8 +180,8 @@ impl Stats {
     pub(crate) fn collect(db: &DbInner) -> Stats {
         let sv = db.super_version();
         let metas = sv.version.metas();
-        let targets = LevelTargets::compute(&metas, &db.options.compaction);
-        let c = &db.counters;
+        let targets = LevelTargets::compute(&metas, &db.options().compaction);
+        let c = db.counters();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let levels = metas
             .iter()
@@ -180,24 +199,19 @@ impl Stats {
                     .map(|t| {
                         // A table that does not open counts as stored raw;
                         // reads of it report the damage.
-                        db.table_cache
-                            .get(FileNumber(t.id))
-                            .map_or(t.size_bytes, |table| {
-                                let p = table.properties();
-                                t.size_bytes - p.data_size_bytes.min(t.size_bytes)
-                                    + p.data_raw_size_bytes()
-                            })
+                        db.table_cache().get(t.id).map_or(t.size_bytes, |table| {
+                            let p = table.properties();
+                            t.size_bytes - p.data_size_bytes.min(t.size_bytes)
+                                + p.data_raw_size_bytes()
+                        })
                     })
                     .sum(),
-                compression: db.options.compression_for_level(level),
+                compression: db.options().compression_for_level(level),
             })
             .collect();
-        let (running, running_max) = {
-            let compaction = db.compaction.lock();
-            (compaction.status.running(), compaction.status.running_max())
-        };
+        let (running, running_max) = db.compactions().running();
         let vlog_files = {
-            let manifest = db.manifest.lock();
+            let manifest = db.manifest().lock();
             manifest
                 .state()
                 .vlogs
@@ -206,9 +220,13 @@ impl Stats {
                 .collect::<Vec<_>>()
         }
         .into_iter()
-        .map(|(n, garbage)| {
-            let path = jkv_format::names::vlog_path(&db.dir, jkv_format::FileNumber(n));
-            (n, db.fs.file_size(&path).unwrap_or(0), garbage)
+        .map(|(number, garbage_bytes)| {
+            let path = jkv_format::names::vlog_path(db.dir(), number);
+            VlogFileStats {
+                number,
+                size_bytes: db.fs().file_size(&path).unwrap_or(0),
+                garbage_bytes,
+            }
         })
         .collect();
         Stats {
@@ -244,10 +262,10 @@ impl Stats {
             compactions_running_max: running_max,
             compactions_running: running,
             stall_micros: load(&c.stall_micros),
-            blocks_verified: db.table_cache.verified_block_count(),
-            block_cache: db.table_cache.block_cache().map(|c| c.stats()),
-            snapshots: db.snapshots.count(),
-            health: db.bg_error.lock().as_ref().map(|e| e.to_string()),
+            blocks_verified: db.table_cache().verified_block_count(),
+            block_cache: db.table_cache().block_cache().map(|c| c.stats()),
+            snapshots: db.snapshots().count(),
+            health: db.workers().error().map(|e| e.to_string()),
         }
     }
 
@@ -275,7 +293,7 @@ impl Stats {
 
     /// Bytes of all live value-log files.
     pub fn vlog_bytes(&self) -> u64 {
-        self.vlog_files.iter().map(|f| f.1).sum()
+        self.vlog_files.iter().map(|f| f.size_bytes).sum()
     }
 
     /// Estimated space amplification: bytes in all tables over bytes in the
@@ -357,7 +375,7 @@ impl fmt::Display for Stats {
             "range tombstones {}, tables deleted unread {}",
             self.range_tombstones, self.range_deleted_tables
         )?;
-        let vlog_garbage: u64 = self.vlog_files.iter().map(|v| v.2).sum();
+        let vlog_garbage: u64 = self.vlog_files.iter().map(|v| v.garbage_bytes).sum();
         writeln!(
             f,
             "value log: {} files, {:.2} MiB, garbage {:.2} MiB; written {:.2} MiB; GC collected {} files, rewrote {} entries",
@@ -368,13 +386,14 @@ impl fmt::Display for Stats {
             self.vlog_gc_files,
             self.vlog_gc_rewritten
         )?;
-        for (n, size, garbage) in &self.vlog_files {
+        for v in &self.vlog_files {
             writeln!(
                 f,
-                "  {n:06}.vlog {:.2} MiB, garbage {:.2} MiB ({:.0}%)",
-                mib(*size),
-                mib(*garbage),
-                100.0 * *garbage as f64 / (*size).max(1) as f64
+                "  {}.vlog {:.2} MiB, garbage {:.2} MiB ({:.0}%)",
+                v.number,
+                mib(v.size_bytes),
+                mib(v.garbage_bytes),
+                100.0 * v.garbage_bytes as f64 / v.size_bytes.max(1) as f64
             )?;
         }
         writeln!(

@@ -1,13 +1,14 @@
-//! What a reader sees: the active memtable, the frozen ones, and the table
-//! set (a `Version`), bundled in one immutable `SuperVersion` that readers
-//! clone an `Arc` of. Writers build a new one and swap it in under a short
-//! lock (`DbInner::current`); nothing here is ever mutated in place.
+//! The file sets a reader holds: the table set (a `Version`) and the live
+//! value-log files (a `VlogSet`), both immutable once built; the published
+//! view (view.rs) bundles them into the `SuperVersion` readers clone.
 //!
-//! Tables are held through `Arc<TableHandle>`: a compaction marks its inputs
-//! obsolete once the manifest no longer names them, and the file is deleted
-//! when the last version (and so the last reader) holding it lets go.
+//! Files are held through handles (`Arc<TableHandle>`,
+//! `Arc<VlogFileHandle>`): a compaction marks its inputs obsolete once the
+//! manifest no longer names them (value-log collection does the same for
+//! the files it retires), and the file is deleted when the last set (and
+//! so the last reader) holding it lets go.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,16 +16,29 @@ use std::sync::{Arc, OnceLock};
 
 use jkv_format::key::user_key;
 use jkv_format::names::table_path;
+use jkv_format::names::vlog_path;
 use jkv_format::{FileNumber, FileSystem, RangeTombstoneSet};
 use jkv_manifest::{ManifestState, TableMeta};
-use jkv_memtable::Memtable;
 use jkv_sstable::TableCache;
+use jkv_vlog::VlogReader;
 
 /// Deletes table files that no version references any more.
 pub(crate) struct TableDeleter {
-    pub fs: Arc<dyn FileSystem>,
-    pub dir: PathBuf,
-    pub table_cache: TableCache,
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    table_cache: TableCache,
+}
+
+impl TableDeleter {
+    /// Deletes files of `dir` through `fs`, evicting them from
+    /// `table_cache` first.
+    pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, table_cache: TableCache) -> Self {
+        TableDeleter {
+            fs,
+            dir,
+            table_cache,
+        }
+    }
 }
 
 /// A table of the tree: its manifest entry, and whether it was compacted
@@ -59,7 +73,7 @@ impl std::fmt::Debug for TableHandle {
 impl Drop for TableHandle {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
-            let number = FileNumber(self.meta.id);
+            let number = self.meta.id;
             self.deleter.table_cache.evict(number);
             // A failed removal leaves an orphan that the next open removes.
             let _ = self
@@ -87,7 +101,7 @@ impl Version {
     /// The table set the manifest describes, reusing the handles of `prev`
     /// for tables it already had.
     pub fn from_state(state: &ManifestState, prev: &Version, deleter: &Arc<TableDeleter>) -> Self {
-        let known: HashMap<u64, &Arc<TableHandle>> = prev
+        let known: HashMap<FileNumber, &Arc<TableHandle>> = prev
             .levels
             .iter()
             .flatten()
@@ -132,7 +146,7 @@ impl Version {
     }
 
     /// The handle of table `id`, if this version has it.
-    pub fn handle(&self, id: u64) -> Option<&Arc<TableHandle>> {
+    pub fn handle(&self, id: FileNumber) -> Option<&Arc<TableHandle>> {
         self.levels.iter().flatten().find(|h| h.meta.id == id)
     }
 
@@ -157,24 +171,78 @@ impl Version {
     }
 }
 
-/// A frozen memtable waiting for flush, with the WAL that holds its writes.
-#[derive(Debug)]
-pub(crate) struct Frozen {
-    pub mem: Arc<Memtable>,
-    /// `None` when the WAL is disabled.
-    pub wal: Option<FileNumber>,
+/// A live value-log file. When it has been garbage collected (`obsolete`)
+/// the file is deleted as the last handle — held by super-versions, so by
+/// readers — goes away.
+pub(crate) struct VlogFileHandle {
+    number: FileNumber,
+    obsolete: AtomicBool,
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    reader: Arc<VlogReader>,
 }
 
-/// Everything a read needs, captured at once.
-#[derive(Debug)]
-pub(crate) struct SuperVersion {
-    /// The memtable taking writes.
-    pub mem: Arc<Memtable>,
-    /// Frozen memtables, newest first.
-    pub imms: Vec<Arc<Frozen>>,
-    /// The tables.
-    pub version: Arc<Version>,
-    /// The value-log files readers may need: held so that a collected file
-    /// outlives every reader that could still resolve a pointer into it.
-    pub vlogs: Arc<crate::vlog::VlogSet>,
+impl VlogFileHandle {
+    /// Marks the file collected: the manifest edit that removed it is
+    /// durable, so it may go once no reader holds it.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for VlogFileHandle {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            self.reader.forget(self.number);
+            // A failed removal leaves an orphan the next open removes.
+            let _ = self.fs.remove(&vlog_path(&self.dir, self.number));
+        }
+    }
+}
+
+impl std::fmt::Debug for VlogFileHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VlogFileHandle({})", self.number)
+    }
+}
+
+/// The live value-log files at one point in time.
+#[derive(Debug, Default)]
+pub(crate) struct VlogSet {
+    pub files: BTreeMap<FileNumber, Arc<VlogFileHandle>>,
+}
+
+/// Makes the handles of a [`VlogSet`] (owned by the published view).
+pub(crate) struct VlogHandleSource {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    reader: Arc<VlogReader>,
+}
+
+impl VlogHandleSource {
+    /// Handles on the files of `dir`, read through `reader`.
+    pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, reader: Arc<VlogReader>) -> Self {
+        VlogHandleSource { fs, dir, reader }
+    }
+
+    /// The files the manifest names, reusing the handles of `prev`.
+    pub fn set_from(&self, state: &ManifestState, prev: &VlogSet) -> VlogSet {
+        let files = state
+            .vlogs
+            .keys()
+            .map(|&n| {
+                let handle = prev.files.get(&n).cloned().unwrap_or_else(|| {
+                    Arc::new(VlogFileHandle {
+                        number: n,
+                        obsolete: AtomicBool::new(false),
+                        fs: self.fs.clone(),
+                        dir: self.dir.clone(),
+                        reader: self.reader.clone(),
+                    })
+                });
+                (n, handle)
+            })
+            .collect();
+        VlogSet { files }
+    }
 }

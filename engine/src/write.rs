@@ -6,6 +6,13 @@
 //! and at most one fsync, inserts them into the memtable, publishes the new
 //! sequence number and wakes the followers with the group's result. Only the
 //! leader touches the WAL and inserts into the memtable.
+//!
+//! Locks: `WritePath::writer` is lock order 1 (only a value-log
+//! collection's run lock comes before it), held by the leader for a whole
+//! commit group, WAL and value-log I/O included. `WritePath::queue` is a
+//! leaf, held briefly and never while taking another lock; its condition
+//! variables wake followers (`queue_changed`) and a gathering leader
+//! (`queue_gather`).
 
 use std::collections::VecDeque;
 use std::mem;
@@ -14,16 +21,17 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use jkv_format::{Error, Result, ValueKind};
+use jkv_format::{Error, Result, SeqNo, ValueKind};
 use jkv_manifest::VersionEdit;
+use jkv_memtable::Memtable;
 
 use crate::batch::WriteBatch;
-use crate::db::{DbInner, WriterState};
+use crate::db::DbInner;
 use crate::options::WriteOptions;
-use crate::version::Frozen;
-use crate::vlog::pointer_extent;
+use crate::view::Frozen;
+use crate::vlog::{pointer_extent, ActiveVlog};
 use crate::wal::writer::WalWriter;
 
 /// Bytes of batches one leader commits at most; a larger queue is split
@@ -46,12 +54,94 @@ struct PendingWrite {
     sync: bool,
     /// The writing thread, to count distinct synced writers.
     thread: ThreadId,
-    result: Mutex<Option<Result<()>>>,
+    /// The sequence number the write committed at, or why it failed.
+    result: Mutex<Option<Result<SeqNo>>>,
 }
 
-/// Writes waiting for a leader (leaf lock, `DbInner::queue`).
+/// The write path: the queue of writes waiting for a leader and the
+/// leader's state (see the module comment for the locks).
+pub(crate) struct WritePath {
+    /// Writes waiting for a leader (leaf lock).
+    queue: Mutex<WriteQueue>,
+    /// Signalled when a leader is done (followers look for their result
+    /// or lead the next group).
+    queue_changed: Condvar,
+    /// Signalled when a write is queued while a leader gathers its group.
+    queue_gather: Condvar,
+    /// The write-group leader's state (lock order 1).
+    writer: Mutex<WriterState>,
+}
+
+impl WritePath {
+    /// An idle write path with `mem` as the active memtable, after `last_seq`,
+    /// without a WAL yet.
+    pub fn new(mem: Arc<Memtable>, last_seq: SeqNo) -> WritePath {
+        WritePath {
+            queue: Mutex::new(WriteQueue::default()),
+            queue_changed: Condvar::new(),
+            queue_gather: Condvar::new(),
+            writer: Mutex::new(WriterState {
+                wal: None,
+                mem,
+                last_seq,
+                throttle_debt: Duration::ZERO,
+                vlog: ActiveVlog::default(),
+            }),
+        }
+    }
+
+    /// Locks the leader's state (lock order 1), to commit outside the
+    /// queue (value-log rewrites) or to change the WAL or memtable.
+    pub fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
+        self.writer.lock()
+    }
+}
+
+/// State owned by the write-group leader (lock order 1).
+pub(crate) struct WriterState {
+    /// The active WAL; `None` when the WAL is disabled.
+    wal: Option<WalWriter>,
+    /// The active memtable (the same one the view publishes).
+    mem: Arc<Memtable>,
+    /// Last sequence number assigned.
+    last_seq: SeqNo,
+    /// Write delay owed under L0 backpressure, paid in sleeps of >= 1 ms.
+    throttle_debt: Duration,
+    /// The value-log file taking large values.
+    vlog: ActiveVlog,
+}
+
+impl WriterState {
+    /// The active memtable.
+    pub fn mem(&self) -> &Arc<Memtable> {
+        &self.mem
+    }
+
+    /// Last sequence number assigned.
+    pub fn last_seq(&self) -> SeqNo {
+        self.last_seq
+    }
+
+    /// After recovery: writes continue after `last_seq`, into `wal`.
+    pub fn recovered(&mut self, last_seq: SeqNo, wal: Option<WalWriter>) {
+        self.last_seq = last_seq;
+        self.wal = wal;
+    }
+
+    /// Syncs the value log, then the active WAL (older WALs were synced
+    /// when their memtables froze).
+    pub fn sync(&mut self) -> Result<()> {
+        self.vlog.sync_if_dirty()?;
+        if let Some(wal) = self.wal.as_mut() {
+            wal.sync()?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes waiting for a leader (leaf lock, `WritePath::queue`).
 #[derive(Default)]
-pub(crate) struct WriteQueue {
+struct WriteQueue {
     pending: VecDeque<Arc<PendingWrite>>,
     leader_active: bool,
     /// A leader is waiting on `queue_gather` for more writes.
@@ -93,13 +183,15 @@ impl WriteQueue {
 }
 
 impl DbInner {
-    pub(crate) fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+    /// [`crate::Db::write`]: returns the sequence number of the batch's
+    /// last entry (the visible one for an empty batch).
+    pub(crate) fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
         batch.validate()?;
         self.check_writable()?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(self.view().visible_seq());
         }
-        let mut queue = self.queue.lock();
+        let mut queue = self.writes().queue.lock();
         if !queue.leader_active
             && queue.pending.is_empty()
             && !(options.sync && queue.sync_writers > 1)
@@ -109,13 +201,15 @@ impl DbInner {
             queue.leader_active = true;
             drop(queue);
             let mut batch = batch;
+            let entries = batch.len() as u64;
             let started = options.sync.then(Instant::now);
             let result = {
-                let mut writer = self.writer.lock();
+                let mut writer = self.writes().writer.lock();
                 self.commit_batches(&mut writer, &mut [&mut batch], options.sync, 1)
+                    .map(|before| before.plus(entries))
             };
             let synced = started.map(|t| (vec![std::thread::current().id()], t));
-            self.end_leading(&mut self.queue.lock(), synced);
+            self.end_leading(&mut self.writes().queue.lock(), synced);
             return result;
         }
         let me = Arc::new(PendingWrite {
@@ -127,14 +221,14 @@ impl DbInner {
         queue.pending.push_back(me.clone());
         if queue.gathering && queue.pending.len() >= queue.sync_writers {
             // The gathering leader waits for exactly this.
-            self.queue_gather.notify_one();
+            self.writes().queue_gather.notify_one();
         }
         loop {
             if let Some(result) = me.result.lock().take() {
                 return result;
             }
             if queue.leader_active {
-                self.queue_changed.wait(&mut queue);
+                self.writes().queue_changed.wait(&mut queue);
                 continue;
             }
             // Lead one group: everything queued, up to the size cap.
@@ -145,6 +239,7 @@ impl DbInner {
                 queue.gathering = true;
                 while queue.pending.len() < queue.sync_writers {
                     if self
+                        .writes()
                         .queue_gather
                         .wait_until(&mut queue, deadline)
                         .timed_out()
@@ -168,13 +263,16 @@ impl DbInner {
             let sync = group.iter().any(|w| w.sync);
             let started = sync.then(Instant::now);
             let result = {
-                let mut writer = self.writer.lock();
+                let mut writer = self.writes().writer.lock();
                 self.commit_group(&mut writer, &group)
             };
-            for w in &group {
-                *w.result.lock() = Some(result.clone());
+            for (i, w) in group.iter().enumerate() {
+                *w.result.lock() = Some(match &result {
+                    Ok(last_seqs) => Ok(last_seqs[i]),
+                    Err(e) => Err(e.clone()),
+                });
             }
-            queue = self.queue.lock();
+            queue = self.writes().queue.lock();
             let synced = started.map(|t| {
                 let threads = if group.len() <= GATHER_TRACK_MAX {
                     group.iter().map(|w| w.thread).collect()
@@ -187,6 +285,37 @@ impl DbInner {
         }
     }
 
+    /// [`crate::Db::try_write`]: [`Self::write`], unless the write path
+    /// would make it wait.
+    pub(crate) fn try_write(&self, batch: WriteBatch, options: WriteOptions) -> Result<SeqNo> {
+        if let Some(what) = self.stall_ahead() {
+            return Err(Error::WouldStall { what });
+        }
+        self.write(batch, options)
+    }
+
+    /// What a write starting now would wait for, if anything: L0 past its
+    /// slowdown or stop trigger (see `throttle_for_level0`), or a full
+    /// memtable that cannot be frozen while the frozen ones are at their
+    /// limit (see `freeze`).
+    fn stall_ahead(&self) -> Option<&'static str> {
+        let options = self.options();
+        if options.auto_compactions {
+            let l0 = self.view().l0_tables();
+            if l0 >= options.compaction.l0_stop {
+                return Some("level 0 is at its stop trigger, waiting for compaction");
+            }
+            if l0 >= options.compaction.l0_slowdown {
+                return Some("level 0 is past its slowdown trigger, writes are delayed");
+            }
+        }
+        let full = self.super_version().mem.approximate_memory_bytes() >= options.write_buffer_size;
+        if full && self.view().frozen_count() >= options.max_immutable_memtables {
+            return Some("the memtable is full and the frozen ones wait for their flush");
+        }
+        None
+    }
+
     /// A leader is done: records a synced group's writers and duration
     /// (`synced`: its threads and start), hands leadership back and wakes
     /// the waiting writers (the group's members for their results, the
@@ -196,34 +325,48 @@ impl DbInner {
             queue.record_sync_group(threads, started.elapsed());
         }
         queue.leader_active = false;
-        self.queue_changed.notify_all();
+        self.writes().queue_changed.notify_all();
     }
 
-    /// Writes one group: WAL, then memtable, then publish.
-    fn commit_group(&self, writer: &mut WriterState, group: &[Arc<PendingWrite>]) -> Result<()> {
+    /// Writes one group: WAL, then memtable, then publish. Returns the
+    /// sequence number of each batch's last entry, in group order.
+    fn commit_group(
+        &self,
+        writer: &mut WriterState,
+        group: &[Arc<PendingWrite>],
+    ) -> Result<Vec<SeqNo>> {
         let mut guards: Vec<_> = group.iter().map(|w| w.batch.lock()).collect();
+        let mut last = SeqNo(0);
+        let mut ends: Vec<u64> = Vec::with_capacity(guards.len());
+        for g in &guards {
+            last = last.plus(g.len() as u64);
+            ends.push(last.0);
+        }
         let mut batches: Vec<&mut WriteBatch> = guards.iter_mut().map(|g| &mut **g).collect();
         let sync = group.iter().any(|w| w.sync);
-        self.commit_batches(writer, &mut batches, sync, group.len())
+        let before = self.commit_batches(writer, &mut batches, sync, group.len())?;
+        Ok(ends.into_iter().map(|n| before.plus(n)).collect())
     }
 
     /// Commits the batches of `writes` writers as one group, after L0
-    /// backpressure.
+    /// backpressure. Returns the sequence number before the group's first
+    /// entry (the batches got the ones after it, in order).
     fn commit_batches(
         &self,
         writer: &mut WriterState,
         batches: &mut [&mut WriteBatch],
         sync: bool,
         writes: usize,
-    ) -> Result<()> {
+    ) -> Result<SeqNo> {
         self.check_writable()?;
         let group_bytes: usize = batches.iter().map(|b| b.encoded_len()).sum();
         self.throttle_for_level0(writer, group_bytes)?;
+        let before = writer.last_seq;
         self.commit_locked(writer, batches, sync)?;
-        self.counters
+        self.counters()
             .writes
             .fetch_add(writes as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(before)
     }
 
     /// Commits `batches` as one group with the writer lock held: sequence
@@ -238,30 +381,21 @@ impl DbInner {
         self.make_room(writer)?;
         let mut seq = writer.last_seq;
         let mut user_bytes = 0;
+        if self.options().value_threshold.is_some() {
+            self.separate_group(&mut writer.vlog, &writer.mem, batches, seq.plus(1))
+                .map_err(|e| self.poison(e))?;
+        }
         for batch in batches.iter_mut() {
             let first = seq.plus(1);
-            if let Some(threshold) = self.options.value_threshold {
-                if batch.value_len_max() >= threshold {
-                    **batch = self
-                        .separate(writer, batch, first)
-                        .map_err(|e| self.poison(e))?;
-                    writer.vlog_dirty = true;
-                }
-            }
             batch.seal(first);
             seq = seq.plus(batch.len() as u64);
             user_bytes += batch.user_bytes();
         }
-        if writer.vlog_dirty {
-            // The values before the WAL records that point to them.
-            if let Some(vlog) = writer.vlog.as_mut() {
-                vlog.flush().map_err(|e| self.poison(e))?;
-                if sync {
-                    vlog.sync().map_err(|e| self.poison(e))?;
-                    writer.vlog_dirty = false;
-                }
-            }
-        }
+        // The values before the WAL records that point to them.
+        writer
+            .vlog
+            .flush_appends(sync)
+            .map_err(|e| self.poison(e))?;
         if let Some(wal) = writer.wal.as_mut() {
             let written = wal
                 .append_batches(batches.iter().map(|b| b.encoded()))
@@ -269,7 +403,7 @@ impl DbInner {
             if sync {
                 wal.sync().map_err(|e| self.poison(e))?;
             }
-            self.counters
+            self.counters()
                 .wal_bytes
                 .fetch_add(written, Ordering::Relaxed);
         }
@@ -320,56 +454,35 @@ impl DbInner {
         self.add_vlog_garbage(&garbage);
         debug_assert_eq!(entry_seq, seq);
         writer.last_seq = seq;
-        self.visible_seq.store(seq.0, Ordering::Release);
-        self.counters
+        self.view().set_visible_seq(seq);
+        self.counters()
             .user_bytes
             .fetch_add(user_bytes, Ordering::Relaxed);
-        self.counters.write_groups.fetch_add(1, Ordering::Relaxed);
+        self.counters().write_groups.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// [`crate::Db::sync_wal`]: value log first, then the active WAL.
     pub(crate) fn sync_wal(&self) -> Result<()> {
         self.check_writable()?;
-        let mut writer = self.writer.lock();
-        self.sync_vlog(&mut writer).map_err(|e| self.poison(e))?;
-        if let Some(wal) = writer.wal.as_mut() {
-            wal.sync().map_err(|e| self.poison(e))?;
-        }
-        Ok(())
-    }
-
-    /// Syncs the value log if it holds appends not yet synced: done before
-    /// any WAL sync, so a durable pointer never outlives its value.
-    pub(crate) fn sync_vlog(&self, writer: &mut WriterState) -> Result<()> {
-        if writer.vlog_dirty {
-            if let Some(vlog) = writer.vlog.as_mut() {
-                vlog.sync()?;
-            }
-            writer.vlog_dirty = false;
-        }
-        Ok(())
+        let mut writer = self.writes().writer.lock();
+        writer.sync().map_err(|e| self.poison(e))
     }
 
     /// Write backpressure from L0: past the slowdown trigger, writes are
     /// delayed at a rate that halves with each further L0 table; at the stop
     /// trigger they wait (on a condition variable) for compaction.
     fn throttle_for_level0(&self, writer: &mut WriterState, group_bytes: usize) -> Result<()> {
-        if !self.options.auto_compactions {
+        if !self.options().auto_compactions {
             return Ok(());
         }
-        let config = &self.options.compaction;
-        let l0 = self.l0_tables.load(Ordering::Acquire);
+        let config = &self.options().compaction;
+        let l0 = self.view().l0_tables();
         if l0 >= config.l0_stop {
             let since = Instant::now();
-            let mut state = self.state.lock();
-            while self.l0_tables.load(Ordering::Acquire) >= config.l0_stop {
-                self.check_writable()?;
-                self.state_changed
-                    .wait_for(&mut state, Duration::from_millis(100));
-            }
-            drop(state);
-            self.counters
+            self.view()
+                .wait_for_l0_below(config.l0_stop, || self.check_writable())?;
+            self.counters()
                 .stall_micros
                 .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
             writer.throttle_debt = Duration::ZERO;
@@ -381,7 +494,7 @@ impl DbInner {
                 let pause = writer.throttle_debt;
                 writer.throttle_debt = Duration::ZERO;
                 std::thread::sleep(pause);
-                self.counters
+                self.counters()
                     .stall_micros
                     .fetch_add(pause.as_micros() as u64, Ordering::Relaxed);
             }
@@ -393,7 +506,7 @@ impl DbInner {
 
     /// Freezes the memtable when it is full.
     fn make_room(&self, writer: &mut WriterState) -> Result<()> {
-        if writer.mem.approximate_memory_bytes() < self.options.write_buffer_size {
+        if writer.mem.approximate_memory_bytes() < self.options().write_buffer_size {
             return Ok(());
         }
         self.freeze(writer)
@@ -404,41 +517,35 @@ impl DbInner {
     /// limit.
     pub(crate) fn freeze(&self, writer: &mut WriterState) -> Result<()> {
         {
-            let mut state = self.state.lock();
-            let mut stalled_since = None;
-            while state.imms.len() >= self.options.max_immutable_memtables {
-                self.check_healthy()?;
-                stalled_since.get_or_insert_with(Instant::now);
-                self.state_changed.wait(&mut state);
-            }
+            let stalled_since = self
+                .view()
+                .wait_for_frozen_below(self.options().max_immutable_memtables, || {
+                    self.check_healthy()
+                })?;
             if let Some(since) = stalled_since {
-                self.counters
+                self.counters()
                     .stall_micros
                     .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
             }
         }
         self.check_healthy()?;
-        let new_wal = if self.options.wal {
+        let new_wal = if self.options().wal {
             Some(self.start_wal(writer).map_err(|e| self.poison(e))?)
         } else {
             // The frozen memtable's pointers must be durable before its
             // table is named in the manifest.
-            self.sync_vlog(writer).map_err(|e| self.poison(e))?;
+            writer.vlog.sync_if_dirty().map_err(|e| self.poison(e))?;
             None
         };
         let old_wal = mem::replace(&mut writer.wal, new_wal).map(|w| w.number());
-        let old_mem = mem::replace(&mut writer.mem, Arc::new(self.options.new_memtable()));
-        let mut state = self.state.lock();
-        state.imms.insert(
-            0,
-            Arc::new(Frozen {
+        let old_mem = mem::replace(&mut writer.mem, Arc::new(self.options().new_memtable()));
+        self.view().add_frozen(
+            Frozen {
                 mem: old_mem,
                 wal: old_wal,
-            }),
+            },
+            writer.mem.clone(),
         );
-        self.install(&state, writer.mem.clone());
-        drop(state);
-        self.state_changed.notify_all();
         Ok(())
     }
 
@@ -446,19 +553,16 @@ impl DbInner {
     /// earlier unsynced one), then creates the next WAL, makes its directory
     /// entry durable and records it in the manifest.
     fn start_wal(&self, writer: &mut WriterState) -> Result<WalWriter> {
-        self.sync_vlog(writer)?;
-        if let Some(old) = writer.wal.as_mut() {
-            old.sync()?;
-        }
-        let number = self.allocate_file_number();
-        let wal = WalWriter::create(&*self.fs, &self.dir, number, self.db_id)?;
-        self.fs.sync_dir(&self.dir)?;
+        writer.sync()?;
+        let number = self.manifest().allocate_file_number();
+        let wal = WalWriter::create(&**self.fs(), self.dir(), number, self.db_id())?;
+        self.fs().sync_dir(self.dir())?;
         let edit = VersionEdit {
-            new_wals: vec![number.0],
-            next_file: Some(self.next_file.load(Ordering::SeqCst)),
+            new_wals: vec![number],
+            next_file: Some(self.manifest().next_file()),
             ..VersionEdit::default()
         };
-        self.manifest.lock().apply(edit)?;
+        self.manifest().lock().apply(edit)?;
         Ok(wal)
     }
 
@@ -467,7 +571,7 @@ impl DbInner {
     pub(crate) fn flush_all(&self) -> Result<()> {
         self.check_writable()?;
         {
-            let mut writer = self.writer.lock();
+            let mut writer = self.writes().writer.lock();
             if !writer.mem.is_empty() {
                 self.freeze(&mut writer)?;
             }
@@ -476,47 +580,37 @@ impl DbInner {
     }
 
     fn wait_for_flushes(&self) -> Result<()> {
-        let mut state = self.state.lock();
-        loop {
-            if let Some(cause) = &*self.bg_error.lock() {
-                return Err(Error::ReadOnly(cause.clone()));
-            }
-            if state.imms.is_empty() {
-                return Ok(());
-            }
-            self.state_changed.wait(&mut state);
-        }
+        self.view().wait_for_no_frozen(|| self.check_healthy())
     }
 
     /// Stops accepting writes and makes what was acknowledged durable:
     /// syncs the WAL, or flushes the memtables when there is no WAL. Tells
     /// the flush thread to exit. Returns the first error met.
     pub(crate) fn shut_down(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.workers().close() {
             return Ok(());
         }
         // After a failure that made the database read-only, acknowledged
         // writes may not all be durable: say so.
         let mut result = self.check_healthy();
         {
-            let mut writer = self.writer.lock();
+            let mut writer = self.writes().writer.lock();
             if result.is_ok() {
-                result = self.sync_vlog(&mut writer).map_err(|e| self.poison(e));
+                result = writer.vlog.sync_if_dirty().map_err(|e| self.poison(e));
             }
             if let Some(wal) = writer.wal.as_mut() {
-                if result.is_ok() && self.bg_error.lock().is_none() {
+                if result.is_ok() && !self.workers().failed() {
                     result = wal.sync().map_err(|e| self.poison(e));
                 }
-            } else if !writer.mem.is_empty() && self.bg_error.lock().is_none() {
+            } else if !writer.mem.is_empty() && !self.workers().failed() {
                 // No WAL: the memtable is the only copy of its writes.
                 result = self.freeze(&mut writer);
             }
         }
-        if result.is_ok() && !self.options.wal {
+        if result.is_ok() && !self.options().wal {
             result = self.wait_for_flushes();
         }
-        self.state.lock().shutting_down = true;
-        self.state_changed.notify_all();
+        self.view().shut_down();
         result
     }
 }

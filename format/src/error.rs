@@ -52,6 +52,14 @@ pub enum Error {
     /// refuse writes until it is reopened. Reads keep working.
     #[error("database refuses writes after an earlier failure: {0}")]
     ReadOnly(Arc<Error>),
+    /// A write asked not to wait (`Db::try_write`) would have waited for
+    /// flushes or compactions to catch up (`what` says which); nothing was
+    /// written.
+    #[error("the write would stall: {what}")]
+    WouldStall {
+        /// What the write would have waited for.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -104,6 +112,7 @@ impl Clone for Error {
             Error::Locked { path } => Error::Locked { path: path.clone() },
             Error::Closed => Error::Closed,
             Error::ReadOnly(inner) => Error::ReadOnly(inner.clone()),
+            Error::WouldStall { what } => Error::WouldStall { what },
         }
     }
 }

@@ -2,11 +2,17 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A write's sequence number. Every entry of a write batch gets its own,
 /// consecutive ones; a snapshot is the sequence number it may see up to
 /// (inclusive). 56 bits wide: the low byte of an internal key trailer holds
-/// the [`crate::ValueKind`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// the [`crate::ValueKind`]. Serializes as a bare number (the manifest's
+/// JSON holds it that way).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct SeqNo(pub u64);
 
 impl SeqNo {
@@ -30,8 +36,12 @@ impl fmt::Display for SeqNo {
 
 /// Number of a file in the database directory (WAL, table, value log).
 /// Allocated from one counter recorded in the manifest, so no two files ever
-/// share a number, whatever their kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// share a number, whatever their kind. Serializes as a bare number (the
+/// manifest's JSON holds it that way).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct FileNumber(pub u64);
 
 impl fmt::Display for FileNumber {

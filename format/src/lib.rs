@@ -12,6 +12,7 @@
 pub mod coding;
 pub mod compression;
 pub mod error;
+pub mod file_header;
 pub mod fs;
 pub mod ids;
 pub mod iter;

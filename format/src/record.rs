@@ -39,17 +39,29 @@ pub const PAYLOAD_LEN_MAX: usize = 1 << 30;
 /// If `payload` is longer than [`PAYLOAD_LEN_MAX`]; callers bound their
 /// batches well below that.
 pub fn append_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    buf.extend_from_slice(&record_header(kind, payload));
+    buf.extend_from_slice(payload);
+}
+
+/// The header of the record framing `payload`: the bytes [`append_record`]
+/// puts before it. Writers of large payloads append this and then the
+/// payload from where it lies, instead of copying it into a frame buffer.
+///
+/// # Panics
+/// If `payload` is longer than [`PAYLOAD_LEN_MAX`].
+pub fn record_header(kind: u8, payload: &[u8]) -> [u8; HEADER_LEN] {
     assert!(
         payload.len() <= PAYLOAD_LEN_MAX,
         "record payload must be at most PAYLOAD_LEN_MAX bytes"
     );
     let len = (payload.len() as u32).to_le_bytes();
     let header_crc = checksum_parts(&[&len, &[kind]]);
-    buf.extend_from_slice(&header_crc.to_le_bytes());
-    buf.extend_from_slice(&len);
-    buf.push(kind);
-    buf.extend_from_slice(&checksum(payload).to_le_bytes());
-    buf.extend_from_slice(payload);
+    let mut out = [0u8; HEADER_LEN];
+    out[HEADER_CRC_AT..LEN_AT].copy_from_slice(&header_crc.to_le_bytes());
+    out[LEN_AT..KIND_AT].copy_from_slice(&len);
+    out[KIND_AT] = kind;
+    out[PAYLOAD_CRC_AT..HEADER_LEN].copy_from_slice(&checksum(payload).to_le_bytes());
+    out
 }
 
 /// One record read back.
@@ -218,6 +230,18 @@ mod tests {
             }
         }
         (out, None)
+    }
+
+    #[test]
+    fn header_then_payload_reads_as_one_record() {
+        let payload = vec![7u8; 10_000];
+        let mut split = record_header(2, &payload).to_vec();
+        split.extend_from_slice(&payload);
+        let mut whole = Vec::new();
+        append_record(&mut whole, 2, &payload);
+        assert_eq!(split, whole);
+        let (recs, stop) = read_all(&split);
+        assert_eq!((recs, stop), (vec![payload], None));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Plain data with serde derives; no I/O, no threads. Applying an edit to a
 //! state is [`crate::ManifestState::apply`].
 
+use jkv_format::{FileNumber, SeqNo};
 use serde::{Deserialize, Serialize};
 
 /// What the manifest knows about one sorted table.
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TableMeta {
     /// The table's file number (`NNNNNN.sst`).
-    pub id: u64,
+    pub id: FileNumber,
     /// Level the table sits in, 0-based.
     pub level: u32,
     /// Size of the table file in bytes.
@@ -27,9 +28,9 @@ pub struct TableMeta {
     #[serde(with = "hex_bytes")]
     pub largest: Vec<u8>,
     /// Smallest sequence number of any entry in the table.
-    pub min_seq: u64,
+    pub min_seq: SeqNo,
     /// Largest sequence number of any entry in the table.
-    pub max_seq: u64,
+    pub max_seq: SeqNo,
     /// Range tombstones the table holds (its range-tombstone block); left
     /// out of the JSON when 0, and 0 in records written before range
     /// deletes existed.
@@ -56,7 +57,7 @@ pub struct TableId {
     /// Level the table sits in.
     pub level: u32,
     /// The table's file number.
-    pub id: u64,
+    pub id: FileNumber,
 }
 
 /// One change to the manifest state. Empty fields are left out of the JSON
@@ -80,11 +81,11 @@ pub struct VersionEdit {
     /// WAL file numbers that start being live (their memtable is not yet
     /// flushed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub new_wals: Vec<u64>,
+    pub new_wals: Vec<FileNumber>,
     /// Live WALs whose memtable is now in a table; they may be deleted once
     /// this edit is durable.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub retired_wals: Vec<u64>,
+    pub retired_wals: Vec<FileNumber>,
     /// Tables that become part of the version.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub added_tables: Vec<TableMeta>,
@@ -94,28 +95,28 @@ pub struct VersionEdit {
     pub removed_tables: Vec<TableId>,
     /// The next file number to allocate is at least this.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_file: Option<u64>,
+    pub next_file: Option<FileNumber>,
     /// The last sequence number written is at least this.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seq: Option<u64>,
+    pub last_seq: Option<SeqNo>,
     /// Value-log files that start being live (created and synced, directory
     /// synced).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub new_vlogs: Vec<u64>,
+    pub new_vlogs: Vec<FileNumber>,
     /// Garbage found in live value logs, added to their discard counts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vlog_discards: Vec<VlogDiscard>,
     /// Value logs that leave the database (garbage collected); their files
     /// may be deleted once this edit is durable.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub removed_vlogs: Vec<u64>,
+    pub removed_vlogs: Vec<FileNumber>,
 }
 
 /// Bytes of garbage found in one value-log file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VlogDiscard {
     /// The value log's file number.
-    pub file: u64,
+    pub file: FileNumber,
     /// Bytes of entries no longer reachable.
     pub bytes: u64,
 }
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn empty_fields_are_left_out() {
         let edit = VersionEdit {
-            next_file: Some(7),
+            next_file: Some(FileNumber(7)),
             ..VersionEdit::default()
         };
         let json = serde_json::to_string(&edit).expect("edit serializes");
@@ -169,14 +170,14 @@ mod tests {
     #[test]
     fn keys_are_hex() {
         let meta = TableMeta {
-            id: 12,
+            id: FileNumber(12),
             level: 1,
             size_bytes: 4096,
             entries: 3,
             smallest: vec![0x00, 0xab],
             largest: vec![0xff],
-            min_seq: 1,
-            max_seq: 9,
+            min_seq: SeqNo(1),
+            max_seq: SeqNo(9),
             range_deletions: 0,
             deletions: 0,
             older_versions: 0,

@@ -24,4 +24,4 @@ pub use error::{Error, Result};
 pub use manifest::{Manifest, ManifestOptions, REWRITE_THRESHOLD_BYTES_DEFAULT};
 pub use reader::{read_records, verify, verify_file, BadLine, VerifyReport};
 pub use record::Record;
-pub use state::{ManifestState, VlogMeta, FORMAT_VERSION};
+pub use state::{ManifestState, Rejected, VlogMeta, FORMAT_VERSION};

@@ -145,42 +145,46 @@ fn explain_bad_record(text: &str, err: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::edit::{TableId, TableMeta};
+    use jkv_format::{FileNumber, SeqNo};
 
     fn sample_state() -> ManifestState {
         let mut state = ManifestState::new(3);
         state.levels[1].push(TableMeta {
-            id: 9,
+            id: FileNumber(9),
             level: 1,
             size_bytes: 1234,
             entries: 56,
             smallest: b"a\x01\0\0\0\0\0\0\0".to_vec(),
             largest: b"z\x01\0\0\0\0\0\0\0".to_vec(),
-            min_seq: 3,
-            max_seq: 77,
+            min_seq: SeqNo(3),
+            max_seq: SeqNo(77),
             range_deletions: 0,
             deletions: 0,
             older_versions: 0,
         });
-        state.live_wals.insert(10);
-        state.next_file = 11;
-        state.last_seq = 77;
+        state.live_wals.insert(FileNumber(10));
+        state.next_file = FileNumber(11);
+        state.last_seq = SeqNo(77);
         state
     }
 
     fn sample_edit() -> VersionEdit {
         VersionEdit {
-            new_wals: vec![12],
-            retired_wals: vec![10],
+            new_wals: vec![FileNumber(12)],
+            retired_wals: vec![FileNumber(10)],
             added_tables: sample_state().levels[1].clone(),
-            removed_tables: vec![TableId { level: 0, id: 4 }],
-            next_file: Some(13),
-            last_seq: Some(80),
-            new_vlogs: vec![14],
+            removed_tables: vec![TableId {
+                level: 0,
+                id: FileNumber(4),
+            }],
+            next_file: Some(FileNumber(13)),
+            last_seq: Some(SeqNo(80)),
+            new_vlogs: vec![FileNumber(14)],
             vlog_discards: vec![crate::edit::VlogDiscard {
-                file: 9,
+                file: FileNumber(9),
                 bytes: 4096,
             }],
-            removed_vlogs: vec![8],
+            removed_vlogs: vec![FileNumber(8)],
         }
     }
 
@@ -206,8 +210,8 @@ mod tests {
     #[test]
     fn json_shape() {
         let edit = VersionEdit {
-            new_wals: vec![5],
-            next_file: Some(6),
+            new_wals: vec![FileNumber(5)],
+            next_file: Some(FileNumber(6)),
             ..VersionEdit::default()
         };
         let line = encode_line(RecordRef::Edit(&edit));
@@ -293,7 +297,7 @@ mod tests {
         assert_eq!(
             record,
             Record::Edit(VersionEdit {
-                next_file: Some(4),
+                next_file: Some(FileNumber(4)),
                 ..VersionEdit::default()
             })
         );
@@ -313,14 +317,14 @@ mod tests {
         )
             .prop_map(
                 |(id, level, size_bytes, entries, smallest, largest, min_seq, max_seq)| TableMeta {
-                    id,
+                    id: FileNumber(id),
                     level,
                     size_bytes,
                     entries,
                     smallest,
                     largest,
-                    min_seq,
-                    max_seq,
+                    min_seq: SeqNo(min_seq),
+                    max_seq: SeqNo(max_seq),
                     range_deletions: max_seq % 3,
                     deletions: entries / 3,
                     older_versions: entries % 7,
@@ -340,15 +344,18 @@ mod tests {
         ) {
             let new_wals_copy = new_wals.clone();
             let edit = VersionEdit {
-                new_wals,
-                retired_wals,
+                new_wals: new_wals.into_iter().map(FileNumber).collect(),
+                retired_wals: retired_wals.into_iter().map(FileNumber).collect(),
                 added_tables,
-                removed_tables: removed.into_iter().map(|(level, id)| TableId { level, id }).collect(),
-                next_file,
-                last_seq,
-                new_vlogs: new_wals_copy.iter().map(|w| w ^ 1).collect(),
-                vlog_discards: vec![crate::edit::VlogDiscard { file: 3, bytes: 77 }],
-                removed_vlogs: vec![5],
+                removed_tables: removed
+                    .into_iter()
+                    .map(|(level, id)| TableId { level, id: FileNumber(id) })
+                    .collect(),
+                next_file: next_file.map(FileNumber),
+                last_seq: last_seq.map(SeqNo),
+                new_vlogs: new_wals_copy.iter().map(|w| FileNumber(w ^ 1)).collect(),
+                vlog_discards: vec![crate::edit::VlogDiscard { file: FileNumber(3), bytes: 77 }],
+                removed_vlogs: vec![FileNumber(5)],
             };
             let record = Record::Edit(edit);
             let line = encode_line((&record).into());
@@ -364,14 +371,14 @@ mod tests {
         ) {
             let live_wals_vlogs = live_wals
                 .iter()
-                .map(|&w| (w ^ 1, crate::state::VlogMeta { discard_bytes: w / 2 }))
+                .map(|&w| (FileNumber(w ^ 1), crate::state::VlogMeta { discard_bytes: w / 2 }))
                 .collect();
             let record = Record::Snapshot(ManifestState {
                 format_version: FORMAT_VERSION,
                 levels,
-                live_wals,
-                next_file,
-                last_seq,
+                live_wals: live_wals.into_iter().map(FileNumber).collect(),
+                next_file: FileNumber(next_file),
+                last_seq: SeqNo(last_seq),
                 vlogs: live_wals_vlogs,
                 db_id: next_file ^ last_seq,
             });

@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jkv_format::key::compare_internal_keys;
+use jkv_format::{FileNumber, SeqNo};
 use serde::{Deserialize, Serialize};
 
 use crate::edit::{TableMeta, VersionEdit};
@@ -47,13 +48,13 @@ pub struct ManifestState {
     /// WALs whose memtables are not flushed yet, replayed in ascending order
     /// at open.
     #[serde(default)]
-    pub live_wals: BTreeSet<u64>,
+    pub live_wals: BTreeSet<FileNumber>,
     /// Next file number to allocate; above every live file's number.
     #[serde(default)]
-    pub next_file: u64,
+    pub next_file: FileNumber,
     /// Largest sequence number known to be written.
     #[serde(default)]
-    pub last_seq: u64,
+    pub last_seq: SeqNo,
     /// Identity of the database, chosen at random when it is created and
     /// written into the header of every WAL, so that a log from another
     /// database is refused (0: a version-1 manifest, which had none).
@@ -62,7 +63,7 @@ pub struct ManifestState {
     /// Live value-log files by file number (a JSON list of
     /// `{"file": n, "discard_bytes": b}`).
     #[serde(default, with = "vlog_list")]
-    pub vlogs: BTreeMap<u64, VlogMeta>,
+    pub vlogs: BTreeMap<FileNumber, VlogMeta>,
 }
 
 /// Serde adapter: the value-log map as a list of objects (JSON object keys
@@ -70,19 +71,20 @@ pub struct ManifestState {
 mod vlog_list {
     use std::collections::BTreeMap;
 
+    use jkv_format::FileNumber;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     use super::VlogMeta;
 
     #[derive(Serialize, Deserialize)]
     struct Entry {
-        file: u64,
+        file: FileNumber,
         #[serde(default)]
         discard_bytes: u64,
     }
 
     pub fn serialize<S: Serializer>(
-        map: &BTreeMap<u64, VlogMeta>,
+        map: &BTreeMap<FileNumber, VlogMeta>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let list: Vec<Entry> = map
@@ -97,7 +99,7 @@ mod vlog_list {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<BTreeMap<u64, VlogMeta>, D::Error> {
+    ) -> Result<BTreeMap<FileNumber, VlogMeta>, D::Error> {
         let list = Vec::<Entry>::deserialize(d)?;
         Ok(list
             .into_iter()
@@ -113,6 +115,128 @@ mod vlog_list {
     }
 }
 
+/// Why [`ManifestState::apply`] refused an edit, or
+/// [`ManifestState::normalize`] a state. The messages name file numbers
+/// as plain decimal numbers, as the manifest's JSON does.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// The edit names a level the manifest does not have.
+    #[error("level {level} out of range: the manifest has {num_levels} levels")]
+    LevelOutOfRange {
+        /// The level named.
+        level: u32,
+        /// Levels the manifest has.
+        num_levels: usize,
+    },
+    /// A removed table is not at the level named.
+    #[error("cannot remove table {} from level {level}: not there", table.0)]
+    TableNotThere {
+        /// The table.
+        table: FileNumber,
+        /// The level named.
+        level: u32,
+    },
+    /// An added table's number is a live table's.
+    #[error("cannot add table {}: already live", table.0)]
+    TableAlreadyLive {
+        /// The table.
+        table: FileNumber,
+    },
+    /// An added table's number is a live WAL's or value log's.
+    #[error("cannot add table {}: file number is a live WAL or value log", table.0)]
+    TableNumberTaken {
+        /// The table.
+        table: FileNumber,
+    },
+    /// A table's smallest key is above its largest.
+    #[error("table {}: smallest key is above largest key", table.0)]
+    KeyRangeUpsideDown {
+        /// The table.
+        table: FileNumber,
+    },
+    /// Two tables of a level above 0 overlap.
+    #[error("tables {} and {} overlap in level {level}", first.0, second.0)]
+    Overlap {
+        /// The table first in the level's order.
+        first: FileNumber,
+        /// The table after it.
+        second: FileNumber,
+        /// The level.
+        level: usize,
+    },
+    /// A retired WAL is not live.
+    #[error("cannot retire WAL {}: not live", wal.0)]
+    WalNotLive {
+        /// The WAL.
+        wal: FileNumber,
+    },
+    /// A new WAL's number is a live table's or value log's.
+    #[error("cannot add WAL {}: file number is a live table or value log", wal.0)]
+    WalNumberTaken {
+        /// The WAL.
+        wal: FileNumber,
+    },
+    /// A new WAL is live already.
+    #[error("cannot add WAL {}: already live", wal.0)]
+    WalAlreadyLive {
+        /// The WAL.
+        wal: FileNumber,
+    },
+    /// A new value log's number is a live table's or WAL's.
+    #[error("cannot add value log {}: file number is a live table or WAL", file.0)]
+    VlogNumberTaken {
+        /// The value log.
+        file: FileNumber,
+    },
+    /// A new value log is live already.
+    #[error("cannot add value log {}: already live", file.0)]
+    VlogAlreadyLive {
+        /// The value log.
+        file: FileNumber,
+    },
+    /// Garbage is counted in a value log that is not live.
+    #[error("cannot count garbage in value log {}: not live", file.0)]
+    DiscardInDeadVlog {
+        /// The value log.
+        file: FileNumber,
+    },
+    /// A removed value log is not live.
+    #[error("cannot remove value log {}: not live", file.0)]
+    VlogNotLive {
+        /// The value log.
+        file: FileNumber,
+    },
+    /// A table of a state is listed in another level than its own.
+    #[error("table {} says level {level} but is listed in level {listed}", table.0)]
+    TableInWrongLevel {
+        /// The table.
+        table: FileNumber,
+        /// The level the table's entry names.
+        level: u32,
+        /// The level it is listed in.
+        listed: usize,
+    },
+    /// A table of a state is listed twice.
+    #[error("table {} listed twice", table.0)]
+    TableListedTwice {
+        /// The table.
+        table: FileNumber,
+    },
+    /// A live WAL of a state is also a table.
+    #[error("file number {} is both a table and a live WAL", wal.0)]
+    WalIsTable {
+        /// The WAL.
+        wal: FileNumber,
+    },
+    /// A value log of a state is also a table or a live WAL.
+    #[error("file number {} is both a value log and a table or WAL", file.0)]
+    VlogIsTableOrWal {
+        /// The value log.
+        file: FileNumber,
+    },
+}
+
 impl ManifestState {
     /// An empty state with `num_levels` empty levels, file numbers starting
     /// at 1 and no sequence numbers used.
@@ -121,8 +245,8 @@ impl ManifestState {
             format_version: FORMAT_VERSION,
             levels: vec![Vec::new(); num_levels],
             live_wals: BTreeSet::new(),
-            next_file: 1,
-            last_seq: 0,
+            next_file: FileNumber(1),
+            last_seq: SeqNo(0),
             db_id: 0,
             vlogs: BTreeMap::new(),
         }
@@ -147,7 +271,7 @@ impl ManifestState {
     }
 
     /// The table with file number `id`, if it is live.
-    pub fn table(&self, id: u64) -> Option<&TableMeta> {
+    pub fn table(&self, id: FileNumber) -> Option<&TableMeta> {
         self.all_tables().find(|t| t.id == id)
     }
 
@@ -158,8 +282,8 @@ impl ManifestState {
 
     /// File numbers the state refers to (tables and live WALs): any other
     /// numbered file below `next_file` in the directory is an orphan.
-    pub fn live_file_numbers(&self) -> BTreeSet<u64> {
-        let mut live: BTreeSet<u64> = self.all_tables().map(|t| t.id).collect();
+    pub fn live_file_numbers(&self) -> BTreeSet<FileNumber> {
+        let mut live: BTreeSet<FileNumber> = self.all_tables().map(|t| t.id).collect();
         live.extend(self.live_wals.iter().copied());
         live.extend(self.vlogs.keys().copied());
         live
@@ -175,16 +299,14 @@ impl ManifestState {
     /// live or is a live table. Counters only move forward (the larger value
     /// wins), and `next_file` is raised above every file number the edit
     /// adds.
-    pub fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
+    pub fn apply(&mut self, edit: &VersionEdit) -> Result<(), Rejected> {
         let num_levels = self.levels.len();
-        let level_index = |level: u32| -> Result<usize, String> {
+        let level_index = |level: u32| -> Result<usize, Rejected> {
             let index = level as usize;
             if index < num_levels {
                 Ok(index)
             } else {
-                Err(format!(
-                    "level {level} out of range: the manifest has {num_levels} levels"
-                ))
+                Err(Rejected::LevelOutOfRange { level, num_levels })
             }
         };
 
@@ -197,20 +319,19 @@ impl ManifestState {
             let tables = touched
                 .entry(index)
                 .or_insert_with(|| self.levels[index].clone());
-            let pos = tables
-                .iter()
-                .position(|t| t.id == removed.id)
-                .ok_or_else(|| {
-                    format!(
-                        "cannot remove table {} from level {}: not there",
-                        removed.id, removed.level
-                    )
-                })?;
+            let pos =
+                tables
+                    .iter()
+                    .position(|t| t.id == removed.id)
+                    .ok_or(Rejected::TableNotThere {
+                        table: removed.id,
+                        level: removed.level,
+                    })?;
             tables.remove(pos);
             removed_ids.insert(removed.id);
         }
 
-        let mut live_ids: BTreeSet<u64> = self
+        let mut live_ids: BTreeSet<FileNumber> = self
             .all_tables()
             .map(|t| t.id)
             .filter(|id| !removed_ids.contains(id))
@@ -218,13 +339,10 @@ impl ManifestState {
         for added in &edit.added_tables {
             let index = level_index(added.level)?;
             if !live_ids.insert(added.id) {
-                return Err(format!("cannot add table {}: already live", added.id));
+                return Err(Rejected::TableAlreadyLive { table: added.id });
             }
             if self.live_wals.contains(&added.id) || self.vlogs.contains_key(&added.id) {
-                return Err(format!(
-                    "cannot add table {}: file number is a live WAL or value log",
-                    added.id
-                ));
+                return Err(Rejected::TableNumberTaken { table: added.id });
             }
             check_key_range(added)?;
             touched
@@ -240,43 +358,36 @@ impl ManifestState {
         let mut live_wals = self.live_wals.clone();
         for wal in &edit.retired_wals {
             if !live_wals.remove(wal) {
-                return Err(format!("cannot retire WAL {wal}: not live"));
+                return Err(Rejected::WalNotLive { wal: *wal });
             }
         }
         for &wal in &edit.new_wals {
             if live_ids.contains(&wal) || self.vlogs.contains_key(&wal) {
-                return Err(format!(
-                    "cannot add WAL {wal}: file number is a live table or value log"
-                ));
+                return Err(Rejected::WalNumberTaken { wal });
             }
             if !live_wals.insert(wal) {
-                return Err(format!("cannot add WAL {wal}: already live"));
+                return Err(Rejected::WalAlreadyLive { wal });
             }
         }
 
         let mut vlogs = self.vlogs.clone();
         for &file in &edit.new_vlogs {
             if live_ids.contains(&file) || live_wals.contains(&file) {
-                return Err(format!(
-                    "cannot add value log {file}: file number is a live table or WAL"
-                ));
+                return Err(Rejected::VlogNumberTaken { file });
             }
             if vlogs.insert(file, VlogMeta::default()).is_some() {
-                return Err(format!("cannot add value log {file}: already live"));
+                return Err(Rejected::VlogAlreadyLive { file });
             }
         }
         for discard in &edit.vlog_discards {
-            let meta = vlogs.get_mut(&discard.file).ok_or_else(|| {
-                format!(
-                    "cannot count garbage in value log {}: not live",
-                    discard.file
-                )
-            })?;
+            let meta = vlogs
+                .get_mut(&discard.file)
+                .ok_or(Rejected::DiscardInDeadVlog { file: discard.file })?;
             meta.discard_bytes = meta.discard_bytes.saturating_add(discard.bytes);
         }
-        for file in &edit.removed_vlogs {
-            if vlogs.remove(file).is_none() {
-                return Err(format!("cannot remove value log {file}: not live"));
+        for &file in &edit.removed_vlogs {
+            if vlogs.remove(&file).is_none() {
+                return Err(Rejected::VlogNotLive { file });
             }
         }
 
@@ -298,7 +409,7 @@ impl ManifestState {
             self.next_file = self.next_file.max(next_file);
         }
         if let Some(id) = highest_added {
-            self.next_file = self.next_file.max(id.saturating_add(1));
+            self.next_file = self.next_file.max(FileNumber(id.0.saturating_add(1)));
         }
         if let Some(last_seq) = edit.last_seq {
             self.last_seq = self.last_seq.max(last_seq);
@@ -310,35 +421,34 @@ impl ManifestState {
     /// level in its order. Errors: a table in the wrong level's list, a file
     /// number used twice, a key range upside down, or overlap above level 0.
     /// `next_file` is raised above every live file number.
-    pub fn normalize(&mut self) -> Result<(), String> {
+    pub fn normalize(&mut self) -> Result<(), Rejected> {
         let mut ids = BTreeSet::new();
         for (index, tables) in self.levels.iter_mut().enumerate() {
             for t in tables.iter() {
                 if t.level as usize != index {
-                    return Err(format!(
-                        "table {} says level {} but is listed in level {index}",
-                        t.id, t.level
-                    ));
+                    return Err(Rejected::TableInWrongLevel {
+                        table: t.id,
+                        level: t.level,
+                        listed: index,
+                    });
                 }
                 if !ids.insert(t.id) {
-                    return Err(format!("table {} listed twice", t.id));
+                    return Err(Rejected::TableListedTwice { table: t.id });
                 }
                 check_key_range(t)?;
             }
             sort_level(index, tables);
             check_level(index, tables)?;
         }
-        if let Some(wal) = self.live_wals.iter().find(|w| ids.contains(w)) {
-            return Err(format!("file number {wal} is both a table and a live WAL"));
+        if let Some(&wal) = self.live_wals.iter().find(|w| ids.contains(w)) {
+            return Err(Rejected::WalIsTable { wal });
         }
-        if let Some(v) = self
+        if let Some(&file) = self
             .vlogs
             .keys()
             .find(|v| ids.contains(v) || self.live_wals.contains(v))
         {
-            return Err(format!(
-                "file number {v} is both a value log and a table or WAL"
-            ));
+            return Err(Rejected::VlogIsTableOrWal { file });
         }
         // A counter behind a live file would hand its number out again.
         let highest = ids
@@ -348,15 +458,15 @@ impl ManifestState {
             .chain(self.vlogs.keys().last())
             .max();
         if let Some(&highest) = highest {
-            self.next_file = self.next_file.max(highest.saturating_add(1));
+            self.next_file = self.next_file.max(FileNumber(highest.0.saturating_add(1)));
         }
         Ok(())
     }
 }
 
-fn check_key_range(t: &TableMeta) -> Result<(), String> {
+fn check_key_range(t: &TableMeta) -> Result<(), Rejected> {
     if compare_internal_keys(&t.smallest, &t.largest) == Ordering::Greater {
-        return Err(format!("table {}: smallest key is above largest key", t.id));
+        return Err(Rejected::KeyRangeUpsideDown { table: t.id });
     }
     Ok(())
 }
@@ -372,16 +482,17 @@ fn sort_level(level: usize, tables: &mut [TableMeta]) {
 }
 
 /// Levels above 0 hold disjoint key ranges; `tables` must be sorted.
-fn check_level(level: usize, tables: &[TableMeta]) -> Result<(), String> {
+fn check_level(level: usize, tables: &[TableMeta]) -> Result<(), Rejected> {
     if level == 0 {
         return Ok(());
     }
     for pair in tables.windows(2) {
         if compare_internal_keys(&pair[0].largest, &pair[1].smallest) != Ordering::Less {
-            return Err(format!(
-                "tables {} and {} overlap in level {level}",
-                pair[0].id, pair[1].id
-            ));
+            return Err(Rejected::Overlap {
+                first: pair[0].id,
+                second: pair[1].id,
+                level,
+            });
         }
     }
     Ok(())
@@ -395,35 +506,38 @@ mod tests {
         use crate::edit::VlogDiscard;
         let mut state = ManifestState::new(2);
         let add = VersionEdit {
-            new_vlogs: vec![5],
+            new_vlogs: vec![FileNumber(5)],
             ..VersionEdit::default()
         };
         state.apply(&add).unwrap();
-        assert!(state.live_file_numbers().contains(&5));
-        assert_eq!(state.next_file, 6);
+        assert!(state.live_file_numbers().contains(&FileNumber(5)));
+        assert_eq!(state.next_file.0, 6);
         assert!(state.apply(&add).is_err(), "added twice");
         let count = VersionEdit {
             vlog_discards: vec![VlogDiscard {
-                file: 5,
+                file: FileNumber(5),
                 bytes: 100,
             }],
             ..VersionEdit::default()
         };
         state.apply(&count).unwrap();
         state.apply(&count).unwrap();
-        assert_eq!(state.vlogs[&5].discard_bytes, 200);
+        assert_eq!(state.vlogs[&FileNumber(5)].discard_bytes, 200);
         let unknown = VersionEdit {
-            vlog_discards: vec![VlogDiscard { file: 6, bytes: 1 }],
+            vlog_discards: vec![VlogDiscard {
+                file: FileNumber(6),
+                bytes: 1,
+            }],
             ..VersionEdit::default()
         };
         assert!(state.apply(&unknown).is_err());
         let wal_clash = VersionEdit {
-            new_wals: vec![5],
+            new_wals: vec![FileNumber(5)],
             ..VersionEdit::default()
         };
         assert!(state.apply(&wal_clash).is_err());
         let remove = VersionEdit {
-            removed_vlogs: vec![5],
+            removed_vlogs: vec![FileNumber(5)],
             ..VersionEdit::default()
         };
         state.apply(&remove).unwrap();
@@ -433,7 +547,7 @@ mod tests {
 
     use super::*;
     use crate::edit::TableId;
-    use jkv_format::{InternalKey, SeqNo, ValueKind};
+    use jkv_format::{InternalKey, ValueKind};
 
     fn ik(k: &str, s: u64) -> Vec<u8> {
         InternalKey::new(k.as_bytes(), SeqNo(s), ValueKind::Value).into_vec()
@@ -441,14 +555,14 @@ mod tests {
 
     pub(crate) fn table(id: u64, level: u32, lo: &str, hi: &str, seq: u64) -> TableMeta {
         TableMeta {
-            id,
+            id: FileNumber(id),
             level,
             size_bytes: 1000 * id,
             entries: 10,
             smallest: ik(lo, seq),
             largest: ik(hi, seq),
-            min_seq: seq,
-            max_seq: seq,
+            min_seq: SeqNo(seq),
+            max_seq: SeqNo(seq),
             range_deletions: 0,
             deletions: 0,
             older_versions: 0,
@@ -459,63 +573,75 @@ mod tests {
     fn flush_then_compaction() {
         let mut s = ManifestState::new(3);
         s.apply(&VersionEdit {
-            new_wals: vec![1],
-            next_file: Some(2),
+            new_wals: vec![FileNumber(1)],
+            next_file: Some(FileNumber(2)),
             ..VersionEdit::default()
         })
         .expect("new wal");
         s.apply(&VersionEdit {
-            new_wals: vec![2],
-            next_file: Some(3),
+            new_wals: vec![FileNumber(2)],
+            next_file: Some(FileNumber(3)),
             ..VersionEdit::default()
         })
         .expect("second wal");
         s.apply(&VersionEdit {
             added_tables: vec![table(3, 0, "a", "m", 10)],
-            retired_wals: vec![1],
-            last_seq: Some(10),
+            retired_wals: vec![FileNumber(1)],
+            last_seq: Some(SeqNo(10)),
             ..VersionEdit::default()
         })
         .expect("flush");
         s.apply(&VersionEdit {
             added_tables: vec![table(4, 0, "b", "z", 20)],
-            retired_wals: vec![2],
-            last_seq: Some(20),
+            retired_wals: vec![FileNumber(2)],
+            last_seq: Some(SeqNo(20)),
             ..VersionEdit::default()
         })
         .expect("flush");
         // Newest first in level 0.
-        let ids: Vec<u64> = s.tables(0).iter().map(|t| t.id).collect();
+        let ids: Vec<u64> = s.tables(0).iter().map(|t| t.id.0).collect();
         assert_eq!(ids, vec![4, 3]);
-        assert_eq!(s.next_file, 5, "raised past added table 4");
-        assert_eq!(s.last_seq, 20);
+        assert_eq!(s.next_file.0, 5, "raised past added table 4");
+        assert_eq!(s.last_seq.0, 20);
         assert!(s.live_wals.is_empty());
 
         s.apply(&VersionEdit {
-            removed_tables: vec![TableId { level: 0, id: 3 }, TableId { level: 0, id: 4 }],
+            removed_tables: vec![
+                TableId {
+                    level: 0,
+                    id: FileNumber(3),
+                },
+                TableId {
+                    level: 0,
+                    id: FileNumber(4),
+                },
+            ],
             added_tables: vec![table(6, 1, "n", "z", 20), table(5, 1, "a", "m", 20)],
-            next_file: Some(7),
+            next_file: Some(FileNumber(7)),
             ..VersionEdit::default()
         })
         .expect("compaction");
         assert!(s.tables(0).is_empty());
-        let ids: Vec<u64> = s.tables(1).iter().map(|t| t.id).collect();
+        let ids: Vec<u64> = s.tables(1).iter().map(|t| t.id.0).collect();
         assert_eq!(ids, vec![5, 6], "level 1 sorted by smallest key");
         assert_eq!(s.level_size_bytes(1), 11_000);
-        assert_eq!(s.live_file_numbers(), BTreeSet::from([5, 6]));
-        assert_eq!(s.table(6).map(|t| t.level), Some(1));
+        assert_eq!(
+            s.live_file_numbers(),
+            BTreeSet::from([FileNumber(5), FileNumber(6)])
+        );
+        assert_eq!(s.table(FileNumber(6)).map(|t| t.level), Some(1));
         assert_eq!(s.all_tables().count(), 2);
         assert!(s.tables(9).is_empty());
         assert_eq!(s.level_size_bytes(9), 0);
 
         // Counters never move back.
         s.apply(&VersionEdit {
-            next_file: Some(2),
-            last_seq: Some(1),
+            next_file: Some(FileNumber(2)),
+            last_seq: Some(SeqNo(1)),
             ..VersionEdit::default()
         })
         .expect("counters");
-        assert_eq!((s.next_file, s.last_seq), (7, 20));
+        assert_eq!((s.next_file.0, s.last_seq.0), (7, 20));
     }
 
     #[test]
@@ -530,7 +656,7 @@ mod tests {
             ..VersionEdit::default()
         })
         .expect("add");
-        let ids: Vec<u64> = s.tables(0).iter().map(|t| t.id).collect();
+        let ids: Vec<u64> = s.tables(0).iter().map(|t| t.id.0).collect();
         assert_eq!(ids, vec![8, 9, 7]);
     }
 
@@ -543,7 +669,10 @@ mod tests {
         })
         .expect("add");
         s.apply(&VersionEdit {
-            removed_tables: vec![TableId { level: 1, id: 4 }],
+            removed_tables: vec![TableId {
+                level: 1,
+                id: FileNumber(4),
+            }],
             added_tables: vec![table(4, 2, "a", "c", 1)],
             ..VersionEdit::default()
         })
@@ -556,7 +685,7 @@ mod tests {
     fn rejected_edits_change_nothing() {
         let mut s = ManifestState::new(2);
         s.apply(&VersionEdit {
-            new_wals: vec![1],
+            new_wals: vec![FileNumber(1)],
             added_tables: vec![table(2, 1, "a", "c", 1)],
             ..VersionEdit::default()
         })
@@ -572,28 +701,31 @@ mod tests {
             ),
             (
                 VersionEdit {
-                    removed_tables: vec![TableId { level: 0, id: 2 }],
+                    removed_tables: vec![TableId {
+                        level: 0,
+                        id: FileNumber(2),
+                    }],
                     ..VersionEdit::default()
                 },
                 "not there",
             ),
             (
                 VersionEdit {
-                    retired_wals: vec![5],
+                    retired_wals: vec![FileNumber(5)],
                     ..VersionEdit::default()
                 },
                 "not live",
             ),
             (
                 VersionEdit {
-                    new_wals: vec![1],
+                    new_wals: vec![FileNumber(1)],
                     ..VersionEdit::default()
                 },
                 "already live",
             ),
             (
                 VersionEdit {
-                    new_wals: vec![2],
+                    new_wals: vec![FileNumber(2)],
                     ..VersionEdit::default()
                 },
                 "live table",
@@ -614,7 +746,10 @@ mod tests {
             ),
             (
                 VersionEdit {
-                    removed_tables: vec![TableId { level: 7, id: 2 }],
+                    removed_tables: vec![TableId {
+                        level: 7,
+                        id: FileNumber(2),
+                    }],
                     ..VersionEdit::default()
                 },
                 "out of range",
@@ -636,18 +771,32 @@ mod tests {
             (
                 // A valid part first, then a bad one: nothing may stick.
                 VersionEdit {
-                    retired_wals: vec![1],
+                    retired_wals: vec![FileNumber(1)],
                     added_tables: vec![table(3, 0, "x", "y", 1), table(3, 0, "x", "y", 1)],
-                    next_file: Some(100),
+                    next_file: Some(FileNumber(100)),
                     ..VersionEdit::default()
                 },
                 "already live",
             ),
         ];
+        assert!(matches!(
+            s.apply(&bad[0].0),
+            Err(Rejected::TableAlreadyLive {
+                table: FileNumber(2)
+            })
+        ));
+        assert!(matches!(
+            s.apply(&bad[2].0),
+            Err(Rejected::WalNotLive { wal: FileNumber(5) })
+        ));
+        assert!(matches!(
+            s.apply(&bad[8].0),
+            Err(Rejected::Overlap { level: 1, .. })
+        ));
         for (edit, expected) in bad {
             let err = s.apply(&edit).expect_err("edit must be rejected");
             assert!(
-                err.contains(expected),
+                err.to_string().contains(expected),
                 "{err:?} should mention {expected:?}"
             );
             assert_eq!(s, before, "rejected edit changed the state: {edit:?}");
@@ -659,26 +808,26 @@ mod tests {
         let mut s = ManifestState::new(2);
         s.levels[1] = vec![table(5, 1, "m", "z", 1), table(4, 1, "a", "c", 1)];
         s.levels[0] = vec![table(2, 0, "a", "z", 1), table(3, 0, "a", "z", 2)];
-        s.next_file = 6;
+        s.next_file = FileNumber(6);
         s.normalize().expect("valid state");
-        assert_eq!(s.tables(1)[0].id, 4);
-        assert_eq!(s.tables(0)[0].id, 3);
+        assert_eq!(s.tables(1)[0].id.0, 4);
+        assert_eq!(s.tables(0)[0].id.0, 3);
 
         let mut wrong_level = s.clone();
         wrong_level.levels[0].push(table(9, 1, "a", "b", 1));
-        wrong_level.next_file = 10;
+        wrong_level.next_file = FileNumber(10);
         assert!(wrong_level.normalize().is_err());
 
         let mut counter_behind = s.clone();
-        counter_behind.next_file = 5;
-        counter_behind.live_wals.insert(7);
+        counter_behind.next_file = FileNumber(5);
+        counter_behind.live_wals.insert(FileNumber(7));
         counter_behind
             .normalize()
             .expect("a lagging counter is raised");
-        assert_eq!(counter_behind.next_file, 8);
+        assert_eq!(counter_behind.next_file.0, 8);
 
         let mut wal_is_table = s.clone();
-        wal_is_table.live_wals.insert(4);
+        wal_is_table.live_wals.insert(FileNumber(4));
         assert!(wal_is_table.normalize().is_err());
 
         let mut overlap = s.clone();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jkv_format::fs::DirLock;
-use jkv_format::{Error, FileSystem, Result, StdFs, WritableFile};
+use jkv_format::{Error, FileNumber, FileSystem, Result, StdFs, WritableFile};
 use jkv_manifest::{Manifest, ManifestOptions, ManifestState, VersionEdit};
 
 /// Which calls count towards the failure.
@@ -147,8 +147,8 @@ impl FileSystem for Handle {
 fn wal_edit(state: &ManifestState) -> VersionEdit {
     VersionEdit {
         new_wals: vec![state.next_file],
-        next_file: Some(state.next_file + 1),
-        last_seq: Some(state.last_seq + 10),
+        next_file: Some(FileNumber(state.next_file.0 + 1)),
+        last_seq: Some(state.last_seq.plus(10)),
         ..VersionEdit::default()
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use jkv_format::names::{MANIFEST, MANIFEST_TMP};
-use jkv_format::{Error, FileSystem, InternalKey, SeqNo, StdFs, ValueKind};
+use jkv_format::{Error, FileNumber, FileSystem, InternalKey, SeqNo, StdFs, ValueKind};
 use jkv_manifest::{
     read_records, verify, Manifest, ManifestOptions, ManifestState, Record, TableId, TableMeta,
     VersionEdit,
@@ -32,14 +32,14 @@ fn ik(key: u32, seq: u64) -> Vec<u8> {
 
 fn table(id: u64, level: u32, lo: u32, hi: u32, seq: u64) -> TableMeta {
     TableMeta {
-        id,
+        id: FileNumber(id),
         level,
         size_bytes: 4096 + id,
         entries: u64::from(hi - lo + 1),
         smallest: ik(lo, seq),
         largest: ik(hi, seq),
-        min_seq: seq,
-        max_seq: seq,
+        min_seq: SeqNo(seq),
+        max_seq: SeqNo(seq),
         range_deletions: 0,
         deletions: 0,
         older_versions: 0,
@@ -60,23 +60,23 @@ impl Workload {
     }
 
     fn next_edit(&mut self, state: &ManifestState) -> VersionEdit {
-        let next = state.next_file;
+        let next = state.next_file.0;
         match self.rng.gen_range(0..3) {
             0 => VersionEdit {
-                new_wals: vec![next],
-                next_file: Some(next + 1),
+                new_wals: vec![FileNumber(next)],
+                next_file: Some(FileNumber(next + 1)),
                 ..VersionEdit::default()
             },
             1 if !state.live_wals.is_empty() => {
                 let wal = *state.live_wals.iter().next().expect("non-empty");
                 let lo = self.rng.gen_range(0..1000);
                 let hi = lo + self.rng.gen_range(0..1000);
-                let seq = state.last_seq + self.rng.gen_range(1..100);
+                let seq = state.last_seq.0 + self.rng.gen_range(1..100);
                 VersionEdit {
                     added_tables: vec![table(next, 0, lo, hi, seq)],
                     retired_wals: vec![wal],
-                    next_file: Some(next + 1),
-                    last_seq: Some(seq),
+                    next_file: Some(FileNumber(next + 1)),
+                    last_seq: Some(SeqNo(seq)),
                     ..VersionEdit::default()
                 }
             }
@@ -96,19 +96,19 @@ impl Workload {
                             1,
                             i * width,
                             (i + 1) * width - 1,
-                            state.last_seq,
+                            state.last_seq.0,
                         )
                     })
                     .collect();
                 VersionEdit {
                     removed_tables: removed,
                     added_tables: added,
-                    next_file: Some(next + u64::from(parts)),
+                    next_file: Some(FileNumber(next + u64::from(parts))),
                     ..VersionEdit::default()
                 }
             }
             _ => VersionEdit {
-                last_seq: Some(state.last_seq + 1),
+                last_seq: Some(state.last_seq.plus(1)),
                 ..VersionEdit::default()
             },
         }
@@ -187,20 +187,23 @@ fn every_record_type_round_trips_through_the_file() {
     .expect("create");
     let edits = vec![
         VersionEdit {
-            new_wals: vec![1, 2],
-            next_file: Some(3),
+            new_wals: vec![FileNumber(1), FileNumber(2)],
+            next_file: Some(FileNumber(3)),
             ..VersionEdit::default()
         },
         VersionEdit {
             added_tables: vec![table(3, 0, 1, 9, 5)],
-            retired_wals: vec![1],
-            last_seq: Some(5),
+            retired_wals: vec![FileNumber(1)],
+            last_seq: Some(SeqNo(5)),
             ..VersionEdit::default()
         },
         VersionEdit {
-            removed_tables: vec![TableId { level: 0, id: 3 }],
+            removed_tables: vec![TableId {
+                level: 0,
+                id: FileNumber(3),
+            }],
             added_tables: vec![table(4, 1, 1, 9, 5)],
-            next_file: Some(5),
+            next_file: Some(FileNumber(5)),
             ..VersionEdit::default()
         },
         VersionEdit::default(),
@@ -334,14 +337,14 @@ fn torn_last_line_is_ignored_and_cut() {
 
         // Appends after the cut land on a clean line.
         let edit = VersionEdit {
-            last_seq: Some(1_000_000),
+            last_seq: Some(SeqNo(1_000_000)),
             ..VersionEdit::default()
         };
         m.apply(edit).expect("apply after torn tail");
         drop(m);
         let (_, state) = Manifest::open(fs(), dir.path(), ManifestOptions::default())
             .unwrap_or_else(|e| panic!("{name}: reopen failed: {e}"));
-        assert_eq!(state.last_seq, 1_000_000, "{name}");
+        assert_eq!(state.last_seq, SeqNo(1_000_000), "{name}");
         assert!(verify(&StdFs, dir.path())
             .expect("verify")
             .bad_lines
@@ -522,9 +525,12 @@ fn a_later_snapshot_resets_the_state() {
     assert_eq!(state.num_levels(), 2);
     assert_eq!(
         state.live_wals.iter().copied().collect::<Vec<_>>(),
-        vec![40]
+        vec![FileNumber(40)]
     );
-    assert_eq!((state.next_file, state.last_seq), (41, 9));
+    assert_eq!(
+        (state.next_file, state.last_seq),
+        (FileNumber(41), SeqNo(9))
+    );
 }
 
 #[test]
@@ -576,12 +582,12 @@ fn rejected_edits_write_nothing() {
         VersionEdit {
             removed_tables: vec![TableId {
                 level: 2,
-                id: 12345,
+                id: FileNumber(12345),
             }],
             ..VersionEdit::default()
         },
         VersionEdit {
-            retired_wals: vec![12345],
+            retired_wals: vec![FileNumber(12345)],
             ..VersionEdit::default()
         },
         VersionEdit {
@@ -597,7 +603,7 @@ fn rejected_edits_write_nothing() {
     }
     assert!(m.poisoned().is_none(), "a rejected edit does not poison");
     m.apply(VersionEdit {
-        last_seq: Some(u64::from(u32::MAX)),
+        last_seq: Some(SeqNo(u64::from(u32::MAX))),
         ..VersionEdit::default()
     })
     .expect("a valid edit still applies");
@@ -617,10 +623,14 @@ fn create_rejects_an_inconsistent_state_and_replaces_an_old_manifest() {
     let (m, _) = build(dir.path(), 10, ManifestOptions::default());
     drop(m);
     let mut state = ManifestState::new(3);
-    state.live_wals.insert(9);
+    state.live_wals.insert(FileNumber(9));
     let m = Manifest::create(fs(), dir.path(), state, ManifestOptions::default())
         .expect("create over old");
-    assert_eq!(m.state().next_file, 10, "next_file raised past live WAL 9");
+    assert_eq!(
+        m.state().next_file,
+        FileNumber(10),
+        "next_file raised past live WAL 9"
+    );
     let records = read_records(&StdFs, dir.path()).expect("records");
     assert_eq!(records.len(), 1);
 }

@@ -377,6 +377,7 @@ fn write_loop<T: Send>(shared: &Shared<T>, frames: &Frames, mut on_written: OnWr
                     sync: frames.is_sync(),
                 },
             )
+            .map(drop)
             .map_err(|e| Arc::new(Error::from(e)));
         let n = tags.len();
         let c = &shared.counters;

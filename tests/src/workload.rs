@@ -510,7 +510,7 @@ pub fn orphans(fs: &SimFs, dir: &Path) -> Result<(), String> {
     for name in fs.list(dir).map_err(|e| e.to_string())? {
         let ok = match parse_file_name(&name) {
             Some(FileKind::Table(n)) | Some(FileKind::Wal(n)) | Some(FileKind::ValueLog(n)) => {
-                live.contains(&n.0)
+                live.contains(&n)
             }
             _ => name == "LOCK" || name == "MANIFEST" || name == "lost",
         };

@@ -14,7 +14,7 @@ use jkv_tests::workload::{crash_options, db_dir};
 fn sync_put(db: &Db, key: &str, value: &str) -> jkv::Result<()> {
     let mut batch = WriteBatch::new();
     batch.put(key, value);
-    db.write(batch, WriteOptions { sync: true })
+    db.write(batch, WriteOptions { sync: true }).map(drop)
 }
 
 #[test]

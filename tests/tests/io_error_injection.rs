@@ -123,7 +123,7 @@ fn run_with_fault(
             Step::Write { .. } | Step::DeleteRange { .. } => {
                 let (batch, sync) = step.batch().expect("a write step");
                 match d.write(batch, WriteOptions { sync }) {
-                    Ok(()) => {
+                    Ok(_) => {
                         let mut next = run.states.last().expect("non-empty").clone();
                         step.apply_to(&mut next);
                         run.states.push(next);

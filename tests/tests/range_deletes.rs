@@ -165,7 +165,13 @@ fn a_snapshot_keeps_covered_tables_and_value_log_bytes_of_deleted_tables_become_
     }
     db.flush().unwrap();
     db.compact().unwrap();
-    let garbage = |db: &Db| db.stats().vlog_files.iter().map(|f| f.2).sum::<u64>();
+    let garbage = |db: &Db| {
+        db.stats()
+            .vlog_files
+            .iter()
+            .map(|f| f.garbage_bytes)
+            .sum::<u64>()
+    };
     let garbage_before = garbage(&db);
     let snap = db.snapshot();
     db.delete_range(key(0), key(1400)).unwrap();

@@ -284,7 +284,7 @@ fn write_entries(s: &Shared, entries: &[(usize, Option<Vec<u8>>)], sync: bool) {
     }
     drop(oracle);
     match result {
-        Ok(()) => s.op(),
+        Ok(_) => s.op(),
         Err(e) => s.mismatch(format!("write of {} entries failed: {e}", entries.len())),
     }
 }
@@ -404,7 +404,7 @@ fn transferer(s: &Shared, t: usize) {
                 sync: rng.gen_bool(0.05),
             },
         ) {
-            Ok(()) => s.op(),
+            Ok(_) => s.op(),
             Err(e) => s.mismatch(format!("transfer failed: {e}")),
         }
     }

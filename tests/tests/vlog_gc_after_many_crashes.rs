@@ -289,12 +289,12 @@ fn an_idle_database_collects_what_the_write_path_saw_overwritten() {
         db.close().unwrap();
     }
     let db = Db::open(tmp.path(), options()).unwrap();
-    let first = db.stats().vlog_files[0].0;
+    let first = db.stats().vlog_files[0].number;
     for k in 0..50u32 {
         db.put(format!("k{k}"), vec![2u8; 20_000]).unwrap();
     }
     let start = Instant::now();
-    while db.stats().vlog_files.iter().any(|f| f.0 == first) {
+    while db.stats().vlog_files.iter().any(|f| f.number == first) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "the overwritten file {first} is still there: {}",

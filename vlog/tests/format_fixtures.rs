@@ -129,3 +129,54 @@ fn version_2_compressed_values_read_back_and_damage_is_corruption() {
         std::fs::write(&path, &bytes).unwrap();
     }
 }
+
+/// The batch path (`append_all_and_flush`, one vectored write) compresses
+/// the values that shrink and stores the others raw, like `append`.
+#[test]
+fn batched_appends_compress_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = VlogWriter::create(&StdFs, dir.path(), FileNumber(4))
+        .unwrap()
+        .with_compression(Compression::Lz4);
+    let compressible = "camera frame ".repeat(400).into_bytes();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..4000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let entries: Vec<(&[u8], &[u8], SeqNo)> = vec![
+        (b"a", &compressible, SeqNo(1)),
+        (b"b", &random, SeqNo(2)),
+        (b"c", &compressible[..1000], SeqNo(3)),
+    ];
+    let pointers = w.append_all_and_flush(&entries).unwrap();
+    w.sync().unwrap();
+    let reader = VlogReader::new(Arc::new(StdFs), dir.path().to_path_buf());
+    for ((k, v, _), p) in entries.iter().zip(&pointers) {
+        assert_eq!(&reader.read(p, k).unwrap()[..], &v[..]);
+    }
+    let raw = |i: usize| (jkv_vlog::ENTRY_HEADER_LEN + 1 + entries[i].1.len()) as u32;
+    assert!(pointers[0].len < raw(0) / 4, "{:?}", pointers[0]);
+    assert_eq!(pointers[1].len, raw(1), "random bytes stay raw");
+    assert!(pointers[2].len < raw(2));
+    assert_eq!(
+        pointers[1].offset,
+        pointers[0].offset + u64::from(pointers[0].len)
+    );
+    let got: Vec<_> = VlogIter::open(&StdFs, dir.path(), FileNumber(4))
+        .unwrap()
+        .map(|e| e.unwrap().value.to_vec())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            compressible.clone(),
+            random.clone(),
+            compressible[..1000].to_vec()
+        ]
+    );
+}

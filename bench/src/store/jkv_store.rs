@@ -49,6 +49,7 @@ impl Store for JkvStore {
         batch.put(key, value);
         self.db
             .write(batch, WriteOptions { sync })
+            .map(drop)
             .map_err(err("writing"))
     }
 
@@ -57,6 +58,7 @@ impl Store for JkvStore {
         batch.delete(key);
         self.db
             .write(batch, WriteOptions { sync })
+            .map(drop)
             .map_err(err("deleting"))
     }
 
@@ -65,6 +67,7 @@ impl Store for JkvStore {
         batch.delete_range(start..end);
         self.db
             .write(batch, WriteOptions { sync })
+            .map(drop)
             .map_err(err("deleting a range"))
     }
 

@@ -1,6 +1,7 @@
 //! The engines under test behind one small trait, so every workload runs the
-//! same code against each. `jkv` is always built; `fjall` and `redb` only with
-//! the cargo features of those names. Implementations are `Send + Sync`: the
+//! same code against each. `jkv` is always built; `fjall`, `redb` and `rocksdb`
+//! (a release build of RocksDB's C++ library) only with the cargo features of
+//! those names. Implementations are `Send + Sync`: the
 //! workloads share one store between their threads.
 
 use std::path::Path;
@@ -13,6 +14,8 @@ mod fjall_store;
 mod jkv_store;
 #[cfg(feature = "redb")]
 mod redb_store;
+#[cfg(feature = "rocksdb")]
+mod rocksdb_store;
 
 /// What the workloads need of an engine.
 pub trait Store: Send + Sync {
@@ -115,6 +118,8 @@ pub fn open(flags: &Flags) -> Result<Box<dyn Store>> {
         EngineKind::Fjall => Ok(Box::new(fjall_store::FjallStore::open(flags)?)),
         #[cfg(feature = "redb")]
         EngineKind::Redb => Ok(Box::new(redb_store::RedbStore::open(flags)?)),
+        #[cfg(feature = "rocksdb")]
+        EngineKind::Rocksdb => Ok(Box::new(rocksdb_store::RocksStore::open(flags)?)),
         #[allow(unreachable_patterns)]
         other => Err(Error::Flag(format!(
             "--engine={} is not in this build; rebuild with `--features {}`",

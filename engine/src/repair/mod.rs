@@ -177,13 +177,13 @@ impl Repair {
         }
         let old = self.read_old_manifest(&names)?;
         if let Some(state) = &old.state {
-            self.max_file = self.max_file.max(state.next_file);
-            self.max_seq = self.max_seq.max(SeqNo(state.last_seq));
+            self.max_file = self.max_file.max(state.next_file.0);
+            self.max_seq = self.max_seq.max(state.last_seq);
         }
         let db_id = self.choose_db_id(&old, &names, &lost_names);
 
         // Which files to read.
-        let live_tables: BTreeSet<u64> = old
+        let live_tables: BTreeSet<FileNumber> = old
             .state
             .iter()
             .flat_map(|s| s.all_tables().map(|t| t.id))
@@ -193,7 +193,7 @@ impl Repair {
             .as_ref()
             .map(|s| s.live_wals.clone())
             .unwrap_or_default();
-        let live_vlogs: BTreeSet<u64> = old
+        let live_vlogs: BTreeSet<FileNumber> = old
             .state
             .iter()
             .flat_map(|s| s.vlogs.keys().copied())
@@ -203,9 +203,9 @@ impl Repair {
         let mut present_vlogs = BTreeSet::new();
         for name in &names {
             match parse_file_name(name) {
-                Some(FileKind::Table(n)) => present_tables.insert(n.0),
-                Some(FileKind::Wal(n)) => present_wals.insert(n.0),
-                Some(FileKind::ValueLog(n)) => present_vlogs.insert(n.0),
+                Some(FileKind::Table(n)) => present_tables.insert(n),
+                Some(FileKind::Wal(n)) => present_wals.insert(n),
+                Some(FileKind::ValueLog(n)) => present_vlogs.insert(n),
                 _ => false,
             };
         }
@@ -216,17 +216,17 @@ impl Repair {
             missing.extend(
                 live_tables
                     .difference(&present_tables)
-                    .map(|n| names::table_name(FileNumber(*n))),
+                    .map(|n| names::table_name(*n)),
             );
             missing.extend(
                 live_wals
                     .difference(&present_wals)
-                    .map(|n| names::wal_name(FileNumber(*n))),
+                    .map(|n| names::wal_name(*n)),
             );
             missing.extend(
                 live_vlogs
                     .difference(&present_vlogs)
-                    .map(|n| names::vlog_name(FileNumber(*n))),
+                    .map(|n| names::vlog_name(*n)),
             );
         }
         let trusted = old.sound && missing.is_empty();
@@ -241,14 +241,11 @@ impl Repair {
         // the manifest never saw (newer than its last sequence number):
         // older ones are replaced compaction inputs or flushed WALs, and
         // would bring back what was since deleted.
-        let known_seq = old
-            .state
-            .as_ref()
-            .map_or(SeqNo::ZERO, |s| SeqNo(s.last_seq));
+        let known_seq = old.state.as_ref().map_or(SeqNo::ZERO, |s| s.last_seq);
         let mut tables: Vec<PathBuf> = Vec::new();
         let mut wals: Vec<(PathBuf, FileNumber)> = Vec::new();
-        let mut vlogs: HashMap<u64, VlogSource> = HashMap::new();
-        let mut kept_vlogs: BTreeMap<u64, VlogMeta> = BTreeMap::new();
+        let mut vlogs: HashMap<FileNumber, VlogSource> = HashMap::new();
+        let mut kept_vlogs: BTreeMap<FileNumber, VlogMeta> = BTreeMap::new();
         let dir_reader = Arc::new(VlogReader::new(fs.clone(), dir.clone()));
         let lost_reader = Arc::new(VlogReader::new(fs.clone(), self.lost.clone()));
         for name in &names {
@@ -256,7 +253,7 @@ impl Repair {
             match parse_file_name(name) {
                 Some(FileKind::Table(n)) => {
                     if !trusted
-                        || live_tables.contains(&n.0)
+                        || live_tables.contains(&n)
                         || table_max_seq(&*fs, &path) > known_seq
                     {
                         tables.push(path);
@@ -266,7 +263,7 @@ impl Repair {
                 }
                 Some(FileKind::Wal(n)) => {
                     if !trusted
-                        || live_wals.contains(&n.0)
+                        || live_wals.contains(&n)
                         || wal_max_seq(&*fs, &path, n, db_id) > known_seq
                     {
                         wals.push((path, n));
@@ -276,20 +273,20 @@ impl Repair {
                 }
                 Some(FileKind::ValueLog(n)) => {
                     let intact = self.vlog_intact(&path);
-                    let orphan = trusted && !live_vlogs.contains(&n.0);
+                    let orphan = trusted && !live_vlogs.contains(&n);
                     let kept = intact && !orphan;
                     if kept {
                         let discard_bytes = old
                             .state
                             .as_ref()
-                            .and_then(|s| s.vlogs.get(&n.0))
+                            .and_then(|s| s.vlogs.get(&n))
                             .map_or(0, |m| m.discard_bytes);
-                        kept_vlogs.insert(n.0, VlogMeta { discard_bytes });
+                        kept_vlogs.insert(n, VlogMeta { discard_bytes });
                     } else if orphan && intact {
                         self.ignore_orphan(path);
                     }
                     vlogs.insert(
-                        n.0,
+                        n,
                         VlogSource {
                             reader: dir_reader.clone(),
                             kept,
@@ -305,7 +302,7 @@ impl Repair {
                 Some(FileKind::Table(_)) => tables.push(path),
                 Some(FileKind::Wal(n)) => wals.push((path, n)),
                 Some(FileKind::ValueLog(n)) => {
-                    if let std::collections::hash_map::Entry::Vacant(e) = vlogs.entry(n.0) {
+                    if let std::collections::hash_map::Entry::Vacant(e) = vlogs.entry(n) {
                         e.insert(VlogSource {
                             reader: lost_reader.clone(),
                             kept: false,
@@ -409,8 +406,8 @@ impl Repair {
         let num_levels = self.options.num_levels;
         let mut state = ManifestState::new(num_levels);
         state.db_id = new_db_id;
-        state.last_seq = self.max_seq.0;
-        state.next_file = self.max_file + 1;
+        state.last_seq = self.max_seq;
+        state.next_file = FileNumber(self.max_file + 1);
         state.levels[num_levels - 1] = metas;
         state.vlogs = kept_vlogs;
         self.keep_old_manifest(&names)?;

@@ -35,7 +35,7 @@ impl Repair {
         &mut self,
         mut sources: Vec<Source>,
         range_tombstones: Vec<RangeTombstone>,
-        vlogs: &HashMap<u64, VlogSource>,
+        vlogs: &HashMap<FileNumber, VlogSource>,
         db_id: u64,
     ) -> Result<Vec<TableMeta>> {
         let range_tombstones = merge_range_tombstones(range_tombstones);
@@ -189,7 +189,7 @@ impl Repair {
         &mut self,
         key: &[u8],
         value: Vec<u8>,
-        vlogs: &HashMap<u64, VlogSource>,
+        vlogs: &HashMap<FileNumber, VlogSource>,
         newest: bool,
     ) -> Option<(Vec<u8>, Vec<u8>)> {
         let parsed = parse_internal_key(key)?;
@@ -222,7 +222,7 @@ impl Repair {
             return None;
         };
         let path = names::vlog_path(&self.dir, pointer.file);
-        let Some(source) = vlogs.get(&pointer.file.0) else {
+        let Some(source) = vlogs.get(&pointer.file) else {
             lost(
                 &mut self.report,
                 path,

@@ -8,21 +8,11 @@
 pub(crate) mod reader;
 pub(crate) mod writer;
 
-use jkv_format::coding::{get_u32_le, get_u64_le};
-use jkv_format::{checksum, FileNumber};
+use jkv_format::file_header::{self, Expected, HeaderError, HeaderSpec};
+use jkv_format::FileNumber;
 
 /// Record kind of a write batch.
 pub(crate) const RECORD_BATCH: u8 = 1;
-
-/// Layout: docs/wal-format.md, "Header".
-const MAGIC_AT: usize = 0;
-const VERSION_AT: usize = MAGIC_AT + 8;
-const FILE_AT: usize = VERSION_AT + 4;
-const DB_ID_AT: usize = FILE_AT + 8;
-const CRC_AT: usize = DB_ID_AT + 8;
-/// Bytes of the header before the first record.
-pub(crate) const HEADER_LEN: usize = CRC_AT + 4;
-const _: () = assert!(HEADER_LEN == 32);
 
 /// First bytes of every WAL.
 pub(crate) const MAGIC: [u8; 8] = *b"jkv.wal\n";
@@ -31,15 +21,22 @@ pub(crate) const MAGIC: [u8; 8] = *b"jkv.wal\n";
 /// they are.
 pub(crate) const FORMAT_VERSION: u32 = 2;
 
+/// The WAL's header (docs/wal-format.md, "Header"): jkv-format's shared
+/// file-header codec, with the database id.
+const SPEC: HeaderSpec = HeaderSpec {
+    kind: "WAL",
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    with_db_id: true,
+};
+/// Bytes of the header before the first record.
+pub(crate) const HEADER_LEN: usize = SPEC.header_len();
+const _: () = assert!(HEADER_LEN == 32);
+
 /// The header of WAL `file` of database `db_id`.
 pub(crate) fn encode_header(file: FileNumber, db_id: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
-    h[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC);
-    h[VERSION_AT..FILE_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[FILE_AT..DB_ID_AT].copy_from_slice(&file.0.to_le_bytes());
-    h[DB_ID_AT..CRC_AT].copy_from_slice(&db_id.to_le_bytes());
-    let crc = checksum(&h[..CRC_AT]);
-    h[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+    h.copy_from_slice(SPEC.encode(file, db_id).as_bytes());
     h
 }
 
@@ -56,62 +53,34 @@ pub(crate) enum HeaderCheck {
 }
 
 /// Checks the header of WAL `file` of database `db_id` (0: unknown, not
-/// checked) at the start of `data`.
+/// checked) at the start of `data`, in the shared codec's order (length,
+/// magic, version, checksum, file number, database id). A damaged header,
+/// or one whose magic is wrong, with only zero bytes after it holds no
+/// records: a creation that never completed.
 pub(crate) fn check_header(data: &[u8], file: FileNumber, db_id: u64) -> HeaderCheck {
-    if data.len() < HEADER_LEN {
-        return HeaderCheck::Torn;
-    }
-    let crc = get_u32_le(data, CRC_AT).unwrap_or(0);
-    if checksum(&data[..CRC_AT]) != crc {
-        return if data[HEADER_LEN..].iter().all(|&b| b == 0) {
+    let expected = Expected {
+        file: Some(file),
+        db_id: (db_id != 0).then_some(db_id),
+    };
+    match file_header::check(&SPEC, data, expected) {
+        Ok(_) => HeaderCheck::Valid,
+        Err(HeaderError::Short { .. }) => HeaderCheck::Torn,
+        Err(HeaderError::Damaged { .. } | HeaderError::Refused { offset: 0, .. })
+            if data[HEADER_LEN..].iter().all(|&b| b == 0) =>
+        {
             HeaderCheck::Torn
-        } else {
-            HeaderCheck::Bad(CRC_AT as u64, "WAL header checksum mismatch".into())
-        };
+        }
+        Err(bad) => HeaderCheck::Bad(bad.offset(), bad.what()),
     }
-    if data[MAGIC_AT..VERSION_AT] != MAGIC {
-        return HeaderCheck::Bad(MAGIC_AT as u64, "not a jkv WAL (bad magic)".into());
-    }
-    let version = get_u32_le(data, VERSION_AT).unwrap_or(0);
-    if version > FORMAT_VERSION {
-        return HeaderCheck::Bad(
-            VERSION_AT as u64,
-            format!(
-                "WAL format version {version} is newer than this build reads ({FORMAT_VERSION})"
-            ),
-        );
-    }
-    let named = get_u64_le(data, FILE_AT).unwrap_or(0);
-    if named != file.0 {
-        return HeaderCheck::Bad(
-            FILE_AT as u64,
-            format!(
-                "the header names WAL {named}, but the file is WAL {}",
-                file.0
-            ),
-        );
-    }
-    let owner = get_u64_le(data, DB_ID_AT).unwrap_or(0);
-    if db_id != 0 && owner != db_id {
-        return HeaderCheck::Bad(
-            DB_ID_AT as u64,
-            format!("the WAL belongs to database {owner:#x}, not to this one ({db_id:#x})"),
-        );
-    }
-    HeaderCheck::Valid
 }
 
-/// The database a WAL header names, when the header is whole and its
-/// checksum and magic hold (offline repair picks the database identity from
-/// its files when the manifest is gone).
+/// The database a WAL header names, when the header is whole and intact
+/// (offline repair picks the database identity from its files when the
+/// manifest is gone).
 pub(crate) fn header_owner(data: &[u8]) -> Option<u64> {
-    if data.len() < HEADER_LEN
-        || checksum(&data[..CRC_AT]) != get_u32_le(data, CRC_AT)?
-        || data[MAGIC_AT..VERSION_AT] != MAGIC
-    {
-        return None;
-    }
-    get_u64_le(data, DB_ID_AT)
+    file_header::check(&SPEC, data, Expected::default())
+        .ok()
+        .and_then(|h| h.db_id)
 }
 
 #[cfg(test)]
@@ -138,16 +107,18 @@ mod tests {
         damaged.extend_from_slice(b"records");
         assert!(matches!(
             check_header(&damaged, FileNumber(7), 42),
-            HeaderCheck::Bad(28, _)
+            HeaderCheck::Bad(0, _)
         ));
     }
 
     /// The header with another version number (and a matching checksum).
     fn with_version(version: u32) -> [u8; HEADER_LEN] {
+        use jkv_format::file_header::{FILE_AT, VERSION_AT};
         let mut h = encode_header(FileNumber(7), 42);
         h[VERSION_AT..FILE_AT].copy_from_slice(&version.to_le_bytes());
-        let crc = checksum(&h[..CRC_AT]);
-        h[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        let crc_at = SPEC.crc_at();
+        let crc = jkv_format::checksum(&h[..crc_at]);
+        h[crc_at..].copy_from_slice(&crc.to_le_bytes());
         h
     }
 
@@ -160,7 +131,7 @@ mod tests {
         );
         match check_header(&with_version(3), FileNumber(7), 42) {
             HeaderCheck::Bad(at, why) => {
-                assert_eq!(at, VERSION_AT as u64);
+                assert_eq!(at, jkv_format::file_header::VERSION_AT as u64);
                 assert!(why.contains("newer"), "{why}");
             }
             other => panic!("expected a refusal, got {other:?}"),

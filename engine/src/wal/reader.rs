@@ -161,6 +161,45 @@ mod tests {
     }
 
     #[test]
+    fn large_and_small_records_of_one_group_replay_in_order() {
+        // A group mixing payloads framed in the buffer and payloads appended
+        // from the batch's own bytes (at least DIRECT_PAYLOAD_BYTES), across
+        // the pre-allocation step and the page-sized direct writes.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WalWriter::create(&StdFs, dir.path(), FileNumber(1), 9).unwrap();
+        let big = "v".repeat(crate::wal::writer::DIRECT_PAYLOAD_BYTES * 3 + 17);
+        let mut seq = 1;
+        let mut want = Vec::new();
+        for round in 0..200 {
+            let mut batches = Vec::new();
+            for j in 0..3 {
+                let mut b = WriteBatch::new();
+                let key = format!("k{round:03}-{j}");
+                b.put(
+                    &key,
+                    if (round + j) % 2 == 0 {
+                        big.as_str()
+                    } else {
+                        "s"
+                    },
+                );
+                b.seal(SeqNo(seq));
+                seq += 1;
+                want.push(key);
+                batches.push(b);
+            }
+            let written = w
+                .append_batches(batches.iter().map(|b| b.encoded()))
+                .unwrap();
+            let framed: usize = batches.iter().map(|b| b.encoded_len() + 13).sum();
+            assert_eq!(written, framed as u64);
+        }
+        w.sync().unwrap();
+        let path = dir.path().join("000001.wal");
+        assert_eq!(keys(&StdFs, &path).unwrap(), want);
+    }
+
+    #[test]
     fn middle_damage_is_corruption_with_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_log(

@@ -1,14 +1,5 @@
-//! KV separation: values of at least `value_threshold` bytes are written
-//! once to the value log and the tree holds a 20-byte pointer to them
-//! (docs/vlog-format.md). This module owns the active value-log file (on the
-//! write leader's side), resolving pointers, and garbage collection.
-//!
-//! Durability: a value reaches the value log before the WAL record that
-//! points to it; the value log is synced before the WAL whenever the WAL is
-//! synced (synced writes, memtable freeze, close), so a durable pointer
-//! never outlives its value.
-//!
-//! Garbage collection (docs/vlog-format.md, "Garbage collection"):
+//! Value-log garbage collection (docs/vlog-format.md, "Garbage
+//! collection"):
 //! 0. once after each open, a census of the tree's pointers corrects the
 //!    garbage counts a crash left short (`vlog_census`);
 //! 1. gather facts about each file (sizes, discard counts, the write
@@ -26,87 +17,28 @@
 //!    it is gone.
 //!
 //! Runs start after open, when a file rolls, after flushes and compactions,
-//! and when the database is idle (the flush thread's tick).
+//! and when the database is idle (the flush thread's tick), as background
+//! jobs (`DbInner::spawn_job`). Locks: the run lock `ValueLog::gc_run`
+//! (lock order 0) for a whole run; the bookkeeping here (`ValueLog::gc`)
+//! is a leaf.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use jkv_compaction::MergingIterator;
 use jkv_format::key::{kind_byte_of, user_key};
 use jkv_format::names::vlog_path;
-use jkv_format::pointer::POINTER_LEN;
-use jkv_format::{
-    Error, FileNumber, FileSystem, InternalIterator, Result, SeqNo, ValueKind, ValuePointer,
-};
-use jkv_manifest::{ManifestState, VersionEdit};
+use jkv_format::{Error, FileNumber, InternalIterator, Result, SeqNo, ValueKind};
+use jkv_manifest::VersionEdit;
 use jkv_vlog::gc::Choice;
-use jkv_vlog::{GcPolicy, VlogFileFacts, VlogIter, VlogReader, VlogWriter};
+use jkv_vlog::{GcPolicy, VlogFileFacts, VlogIter};
 
 use crate::batch::WriteBatch;
-use crate::db::{DbInner, WriterState};
+use crate::db::DbInner;
 use crate::iter::LevelIter;
-use crate::read::lookup_below_active;
-use crate::version::SuperVersion;
 
-/// A live value-log file. When it has been garbage collected (`obsolete`)
-/// the file is deleted as the last handle — held by super-versions, so by
-/// readers — goes away.
-pub(crate) struct VlogFileHandle {
-    number: FileNumber,
-    obsolete: AtomicBool,
-    fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
-    reader: Arc<VlogReader>,
-}
-
-impl Drop for VlogFileHandle {
-    fn drop(&mut self) {
-        if self.obsolete.load(Ordering::Acquire) {
-            self.reader.forget(self.number);
-            // A failed removal leaves an orphan the next open removes.
-            let _ = self.fs.remove(&vlog_path(&self.dir, self.number));
-        }
-    }
-}
-
-impl std::fmt::Debug for VlogFileHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VlogFileHandle({})", self.number)
-    }
-}
-
-/// The live value-log files at one point in time.
-#[derive(Debug, Default)]
-pub(crate) struct VlogSet {
-    pub files: BTreeMap<u64, Arc<VlogFileHandle>>,
-}
-
-impl VlogSet {
-    /// The files the manifest names, reusing the handles of `prev`.
-    pub fn from_state(state: &ManifestState, prev: &VlogSet, db: &DbInner) -> VlogSet {
-        let files = state
-            .vlogs
-            .keys()
-            .map(|&n| {
-                let handle = prev.files.get(&n).cloned().unwrap_or_else(|| {
-                    Arc::new(VlogFileHandle {
-                        number: FileNumber(n),
-                        obsolete: AtomicBool::new(false),
-                        fs: db.fs.clone(),
-                        dir: db.dir.clone(),
-                        reader: db.vlog_reader.clone(),
-                    })
-                });
-                (n, handle)
-            })
-            .collect();
-        VlogSet { files }
-    }
-}
+use super::pointer_extent;
 
 /// More sealed value-log files smaller than a quarter of `vlog_file_size`
 /// than this are merged (see [`jkv_vlog::gc`]).
@@ -123,168 +55,39 @@ pub struct VlogGcReport {
     pub bytes_collected: u64,
 }
 
-/// Value-log bookkeeping outside the writer (leaf lock).
+/// Value-log bookkeeping outside the writer (leaf lock `ValueLog::gc`).
 #[derive(Debug, Default)]
-pub(crate) struct VlogGcState {
+pub(super) struct VlogGcState {
     /// Collected files waiting for older snapshots to go: (file, sequence
     /// number of the last rewrite).
-    pub pending: Vec<(u64, SeqNo)>,
+    pending: Vec<(FileNumber, SeqNo)>,
     /// A collection is running (one at a time).
-    pub running: bool,
+    running: bool,
 }
 
 impl DbInner {
-    /// The value-log file to append to, created (or rolled over at
-    /// `vlog_file_size`) as needed. Write leader only.
-    pub(crate) fn active_vlog<'a>(
-        &self,
-        writer: &'a mut WriterState,
-    ) -> Result<&'a mut VlogWriter> {
-        let roll = writer
-            .vlog
-            .as_ref()
-            .is_none_or(|v| v.len_bytes() >= self.options.vlog_file_size);
-        if roll {
-            if let Some(old) = writer.vlog.as_mut() {
-                old.sync()?;
-            }
-            let number = self.allocate_file_number();
-            let vlog = VlogWriter::create(&*self.fs, &self.dir, number)?
-                .with_compression(self.options.vlog_compression);
-            self.fs.sync_dir(&self.dir)?;
-            let edit = VersionEdit {
-                new_vlogs: vec![number.0],
-                next_file: Some(self.next_file.load(Ordering::SeqCst)),
-                ..VersionEdit::default()
-            };
-            // Active before the manifest names it, so that garbage
-            // collection never takes the new, still empty file for a
-            // sealed one with nothing live in it.
-            self.active_vlog_number.store(number.0, Ordering::Release);
-            let mut manifest = self.manifest.lock();
-            manifest.apply(edit)?;
-            let mut state = self.state.lock();
-            self.publish(manifest.state(), &mut state, Some(writer.mem.clone()));
-            drop(state);
-            drop(manifest);
-            writer.vlog = Some(vlog);
-            // A file was sealed: collection may be due (overwrites counted
-            // since the last flush are in the estimate).
-            self.schedule_vlog_gc_from_writer();
-        }
-        Ok(writer
-            .vlog
-            .as_mut()
-            .expect("the active value log was just created"))
-    }
-
-    /// Moves the large values of `batch` (starting at `first_seq`) into the
-    /// value log; the returned batch holds pointers instead.
-    pub(crate) fn separate(
-        &self,
-        writer: &mut WriterState,
-        batch: &WriteBatch,
-        first_seq: SeqNo,
-    ) -> Result<WriteBatch> {
-        let threshold = self
-            .options
-            .value_threshold
-            .expect("separate is called only with a value threshold");
-        let vlog = self.active_vlog(writer)?;
-        let mut written = 0u64;
-        let out = batch.separate_values(threshold, first_seq, |key, value, seq| {
-            let pointer = vlog.append(key, value, seq)?;
-            written += u64::from(pointer.len);
-            Ok(pointer.encode())
-        })?;
-        self.counters
-            .vlog_bytes
-            .fetch_add(written, Ordering::Relaxed);
-        Ok(out)
-    }
-
-    /// The write path's view for the value-log garbage estimate, or `None`
-    /// when there is nothing to estimate (no separation, no value logs).
-    ///
-    /// Every value-log entry a write overwrites or deletes becomes garbage
-    /// (unless a snapshot still reads it). The in-memory estimate lets
-    /// garbage collection start before flushes and compactions count that
-    /// garbage for good (the persisted `discard_bytes`); picking uses the
-    /// larger of the two, so nothing is counted twice. Only large puts
-    /// (pointers) and deletes are looked at: small puts keep the write path
-    /// free of lookups, and a flush counts what they shadow. The version a
-    /// write shadows in the active memtable comes free with the insert
-    /// ([`jkv_memtable::Memtable::insert_and_see_previous`]); only keys not
-    /// there cost a lookup ([`Self::shadowed_pointer_below`]).
-    pub(crate) fn vlog_garbage_view(&self) -> Option<Arc<SuperVersion>> {
-        self.options.value_threshold?;
-        let sv = self.super_version();
-        (!sv.vlogs.files.is_empty()).then_some(sv)
-    }
-
-    /// The value-log entry (file, bytes) of the newest version of `key`
-    /// below the active memtable (frozen memtables, then tables), if that
-    /// version is a pointer.
-    pub(crate) fn shadowed_pointer_below(
-        &self,
-        sv: &SuperVersion,
-        key: &[u8],
-    ) -> Option<(u64, u64)> {
-        match lookup_below_active(self, sv, key, SeqNo::MAX) {
-            Ok(Some((ValueKind::ValuePointer, raw))) => pointer_extent(&raw),
-            _ => None,
-        }
-    }
-
-    /// Adds garbage the write path found, as (file, bytes).
-    pub(crate) fn add_vlog_garbage(&self, found: &[(u64, u64)]) {
-        if found.is_empty() {
-            return;
-        }
-        let mut estimate = self.vlog_garbage_estimate.lock();
-        for &(file, bytes) in found {
-            *estimate.entry(file).or_insert(0) += bytes;
-        }
-    }
-
-    /// The value a pointer entry of `key` refers to.
-    pub(crate) fn resolve_pointer(&self, key: &[u8], raw: &[u8]) -> Result<Bytes> {
-        let pointer = ValuePointer::decode(raw).ok_or_else(|| {
-            Error::corruption(
-                &self.dir,
-                0,
-                format!(
-                    "value pointer of key {:?} is {} bytes, expected {POINTER_LEN}",
-                    String::from_utf8_lossy(key),
-                    raw.len()
-                ),
-            )
-        })?;
-        self.vlog_reader.read(&pointer, key)
-    }
-
     /// Runs garbage collection until nothing is due. One run at a time: a
     /// caller waits for a run in progress, then runs its own.
     pub(crate) fn vlog_gc(&self) -> Result<VlogGcReport> {
-        let _run = self.vlog_gc_run.lock();
+        let _run = self.vlog().gc_run.lock();
         self.vlog_gc_locked()
     }
 
     fn vlog_gc_locked(&self) -> Result<VlogGcReport> {
-        self.vlog_gc.lock().running = true;
-        if self.vlog_census_due.swap(false, Ordering::AcqRel) {
+        self.vlog().gc.lock().running = true;
+        if self.vlog().census_due.swap(false, Ordering::AcqRel) {
             // Damage the census meets is left for reads and `jkv check` to
             // report; without the census the counts merely stay as low as
             // they were.
             if let Err(e) = self.vlog_census() {
                 if matches!(e, Error::ReadOnly(_)) {
-                    self.vlog_gc.lock().running = false;
+                    self.vlog().gc.lock().running = false;
                     return Err(e);
                 }
             }
         }
         let result = self.vlog_gc_loop();
-        self.vlog_gc.lock().running = false;
+        self.vlog().gc.lock().running = false;
         self.retire_collected_vlogs()?;
         result
     }
@@ -328,10 +131,10 @@ impl DbInner {
 
     /// When collection is due, from the options.
     fn vlog_gc_policy(&self) -> GcPolicy {
-        let file_size = self.options.vlog_file_size;
+        let file_size = self.options().vlog_file_size;
         GcPolicy {
-            garbage_ratio: self.options.vlog_gc_garbage_ratio,
-            space_amp_max: self.options.vlog_space_amp_max,
+            garbage_ratio: self.options().vlog_gc_garbage_ratio,
+            space_amp_max: self.options().vlog_space_amp_max,
             small_file_bytes: file_size / 4,
             small_files_max: SMALL_VLOG_FILES_MAX,
             merge_bytes_max: file_size,
@@ -347,13 +150,13 @@ impl DbInner {
     ) -> (Vec<VlogFileFacts>, Option<FileNumber>, Vec<FileNumber>) {
         let mut busy: Vec<FileNumber> = done.to_vec();
         let (counts, active) = {
-            let manifest = self.manifest.lock();
+            let manifest = self.manifest().lock();
             // Read under the manifest lock, as retirement takes files out
             // of `pending` under it: a file is either still pending here or
             // already gone from the manifest, never neither.
-            busy.extend(self.vlog_gc.lock().pending.iter().map(|p| FileNumber(p.0)));
-            let estimate = self.vlog_garbage_estimate.lock();
-            let counts: Vec<(u64, u64, u64)> = manifest
+            busy.extend(self.vlog().gc.lock().pending.iter().map(|p| p.0));
+            let estimate = self.vlog().garbage_estimate.lock();
+            let counts: Vec<(FileNumber, u64, u64)> = manifest
                 .state()
                 .vlogs
                 .iter()
@@ -365,20 +168,16 @@ impl DbInner {
             // Read after the manifest (under its lock): a file that
             // rolling just named is already the active one here, so it is
             // never mistaken for an empty sealed file.
-            let active = self.active_vlog_number.load(Ordering::Acquire);
-            (counts, (active != 0).then_some(FileNumber(active)))
+            (counts, self.vlog().active_file())
         };
         let facts = counts
             .into_iter()
             .filter_map(|(n, dead, garbage)| {
                 // A file the manifest names but that cannot be sized is
                 // left alone (reads report it).
-                let size = self
-                    .fs
-                    .file_size(&vlog_path(&self.dir, FileNumber(n)))
-                    .ok()?;
+                let size = self.fs().file_size(&vlog_path(self.dir(), n)).ok()?;
                 Some(VlogFileFacts {
-                    number: FileNumber(n),
+                    number: n,
                     size_bytes: size,
                     dead_bytes: dead,
                     garbage_bytes: garbage,
@@ -395,12 +194,12 @@ impl DbInner {
     /// pointing to them at all: no snapshot can read them, so they are
     /// ready at once.
     fn drop_dead_vlogs(&self, files: &[FileNumber]) {
-        let mut gc = self.vlog_gc.lock();
+        let mut gc = self.vlog().gc.lock();
         for f in files {
-            gc.pending.push((f.0, SeqNo(0)));
+            gc.pending.push((*f, SeqNo(0)));
         }
         drop(gc);
-        self.counters
+        self.counters()
             .vlog_gc_files
             .fetch_add(files.len() as u64, Ordering::Relaxed);
     }
@@ -431,14 +230,14 @@ impl DbInner {
     ///   checks every entry against the tree.
     fn vlog_census(&self) -> Result<()> {
         let (sv, counts, active) = {
-            let manifest = self.manifest.lock();
-            let counts: Vec<(u64, u64)> = manifest
+            let manifest = self.manifest().lock();
+            let counts: Vec<(FileNumber, u64)> = manifest
                 .state()
                 .vlogs
                 .iter()
                 .map(|(&n, meta)| (n, meta.discard_bytes))
                 .collect();
-            let active = self.active_vlog_number.load(Ordering::Acquire);
+            let active = self.vlog().active_file();
             (self.super_version(), counts, active)
         };
         if counts.is_empty() {
@@ -465,8 +264,8 @@ impl DbInner {
         }
         let mut merged = MergingIterator::new(children, false);
         // Bytes per file pointed to by any version, and by newest versions.
-        let mut any: HashMap<u64, u64> = HashMap::new();
-        let mut newest: HashMap<u64, u64> = HashMap::new();
+        let mut any: HashMap<FileNumber, u64> = HashMap::new();
+        let mut newest: HashMap<FileNumber, u64> = HashMap::new();
         let mut last_key: Vec<u8> = Vec::new();
         let mut first = true;
         merged.seek_to_start();
@@ -492,10 +291,10 @@ impl DbInner {
         let mut deltas = BTreeMap::new();
         let mut shadowed = Vec::new();
         for (n, discard) in counts {
-            if n == active {
+            if Some(n) == active {
                 continue;
             }
-            let Ok(size) = self.fs.file_size(&vlog_path(&self.dir, FileNumber(n))) else {
+            let Ok(size) = self.fs().file_size(&vlog_path(self.dir(), n)) else {
                 continue;
             };
             let entry_bytes = size.saturating_sub(jkv_vlog::HEADER_LEN as u64);
@@ -509,7 +308,7 @@ impl DbInner {
             ));
         }
         {
-            let mut estimate = self.vlog_garbage_estimate.lock();
+            let mut estimate = self.vlog().garbage_estimate.lock();
             for (n, bytes) in shadowed {
                 let e = estimate.entry(n).or_insert(0);
                 *e = (*e).max(bytes);
@@ -518,9 +317,9 @@ impl DbInner {
         if deltas.is_empty() {
             return Ok(());
         }
-        let mut manifest = self.manifest.lock();
+        let mut manifest = self.manifest().lock();
         let edit = VersionEdit {
-            vlog_discards: crate::flush::live_discards(manifest.state(), deltas),
+            vlog_discards: crate::manifest_log::live_discards(manifest.state(), deltas),
             ..VersionEdit::default()
         };
         if edit != VersionEdit::default() {
@@ -532,7 +331,7 @@ impl DbInner {
     /// Rewrites the live entries of `file`; queues it for retirement.
     /// Returns (entries rewritten, file bytes).
     fn collect_vlog(&self, file: FileNumber) -> Result<(u64, u64)> {
-        let mut iter = VlogIter::open(&*self.fs, &self.dir, file)?;
+        let mut iter = VlogIter::open(&**self.fs(), self.dir(), file)?;
         let bytes = iter.data_len();
         let mut rewritten = 0u64;
         let mut chunk: Vec<jkv_vlog::VlogEntry> = Vec::new();
@@ -551,36 +350,35 @@ impl DbInner {
                 break;
             }
         }
-        if self.options.wal {
+        if self.options().wal {
             // An entry counts as dead when a newer write shadows it; that
             // write must be durable before the file can go, or a machine
             // crash would bring the dead entry back as the newest version.
             // Older WALs were synced when their memtables froze.
-            let mut writer = self.writer.lock();
-            self.sync_vlog(&mut writer).map_err(|e| self.poison(e))?;
-            if let Some(wal) = writer.wal.as_mut() {
-                wal.sync().map_err(|e| self.poison(e))?;
-            }
+            let mut writer = self.writes().lock_writer();
+            writer.sync().map_err(|e| self.poison(e))?;
         } else {
             // The rewrites and the shadowing writes live only in memtables
             // until flushed.
             self.flush_all()?;
         }
-        let gc_seq = last_seq.max(SeqNo(self.visible_seq.load(Ordering::Acquire)));
-        self.vlog_gc.lock().pending.push((file.0, gc_seq));
-        self.counters.vlog_gc_files.fetch_add(1, Ordering::Relaxed);
+        let gc_seq = last_seq.max(self.view().visible_seq());
+        self.vlog().gc.lock().pending.push((file, gc_seq));
+        self.counters()
+            .vlog_gc_files
+            .fetch_add(1, Ordering::Relaxed);
         Ok((rewritten, bytes))
     }
 
     /// Under the writer lock: rewrites the entries the tree still points to.
     fn rewrite_live(&self, entries: &[jkv_vlog::VlogEntry]) -> Result<(u64, SeqNo)> {
-        let mut writer = self.writer.lock();
+        let mut writer = self.writes().lock_writer();
         // Checked under the writer lock, as the write path does: a commit
         // that failed after its WAL record was appended (a failed sync)
         // poisoned the database without advancing the sequence number, and
         // a second commit would log the same sequence numbers again.
         self.check_writable()?;
-        let now = writer.last_seq;
+        let now = writer.last_seq();
         let mut batch = WriteBatch::new();
         for entry in entries {
             let current = self.lookup_raw(&entry.key, now)?;
@@ -593,11 +391,11 @@ impl DbInner {
         let n = batch.len() as u64;
         if n > 0 {
             self.commit_locked(&mut writer, &mut [&mut batch], true)?;
-            self.counters
+            self.counters()
                 .vlog_gc_rewritten
                 .fetch_add(n, Ordering::Relaxed);
         }
-        Ok((n, writer.last_seq))
+        Ok((n, writer.last_seq()))
     }
 
     /// Removes collected files from the manifest once no snapshot older than
@@ -610,10 +408,10 @@ impl DbInner {
     /// and pick it again, and its retirement would then remove a file the
     /// manifest no longer names.
     pub(crate) fn retire_collected_vlogs(&self) -> Result<()> {
-        let oldest = self.snapshots.oldest();
-        let mut manifest = self.manifest.lock();
-        let ready: Vec<u64> = {
-            let mut gc = self.vlog_gc.lock();
+        let oldest = self.snapshots().oldest();
+        let mut manifest = self.manifest().lock();
+        let ready: Vec<FileNumber> = {
+            let mut gc = self.vlog().gc.lock();
             let (ready, waiting): (Vec<_>, Vec<_>) = gc
                 .pending
                 .iter()
@@ -632,73 +430,54 @@ impl DbInner {
         if let Err(e) = manifest.apply(edit) {
             return Err(self.poison(e));
         }
-        let mut state = self.state.lock();
-        for n in &ready {
-            if let Some(handle) = state.vlogs.files.get(n) {
-                handle.obsolete.store(true, Ordering::Release);
-            }
-        }
         {
-            let mut estimate = self.vlog_garbage_estimate.lock();
+            let mut estimate = self.vlog().garbage_estimate.lock();
             for n in &ready {
                 estimate.remove(n);
             }
         }
-        self.publish(manifest.state(), &mut state, None);
+        self.view().publish_retired_vlogs(manifest.state(), &ready);
         Ok(())
     }
 
     /// `schedule_vlog_gc` for the write leader, which has `&self` only: the
     /// job needs an owning handle, taken from the flush thread's `Arc`
     /// through the weak self-reference.
-    fn schedule_vlog_gc_from_writer(&self) {
-        if let Some(me) = self.me.get().and_then(|w| w.upgrade()) {
+    pub(crate) fn schedule_vlog_gc_from_writer(&self) {
+        if let Some(me) = self.arc() {
             me.schedule_vlog_gc();
         }
     }
 
     /// Starts a background collection when a file may be due.
     pub(crate) fn schedule_vlog_gc(self: &Arc<Self>) {
-        if self.options.value_threshold.is_none() || self.closed.load(Ordering::Acquire) {
+        if self.options().value_threshold.is_none() || self.workers().is_closed() {
             return;
         }
-        let Some(pool) = self.pool.as_ref() else {
+        if !self.workers().has_pool() {
             return;
-        };
-        if self.vlog_gc.lock().running {
+        }
+        if self.vlog().gc.lock().running {
             return;
         }
         // The census after open runs whatever the counts say: it is what
         // finds the garbage they missed.
-        if !self.vlog_census_due.load(Ordering::Acquire) {
+        if !self.vlog().census_due.load(Ordering::Acquire) {
             let (facts, active, busy) = self.vlog_facts(&[]);
             if jkv_vlog::gc::pick(&facts, active, &busy, &self.vlog_gc_policy()).is_none() {
                 let _ = self.retire_collected_vlogs();
                 return;
             }
         }
-        let inner = Arc::clone(self);
-        let jobs = Arc::clone(&self.jobs);
-        jobs.start();
-        pool.spawn(move || {
-            // Skip when a run is already going (it collects what is due).
-            let result = match inner.vlog_gc_run.try_lock() {
-                Some(_run) => inner.vlog_gc_locked(),
-                None => Ok(VlogGcReport::default()),
-            };
-            match result {
-                Ok(_) | Err(Error::Closed) => {}
-                Err(e) => {
-                    let _: Error = inner.poison(e);
+        self.spawn_job(
+            |inner| {
+                // Skip when a run is already going (it collects what is due).
+                match inner.vlog().gc_run.try_lock() {
+                    Some(_run) => inner.vlog_gc_locked().map(drop),
+                    None => Ok(()),
                 }
-            }
-            drop(inner);
-            jobs.finish();
-        });
+            },
+            |_| {},
+        );
     }
-}
-
-/// (file, bytes) of the value-log entry an encoded pointer names.
-pub(crate) fn pointer_extent(raw: &[u8]) -> Option<(u64, u64)> {
-    ValuePointer::decode(raw).map(|p| (p.file.0, u64::from(p.len)))
 }
