@@ -1,12 +1,124 @@
 //! The compression choices of tables and value logs: a name a user can type
 //! (`none`, `lz4`, `zstd`, `zstd:LEVEL`) and the type byte the formats
 //! record (docs/sst-format.md, "Block trailer"; docs/vlog-format.md,
-//! "Entry"). The codecs themselves live with the formats that use them
-//! (`jkv-sstable` for blocks, `jkv-vlog` for entries); this is only the
-//! choice. Pure values, no state.
+//! "Entry"), and the body codec both formats store compressed data with
+//! ([`compress_append`], [`decompress`]): `varint32 raw_len`, then the LZ4
+//! block (`lz4_flex`) or one zstd frame. The formats add their own framing
+//! (a block trailer's type byte, a value's type byte). zstd contexts are
+//! kept per thread and reused, since making one costs more than
+//! compressing a 4 KiB block.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
+
+use crate::coding::{get_varint32, put_varint32};
+
+thread_local! {
+    static ZSTD_COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Appends `varint32 raw_len` and `raw` compressed with `compression` to
+/// `out`. Returns false, with `out` cut back to its length on entry, when
+/// the data is to be stored raw: no compression asked for, a codec
+/// failure, or appended bytes that do not save at least 1/8 of `raw`.
+pub fn compress_append(compression: Compression, raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let Ok(raw_len) = u32::try_from(raw.len()) else {
+        return false;
+    };
+    let written = match compression {
+        Compression::None => None,
+        Compression::Lz4 => {
+            put_varint32(out, raw_len);
+            let at = out.len();
+            out.resize(at + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+            lz4_flex::block::compress_into(raw, &mut out[at..])
+                .ok()
+                .map(|n| at + n)
+        }
+        Compression::Zstd { level } => {
+            put_varint32(out, raw_len);
+            let at = out.len();
+            out.resize(at + zstd::zstd_safe::compress_bound(raw.len()), 0);
+            ZSTD_COMPRESSOR
+                .with(|c| -> Option<usize> {
+                    let mut c = c.borrow_mut();
+                    if c.as_ref().is_none_or(|(l, _)| *l != level) {
+                        *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+                    }
+                    let (_, compressor) = c.as_mut()?;
+                    compressor.compress_to_buffer(raw, &mut out[at..]).ok()
+                })
+                .map(|n| at + n)
+        }
+    };
+    match written {
+        // The 1/8 rule: store raw unless compression saves at least an eighth.
+        Some(end) if end - start <= raw.len() - raw.len() / 8 => {
+            out.truncate(end);
+            true
+        }
+        _ => {
+            out.truncate(start);
+            false
+        }
+    }
+}
+
+/// The data held by `stored` (`varint32 raw_len` then the body) of
+/// compression type byte `kind` (LZ4 or zstd), or what is wrong with it,
+/// naming it `what` ("block", "value"). A length above `max_len` is
+/// refused before anything is allocated; a decoder failure or a wrong
+/// decoded length is an error, never a panic.
+pub fn decompress(kind: u8, stored: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>, String> {
+    let (raw_len, header) = get_varint32(stored)
+        .ok_or_else(|| format!("compressed {what} has no valid decoded length"))?;
+    let raw_len = raw_len as usize;
+    if raw_len > max_len {
+        return Err(format!(
+            "compressed {what} claims {raw_len} decoded bytes, above the limit {max_len}"
+        ));
+    }
+    let body = stored.get(header..).unwrap_or_default();
+    let decoded = match kind {
+        COMPRESSION_TYPE_LZ4 => {
+            let mut out = vec![0u8; raw_len];
+            let n = lz4_flex::block::decompress_into(body, &mut out)
+                .map_err(|e| format!("lz4 {what} does not decode: {e}"))?;
+            out.truncate(n);
+            out
+        }
+        COMPRESSION_TYPE_ZSTD => ZSTD_DECOMPRESSOR.with(|d| -> Result<Vec<u8>, String> {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(
+                    zstd::bulk::Decompressor::new()
+                        .map_err(|e| format!("zstd decompressor: {e}"))?,
+                );
+            }
+            let Some(decompressor) = d.as_mut() else {
+                return Err("zstd decompressor unavailable".to_string());
+            };
+            let mut out = Vec::with_capacity(raw_len);
+            decompressor
+                .decompress_to_buffer(body, &mut out)
+                .map_err(|e| format!("zstd {what} does not decode: {e}"))?;
+            Ok(out)
+        })?,
+        other => return Err(format!("unknown {what} compression type {other}")),
+    };
+    if decoded.len() != raw_len {
+        return Err(format!(
+            "compressed {what} decodes to {} bytes, its header says {raw_len}",
+            decoded.len()
+        ));
+    }
+    Ok(decoded)
+}
 
 /// Type byte of data stored as it is.
 pub const COMPRESSION_TYPE_NONE: u8 = 0;

@@ -8,15 +8,11 @@
 //! size is stored raw (type 0), so reading it costs nothing extra. Decoding
 //! trusts nothing: the length is checked against the limit before anything
 //! is allocated, and a decoder error or a wrong decoded length is damage,
-//! never a panic.
-//!
-//! zstd contexts are kept per thread and reused, since making one costs
-//! more than compressing a 4 KiB block.
+//! never a panic. The body codec is jkv-format's
+//! [`compression`](jkv_format::compression), shared with the value log.
 
-use std::cell::RefCell;
-
-use jkv_format::coding::{get_varint32, put_varint32};
-use jkv_format::compression::{COMPRESSION_TYPE_LZ4, COMPRESSION_TYPE_NONE, COMPRESSION_TYPE_ZSTD};
+use jkv_format::coding::get_varint32;
+use jkv_format::compression::{self, COMPRESSION_TYPE_NONE};
 use jkv_format::Compression;
 
 /// Largest decoded block accepted (blocks are below 4 GiB; the builder's
@@ -24,99 +20,22 @@ use jkv_format::Compression;
 /// largest value plus a block of the largest size.
 pub const DECODED_LEN_MAX: usize = (1 << 30) + (512 << 20);
 
-thread_local! {
-    static ZSTD_COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { RefCell::new(None) };
-    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { RefCell::new(None) };
-}
-
 /// Compresses `raw` with `compression` into `out` (cleared first) and
 /// returns the type byte to store it with, or `None` when the block is to
 /// be stored raw: no compression asked for, a codec failure, or a
 /// compressed form that does not save at least 1/8 of `raw`.
 pub fn compress_block(raw: &[u8], compression: Compression, out: &mut Vec<u8>) -> Option<u8> {
     out.clear();
-    let raw_len = u32::try_from(raw.len()).ok()?;
-    match compression {
-        Compression::None => return None,
-        Compression::Lz4 => {
-            put_varint32(out, raw_len);
-            let at = out.len();
-            out.resize(at + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
-            let n = lz4_flex::block::compress_into(raw, &mut out[at..]).ok()?;
-            out.truncate(at + n);
-        }
-        Compression::Zstd { level } => {
-            put_varint32(out, raw_len);
-            let at = out.len();
-            out.resize(at + zstd::zstd_safe::compress_bound(raw.len()), 0);
-            let n = ZSTD_COMPRESSOR.with(|c| -> Option<usize> {
-                let mut c = c.borrow_mut();
-                if c.as_ref().is_none_or(|(l, _)| *l != level) {
-                    *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-                }
-                let (_, compressor) = c.as_mut()?;
-                compressor.compress_to_buffer(raw, &mut out[at..]).ok()
-            })?;
-            out.truncate(at + n);
-        }
-    }
-    // The 1/8 rule: store raw unless compression saves at least an eighth.
-    if out.len() > raw.len() - raw.len() / 8 {
-        out.clear();
-        return None;
-    }
-    Some(compression.type_byte())
+    compression::compress_append(compression, raw, out).then(|| compression.type_byte())
 }
 
 /// The decoded contents of a block stored with type byte `kind` (not 0),
 /// or what is wrong with it.
 pub fn decompress_block(kind: u8, stored: &[u8]) -> Result<Vec<u8>, String> {
-    let (raw_len, header) = get_varint32(stored)
-        .ok_or_else(|| "compressed block has no valid decoded length".to_string())?;
-    let raw_len = raw_len as usize;
-    if raw_len > DECODED_LEN_MAX {
-        return Err(format!(
-            "compressed block claims {raw_len} decoded bytes, above the limit {DECODED_LEN_MAX}"
-        ));
+    if kind == COMPRESSION_TYPE_NONE {
+        return Ok(stored.to_vec());
     }
-    let body = stored.get(header..).unwrap_or_default();
-    let decoded = match kind {
-        COMPRESSION_TYPE_LZ4 => {
-            let mut out = vec![0u8; raw_len];
-            let n = lz4_flex::block::decompress_into(body, &mut out)
-                .map_err(|e| format!("lz4 block does not decode: {e}"))?;
-            out.truncate(n);
-            out
-        }
-        COMPRESSION_TYPE_ZSTD => ZSTD_DECOMPRESSOR.with(|d| -> Result<Vec<u8>, String> {
-            let mut d = d.borrow_mut();
-            if d.is_none() {
-                *d = Some(
-                    zstd::bulk::Decompressor::new()
-                        .map_err(|e| format!("zstd decompressor: {e}"))?,
-                );
-            }
-            let Some(decompressor) = d.as_mut() else {
-                return Err("zstd decompressor unavailable".to_string());
-            };
-            let mut out = Vec::with_capacity(raw_len);
-            decompressor
-                .decompress_to_buffer(body, &mut out)
-                .map_err(|e| format!("zstd frame does not decode: {e}"))?;
-            Ok(out)
-        })?,
-        COMPRESSION_TYPE_NONE => stored.to_vec(),
-        other => return Err(format!("unknown block compression type {other}")),
-    };
-    if decoded.len() != raw_len {
-        return Err(format!(
-            "compressed block decodes to {} bytes, its header says {raw_len}",
-            decoded.len()
-        ));
-    }
-    Ok(decoded)
+    compression::decompress(kind, stored, DECODED_LEN_MAX, "block")
 }
 
 /// The decoded length a compressed block's header records, `None` when it
@@ -128,6 +47,8 @@ pub fn decoded_len(stored: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jkv_format::coding::put_varint32;
+    use jkv_format::compression::COMPRESSION_TYPE_LZ4;
 
     fn compressible(n: usize) -> Vec<u8> {
         (0..n).map(|i| b"abcdefgh"[(i / 16) % 8]).collect()
