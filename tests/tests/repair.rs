@@ -721,6 +721,17 @@ struct Place {
     seqs: BTreeSet<u64>,
 }
 
+/// The write a last-level entry with sequence number 0 stands for: the
+/// newest put or delete of `user_key` at or below `zeroed_through` (the
+/// oldest snapshot of the compaction that zeroed it).
+fn newest_write_of(ops: &BTreeMap<u64, Op>, user_key: &[u8], zeroed_through: u64) -> u64 {
+    ops.range(..=zeroed_through)
+        .rev()
+        .find(|(_, op)| matches!(op, Op::Put(k, _) | Op::Delete(k) if k.as_bytes() == user_key))
+        .map(|(&seq, _)| seq)
+        .expect("a zeroed entry stands for a write before the snapshot")
+}
+
 fn seq_of(ikey: &[u8]) -> u64 {
     let mut t = [0u8; 8];
     t.copy_from_slice(&ikey[ikey.len() - 8..]);
@@ -772,6 +783,8 @@ fn build_range() -> RangeInstance {
     apply(&db, put(45, "t2", true), false);
     db.flush().unwrap();
     db.compact().unwrap();
+    // The compaction wrote what the snapshot sees with sequence number 0.
+    let zeroed_through = snapshot.seq().0;
     drop(snapshot);
     // A flushed L0 table with a range delete over the compacted data.
     for i in 50..56 {
@@ -806,7 +819,10 @@ fn build_range() -> RangeInstance {
                 .block_entries(*h)
                 .unwrap()
                 .iter()
-                .map(|(k, _)| seq_of(k))
+                .map(|(k, _)| match seq_of(k) {
+                    0 => newest_write_of(&ops, &k[..k.len() - 8], zeroed_through),
+                    seq => seq,
+                })
                 .collect();
             places.push(Place {
                 kind: PlaceKind::DataBlock,
