@@ -309,7 +309,7 @@ impl Options {
         self
     }
 
-    /// Byte budget of the cache of decoded compressed blocks (moka's TinyLFU
+    /// Byte budget of the cache of decoded compressed blocks (a W-TinyLFU
     /// cache shared by all tables). Default 64 MiB; 0 turns it off (every
     /// read of a compressed block decodes it). It holds zstd blocks:
     /// uncompressed blocks are read from the mapped file, and LZ4 blocks

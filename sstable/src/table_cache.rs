@@ -115,14 +115,16 @@ impl TableCache {
     }
 
     /// Forgets table `n`: call when its file is deleted, so the file's
-    /// mapping is released once the last reader drops it.
+    /// mapping is released once the last reader drops it. If the table is
+    /// open, its decoded blocks leave the block cache too (those of a table
+    /// no longer open age out).
     pub fn evict(&self, n: FileNumber) {
         let mut tables = self.tables.write();
-        tables.by_number.remove(&n);
+        let table = tables.by_number.remove(&n);
         tables.order.retain(|&o| o != n);
         drop(tables);
-        if let Some(cache) = &self.block_cache {
-            cache.forget_table(n);
+        if let (Some(cache), Some(table)) = (&self.block_cache, table) {
+            cache.forget_blocks(n, table.index_entries().map(|(_, h)| h.offset));
         }
     }
 
