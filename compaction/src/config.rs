@@ -28,6 +28,12 @@ pub struct CompactionConfig {
     /// likely shadows below must reach for an idle database to merge it
     /// down (see [`crate::garbage`]). Default 2.
     pub idle_garbage_percent_min: u64,
+    /// Share, in percent, of the bytes an idle merge would rewrite (its
+    /// inputs and the tables below they overlap) that its estimated garbage
+    /// must reach: a merge that reclaims little of what it writes is not
+    /// worth its write amplification (see [`crate::garbage`]). Default 20
+    /// (at most five bytes written per byte reclaimed).
+    pub idle_garbage_yield_percent_min: u64,
 }
 
 impl Default for CompactionConfig {
@@ -42,6 +48,7 @@ impl Default for CompactionConfig {
             target_table_bytes: 64 << 20,
             garbage_percent_min: 20,
             idle_garbage_percent_min: 2,
+            idle_garbage_yield_percent_min: 20,
         }
     }
 }
@@ -74,6 +81,9 @@ impl CompactionConfig {
         }
         if self.idle_garbage_percent_min == 0 || self.idle_garbage_percent_min > 100 {
             return Err("idle_garbage_percent_min must be in 1..=100".into());
+        }
+        if self.idle_garbage_yield_percent_min > 100 {
+            return Err("idle_garbage_yield_percent_min must be in 0..=100".into());
         }
         if self.base_level_bytes < 1024 || self.target_table_bytes < 1024 {
             return Err("base_level_size and target_table_size must be at least 1 KiB".into());

@@ -20,14 +20,17 @@
 //! 2. **Shadowed versions, when idle.** On a database that has seen no
 //!    write for a while, L0 (all of it, into the base level) or one table
 //!    of a level above the last (into the next level) is merged down when
-//!    the versions it likely shadows below reach
-//!    [`CompactionConfig::idle_garbage_percent_min`] of the tree's bytes:
-//!    estimated as the smaller of its entry count and the entry count of
-//!    the tables below it overlaps, times their average entry size (an
-//!    overwrite workload shadows one version below per entry), plus its own
-//!    tombstones and older versions, plus, among L0 tables (which overlap
-//!    each other), the same estimate for each table against the newer ones
-//!    it overlaps. The largest estimate goes first.
+//!    the bytes the merge would take off the disk reach
+//!    [`CompactionConfig::idle_garbage_percent_min`] of the tree's bytes
+//!    and [`CompactionConfig::idle_garbage_yield_percent_min`] of the bytes
+//!    it rewrites (inputs and the overlapped tables below): merging one
+//!    upper table into a large last level rewrites far more than it
+//!    reclaims, and is left for the size-driven picker. The bytes saved are
+//!    estimated from entry counts (`estimate`): an overwrite workload
+//!    shadows one version below per entry, the inputs' own tombstones and
+//!    older versions go, overlapping L0 tables shadow each other, and the
+//!    survivors take the entry size of the level below (which counts what
+//!    a compressed last level saves). The largest estimate goes first.
 
 use jkv_format::key::user_key;
 use jkv_format::SeqNo;
@@ -141,16 +144,25 @@ fn shadowed(
         })
         .find_map(|(bytes, inputs, output_level)| {
             let score = bytes as f64 / tree_bytes as f64;
-            build(levels, inputs, output_level, status, score).map(|mut task| {
-                task.reason = TaskReason::Garbage;
-                task
-            })
+            build(levels, inputs, output_level, status, score)
+                .filter(|task| {
+                    bytes * 100 >= config.idle_garbage_yield_percent_min * task.input_bytes()
+                })
+                .map(|mut task| {
+                    task.reason = TaskReason::Garbage;
+                    task
+                })
         })
 }
 
-/// Estimated bytes of garbage that merging `inputs` into `output_level`
-/// drops: versions below they likely shadow, and their own tombstones and
-/// older versions.
+/// Estimated bytes that merging `inputs` into `output_level` takes off the
+/// disk: the bytes of the inputs and of the tables below they overlap,
+/// less the estimated size of the output — the entries that survive (all
+/// but the versions below the inputs likely shadow, the inputs' own
+/// tombstones and older versions, and what overlapping inputs shadow in
+/// each other) at the average entry size of the tables below (of the
+/// inputs when nothing lies below), so a merge into a compressed level
+/// also counts what compressing the inputs saves.
 fn estimate(levels: &[Vec<TableMeta>], inputs: &[&TableMeta], output_level: usize) -> u64 {
     let Some((lo, hi)) = user_key_range(inputs) else {
         return 0;
@@ -162,22 +174,26 @@ fn estimate(levels: &[Vec<TableMeta>], inputs: &[&TableMeta], output_level: usiz
     let entries = |ts: &[&TableMeta]| ts.iter().map(|t| t.entries).sum::<u64>();
     let bytes = |ts: &[&TableMeta]| ts.iter().map(|t| t.size_bytes).sum::<u64>();
     let (in_entries, below_entries) = (entries(inputs), entries(&below));
-    let shadowed = bytes(&below)
+    let (in_bytes, below_bytes) = (bytes(inputs), bytes(&below));
+    let dropped = in_entries.min(below_entries)
+        + inputs.iter().map(|t| own_garbage(t)).sum::<u64>()
+        + shadowed_among(inputs);
+    let all_entries = in_entries + below_entries;
+    let Some(avg_after) = below_bytes
         .checked_div(below_entries)
-        .map_or(0, |avg| in_entries.min(below_entries) * avg);
-    let own: u64 = inputs.iter().map(|t| own_garbage(t)).sum();
-    let own = bytes(inputs)
-        .checked_div(in_entries)
-        .map_or(0, |avg| own * avg);
-    shadowed + own + shadowed_among(inputs)
+        .or_else(|| in_bytes.checked_div(in_entries))
+    else {
+        return 0;
+    };
+    let after = all_entries.saturating_sub(dropped) * avg_after;
+    (in_bytes + below_bytes).saturating_sub(after)
 }
 
-/// Estimated bytes of the versions overlapping inputs (L0 tables, newest
-/// first) shadow in each other: for each table, the smaller of its entry
-/// count and that of the newer inputs it overlaps, times its average entry
-/// size.
+/// Estimated entries that overlapping inputs (L0 tables, newest first)
+/// shadow in each other: for each table, the smaller of its entry count
+/// and that of the newer inputs it overlaps.
 fn shadowed_among(inputs: &[&TableMeta]) -> u64 {
-    let mut garbage = 0;
+    let mut shadowed = 0;
     for (i, t) in inputs.iter().enumerate() {
         let (lo, hi) = (user_key(&t.smallest), user_key(&t.largest));
         let newer: u64 = inputs[..i]
@@ -185,11 +201,9 @@ fn shadowed_among(inputs: &[&TableMeta]) -> u64 {
             .filter(|n| overlaps(n, lo, hi))
             .map(|n| n.entries)
             .sum();
-        if let Some(avg) = t.size_bytes.checked_div(t.entries) {
-            garbage += newer.min(t.entries) * avg;
-        }
+        shadowed += newer.min(t.entries);
     }
-    garbage
+    shadowed
 }
 
 #[cfg(test)]
@@ -228,6 +242,7 @@ mod tests {
             target_table_bytes: 100_000,
             garbage_percent_min: 20,
             idle_garbage_percent_min: 2,
+            idle_garbage_yield_percent_min: 20,
         }
     }
 
@@ -332,6 +347,34 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_merge_that_rewrites_far_more_than_it_reclaims_is_left() {
+        // 1,000 entries over a bottom of 10,000: 10,000 of 110,000 bytes
+        // (9%) of the tree, above the 2% threshold, but the merge rewrites
+        // 110,000 bytes to reclaim them (9%, below the 20% yield).
+        let levels = vec![
+            vec![t(9, 0, "a", "z", 1000, 0)],
+            vec![],
+            vec![],
+            vec![t(1, 3, "a", "m", 5000, 0), t(2, 3, "n", "z", 5000, 0)],
+        ];
+        let idle = GarbageContext {
+            idle: true,
+            ..allowed()
+        };
+        let status = CompactionStatus::new(4);
+        assert_eq!(pick_garbage(&levels, &status, &config(), &idle), None);
+        // Against one bottom table of 5,000 the same L0 table is worth it.
+        let small = vec![
+            vec![t(9, 0, "a", "m", 1000, 0)],
+            vec![],
+            vec![],
+            vec![t(1, 3, "a", "m", 3000, 0), t(2, 3, "n", "z", 20_000, 0)],
+        ];
+        let task = pick_garbage(&small, &status, &config(), &idle).unwrap();
+        assert_eq!(ids(&task), vec![1, 9]);
+    }
+
+    #[test]
     fn idle_shadowing_below_the_threshold_is_left() {
         // 20 entries over a bottom of 10,000: 200 of 100,200 bytes (0.2%).
         let levels = vec![
@@ -395,7 +438,7 @@ mod tests {
         let levels = vec![
             vec![],
             vec![],
-            vec![t(5, 2, "a", "f", 1000, 0), t(6, 2, "x", "y", 10, 0)],
+            vec![t(5, 2, "a", "f", 2000, 0), t(6, 2, "x", "y", 10, 0)],
             vec![t(1, 3, "a", "m", 5000, 0), t(2, 3, "n", "z", 5000, 0)],
         ];
         let idle = GarbageContext {

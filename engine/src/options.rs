@@ -260,11 +260,21 @@ impl Options {
         self
     }
 
-    /// Share of the tree's bytes, in percent (1..=100), that the versions a
-    /// level likely shadows below must reach for an idle database to merge
-    /// it down (docs/compaction.md, "Garbage compactions"). Default: 2.
+    /// Share of the tree's bytes, in percent (1..=100), that an idle merge
+    /// must reclaim (estimated) for an idle database to merge a level down
+    /// (docs/compaction.md, "Garbage compactions"). Default: 2.
     pub fn idle_garbage_percent(mut self, percent: u64) -> Self {
         self.compaction.idle_garbage_percent_min = percent;
+        self
+    }
+
+    /// Share of the bytes an idle merge rewrites, in percent (0..=100),
+    /// that it must reclaim (estimated): 20, the default, allows at most
+    /// five bytes written per byte reclaimed; 0 merges whatever reaches
+    /// [`Self::idle_garbage_percent`] (docs/compaction.md, "Garbage
+    /// compactions").
+    pub fn idle_garbage_yield_percent(mut self, percent: u64) -> Self {
+        self.compaction.idle_garbage_yield_percent_min = percent;
         self
     }
 
@@ -434,6 +444,14 @@ mod tests {
             .idle_garbage_percent(101)
             .validate()
             .is_err());
+        assert!(Options::default()
+            .idle_garbage_yield_percent(101)
+            .validate()
+            .is_err());
+        Options::default()
+            .idle_garbage_yield_percent(0)
+            .validate()
+            .unwrap();
         assert!(Options::default().num_levels(1).validate().is_err());
         assert!(Options::default().block_size(1).validate().is_err());
         assert!(Options::default()

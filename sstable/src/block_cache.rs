@@ -163,7 +163,10 @@ impl BlockCache {
 
     /// The decoded block of table `table` at `offset`, if cached.
     pub fn get(&self, table: FileNumber, offset: u64) -> Option<Bytes> {
-        let got = self.cache.get(&(table.0, offset)).map(|e| e.value().clone());
+        let got = self
+            .cache
+            .get(&(table.0, offset))
+            .map(|e| e.value().clone());
         let counter = if got.is_some() {
             &self.counters.hits
         } else {
@@ -237,7 +240,10 @@ mod tests {
 
     #[test]
     fn shards_follow_the_budget() {
-        for (bytes, policy) in [(1 << 20, CachePolicy::Lru), (256 << 20, CachePolicy::WTinyLfu)] {
+        for (bytes, policy) in [
+            (1 << 20, CachePolicy::Lru),
+            (256 << 20, CachePolicy::WTinyLfu),
+        ] {
             let c = BlockCache::with_policy(bytes, policy).unwrap();
             let shards = (bytes / SHARD_BYTES_MIN).clamp(1, SHARDS_MAX) as usize;
             assert_eq!(c.cache.shards(), shards);
