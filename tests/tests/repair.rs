@@ -393,6 +393,21 @@ fn repair_keeps_every_undamaged_newest_version_with_compression() {
     let report = check_with(&fs, &db_dir()).unwrap();
     assert!(report.is_ok(), "{report}");
     assert!(report.compressed_blocks > 0, "{report}");
+    // Repair writes its last-level tables compressed as the options say.
+    for (compression, compressed) in [
+        (jkv::Compression::Lz4, true),
+        (jkv::Compression::None, false),
+    ] {
+        let fs = SimFs::from_image(&base.image);
+        repair(db_dir(), options(&fs).compression(compression)).unwrap();
+        let after = check_with(&fs, &db_dir()).unwrap();
+        assert!(after.is_ok(), "{after}");
+        assert_eq!(
+            after.compressed_blocks > 0,
+            compressed,
+            "{compression:?}: {after}"
+        );
+    }
     repair_every_damage(&base);
 }
 

@@ -49,6 +49,7 @@ impl Repair {
             block_size_bytes: self.options.block_size,
             bloom_bits_per_key: self.options.bloom_bits_per_key,
             db_id,
+            compression: self.options.compression_for_level(level),
             ..jkv_sstable::TableOptions::default()
         };
         let mut heap = BinaryHeap::new();
