@@ -13,6 +13,7 @@
 //! and blocks never move (each is a separate heap allocation referred to by
 //! a raw pointer, so growing the block list moves only the pointers).
 
+use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,34 +26,41 @@ pub const BLOCK_SIZE_BYTES: usize = 1 << 20;
 /// large value never wastes the tail of the current block.
 pub const DEDICATED_BLOCK_MIN_BYTES: usize = BLOCK_SIZE_BYTES / 4;
 
+/// Alignment of every block's start: enough for the skiplist's atomic
+/// pointers, so an aligned request at a block's start needs no padding.
+pub const BLOCK_ALIGN: usize = 16;
+
 /// One heap block, freed when the arena drops.
 struct Block {
     ptr: NonNull<u8>,
-    len: usize,
+    layout: Layout,
 }
 
 impl Block {
     fn new(len: usize) -> Block {
         debug_assert!(len > 0);
+        let layout = match Layout::from_size_align(len, BLOCK_ALIGN) {
+            Ok(layout) => layout,
+            // Only a request within `BLOCK_ALIGN` of `isize::MAX` gets here;
+            // no allocator could serve it either.
+            Err(_) => panic!("arena block of {len} bytes exceeds the address space"),
+        };
         // Zeroed so the block is initialised memory; large zeroed allocations
         // come from fresh pages, so this costs no memset.
-        let boxed: Box<[u8]> = vec![0u8; len].into_boxed_slice();
-        let raw: *mut [u8] = Box::into_raw(boxed);
-        let ptr = NonNull::new(raw.cast::<u8>()).expect("Box::into_raw never returns null");
-        Block { ptr, len }
+        // SAFETY: `layout` has a non-zero size (`len > 0`).
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        Block { ptr, layout }
     }
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` came from `Box::<[u8]>::into_raw` in
-        // `Block::new`, and this is the only place that frees it.
-        unsafe {
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.ptr.as_ptr(),
-                self.len,
-            )));
-        }
+        // SAFETY: `ptr` came from `alloc_zeroed(self.layout)` in `Block::new`,
+        // and this is the only place that frees it.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
 
@@ -119,7 +127,7 @@ impl Arena {
             fill(&mut []);
             return &[];
         }
-        let ptr = self.alloc_raw(len);
+        let ptr = self.alloc_raw(len, 1);
         // SAFETY: `alloc_raw` returned `len` initialised bytes inside a live
         // block that no other slice covers (the bump cursor has moved past
         // them), so this is the only reference to them until we return the
@@ -130,8 +138,27 @@ impl Arena {
         region
     }
 
-    /// Reserves `len > 0` bytes and returns their start.
-    fn alloc_raw(&self, len: usize) -> NonNull<u8> {
+    /// Reserves `len > 0` bytes starting at an address that is a multiple
+    /// of `align` (a power of two, at most [`BLOCK_ALIGN`]) and returns their
+    /// start. The bytes are initialised (zero or earlier garbage never
+    /// handed out: blocks start zeroed) and no other allocation overlaps
+    /// them; they stay valid, at the same address, until the arena drops.
+    /// Padding skipped to align the start counts as allocated.
+    ///
+    /// This is the raw form for callers that keep atomics in the region (the
+    /// skiplist's node towers) and so must not hold a `&[u8]` over it.
+    pub fn alloc_aligned(&self, len: usize, align: usize) -> NonNull<u8> {
+        assert!(
+            align.is_power_of_two() && align <= BLOCK_ALIGN,
+            "arena alignment {align} is not a power of two up to {BLOCK_ALIGN}"
+        );
+        assert!(len > 0, "arena allocations are not empty");
+        self.alloc_raw(len, align)
+    }
+
+    /// Reserves `len > 0` bytes aligned to `align` (a power of two, at most
+    /// `BLOCK_ALIGN`) and returns their start.
+    fn alloc_raw(&self, len: usize, align: usize) -> NonNull<u8> {
         let mut inner = self.inner.lock();
         if len > DEDICATED_BLOCK_MIN_BYTES {
             let block = Block::new(len);
@@ -141,7 +168,10 @@ impl Arena {
             self.allocated_bytes.fetch_add(len, Ordering::Relaxed);
             return ptr;
         }
-        if len > inner.remaining {
+        // A null cursor (no block yet) has `remaining == 0`, so its padding
+        // never matters: the request opens a block.
+        let pad = (inner.cursor as usize).wrapping_neg() & (align - 1);
+        if len + pad > inner.remaining {
             // The old tail is lost to allocation; count it so memory
             // accounting does not undercount a fragmented arena.
             let wasted = inner.remaining;
@@ -152,6 +182,12 @@ impl Arena {
             self.reserved_bytes
                 .fetch_add(BLOCK_SIZE_BYTES, Ordering::Relaxed);
             self.allocated_bytes.fetch_add(wasted, Ordering::Relaxed);
+        } else if pad > 0 {
+            // SAFETY: `pad < len + pad <= remaining`, so the cursor stays
+            // inside the current block.
+            inner.cursor = unsafe { inner.cursor.add(pad) };
+            inner.remaining -= pad;
+            self.allocated_bytes.fetch_add(pad, Ordering::Relaxed);
         }
         let ptr = inner.cursor;
         // SAFETY: `len <= remaining`, so the new cursor is at most one past
@@ -248,5 +284,37 @@ mod tests {
         arena.alloc_with(chunk, |b| b.fill(2));
         assert_eq!(arena.reserved_bytes(), 3 * BLOCK_SIZE_BYTES);
         assert_eq!(arena.allocated_bytes(), 2 * BLOCK_SIZE_BYTES + chunk);
+    }
+
+    #[test]
+    fn aligned_allocations_are_aligned_and_padding_counted() {
+        let arena = Arena::new();
+        arena.copy(b"abc");
+        let p = arena.alloc_aligned(24, 8);
+        assert_eq!(p.as_ptr() as usize % 8, 0);
+        // 3 bytes, 5 of padding, 24 bytes.
+        assert_eq!(arena.allocated_bytes(), 32);
+        let q = arena.alloc_aligned(1, 16);
+        assert_eq!(q.as_ptr() as usize % 16, 0);
+        assert!(arena.allocated_bytes() >= 33 && arena.allocated_bytes() <= 33 + 15);
+        // A block's start is aligned, so a request that opens a block takes
+        // no padding; a dedicated block is aligned too.
+        let big = arena.alloc_aligned(DEDICATED_BLOCK_MIN_BYTES + 1, 16);
+        assert_eq!(big.as_ptr() as usize % BLOCK_ALIGN, 0);
+        // Aligned and unaligned requests never overlap.
+        let mut regions = Vec::new();
+        for i in 0..20_000usize {
+            let len = i % 37 + 1;
+            let start = if i % 2 == 0 {
+                arena.alloc_aligned(len, 8).as_ptr() as usize
+            } else {
+                arena.copy(&vec![1u8; len]).as_ptr() as usize
+            };
+            regions.push((start, start + len));
+        }
+        regions.sort_unstable();
+        for pair in regions.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "overlapping arena regions {pair:?}");
+        }
     }
 }
