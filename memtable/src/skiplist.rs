@@ -316,6 +316,11 @@ impl SkipList {
         self.arena.allocated_bytes()
     }
 
+    /// Bytes the arena took from the allocator (block sizes).
+    pub fn arena_reserved_bytes(&self) -> usize {
+        self.arena.reserved_bytes()
+    }
+
     /// The link at `level` of `node`, or of the head for `None`.
     ///
     /// # Safety
@@ -566,5 +571,234 @@ impl std::fmt::Debug for SkipList {
             .field("height", &self.current_height())
             .field("allocated_bytes", &self.allocated_bytes())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jkv_format::key::pack_trailer;
+    use jkv_format::{InternalKey, SeqNo, ValueKind};
+
+    fn ik(user_key: &[u8], seq: u64) -> Vec<u8> {
+        InternalKey::new(user_key, SeqNo(seq), ValueKind::Value).into_vec()
+    }
+
+    fn insert(list: &SkipList, user_key: &[u8], seq: u64, value: &[u8]) {
+        let node = list.insert(
+            user_key,
+            pack_trailer(SeqNo(seq), ValueKind::Value as u8),
+            value,
+        );
+        assert_eq!(node.key(), &ik(user_key, seq)[..]);
+        assert_eq!(node.value(), value);
+    }
+
+    impl SkipList {
+        /// Keys linked at `level`, head to end.
+        fn level_keys(&self, level: usize) -> Vec<Vec<u8>> {
+            let mut keys = Vec::new();
+            // SAFETY: the head has every level; each node followed was
+            // reached at `level`.
+            let mut x = unsafe { self.next_at(None, level) };
+            while let Some(node) = x {
+                keys.push(node.key().to_vec());
+                // SAFETY: as above.
+                x = unsafe { self.next_at(Some(node), level) };
+            }
+            keys
+        }
+    }
+
+    fn value_for(i: u64) -> Vec<u8> {
+        // Mostly small, some spanning blocks: every 997th value is larger
+        // than a quarter block and gets a dedicated one.
+        let len = if i.is_multiple_of(997) {
+            300 << 10
+        } else {
+            (i * 31 % 700) as usize
+        };
+        let mut v = i.to_le_bytes().to_vec();
+        v.resize(len.max(8), (i % 251) as u8);
+        v
+    }
+
+    #[test]
+    fn many_heights_and_large_values() {
+        const N: u64 = 30_000;
+        let list = SkipList::new();
+        for i in 0..N {
+            // A scattered insertion order.
+            let k = (i * 7_919) % N;
+            insert(&list, format!("key{k:06}").as_bytes(), k, &value_for(k));
+        }
+        let height = list.current_height();
+        // 30 000 entries at branching 1/4 reach about log4(30 000) ≈ 7.4.
+        assert!((6..=MAX_HEIGHT).contains(&height), "height {height}");
+        let level0 = list.level_keys(0);
+        assert_eq!(level0.len(), N as usize);
+        let mut previous_len = level0.len();
+        for level in 0..height {
+            let keys = list.level_keys(level);
+            assert!(
+                keys.windows(2)
+                    .all(|w| compare_internal_keys(&w[0], &w[1]).is_lt()),
+                "level {level} out of order"
+            );
+            if level > 0 {
+                // Each level holds about a quarter of the one below.
+                let expected = previous_len / 4;
+                assert!(
+                    keys.len() <= previous_len
+                        && keys.len().abs_diff(expected) <= expected / 2 + 30,
+                    "level {level}: {} nodes after {previous_len}",
+                    keys.len()
+                );
+            }
+            previous_len = keys.len();
+        }
+        assert!(!list.level_keys(height - 1).is_empty());
+        for level in height..MAX_HEIGHT {
+            assert!(list.level_keys(level).is_empty());
+        }
+        // Every entry reads back whole, through a search and through the
+        // level-0 walk.
+        let mut node = list.first();
+        for k in 0..N {
+            let key = ik(format!("key{k:06}").as_bytes(), k);
+            let found = list.seek_ge(&SearchKey::new(&key)).expect("present");
+            assert_eq!(found.entry(), (&key[..], &value_for(k)[..]));
+            let walked = node.expect("level 0 holds every node");
+            assert_eq!(walked.key(), &key[..]);
+            node = walked.next();
+        }
+        assert!(node.is_none());
+        // The arena holds the nodes: more than keys and values, less than
+        // keys, values and 48 bytes a node.
+        let payload: usize = (0..N)
+            .map(|k| format!("key{k:06}").len() + TRAILER_LEN + value_for(k).len())
+            .sum();
+        let allocated = list.allocated_bytes();
+        assert!(allocated >= payload + N as usize * NODE_OVERHEAD_BYTES_MIN);
+        // Abandoned block tails: at most one small value per 1 MiB block.
+        assert!(
+            allocated <= payload + N as usize * 48 + 64 * 1024,
+            "{allocated}"
+        );
+    }
+
+    #[test]
+    fn duplicate_user_keys_with_many_seqs() {
+        // Three user keys longer than the prefix and equal in it, so every
+        // comparison among them falls back to the full key.
+        let base = b"0123456789abcdef-shared-prefix".to_vec();
+        let users: Vec<Vec<u8>> = [b"a", b"b", b"c"]
+            .iter()
+            .map(|s| [base.clone(), s.to_vec()].concat())
+            .collect();
+        let list = SkipList::new();
+        let mut model = Vec::new();
+        for seq in 0..3_000u64 {
+            let user = &users[(seq * 7 % 3) as usize];
+            let value = seq.to_be_bytes();
+            insert(&list, user, seq, &value);
+            model.push((ik(user, seq), value.to_vec()));
+        }
+        model.sort_by(|a, b| compare_internal_keys(&a.0, &b.0));
+        let mut walked = Vec::new();
+        let mut node = list.first();
+        while let Some(n) = node {
+            walked.push((n.key().to_vec(), n.value().to_vec()));
+            node = n.next();
+        }
+        assert_eq!(walked, model);
+        assert_eq!(
+            list.last().map(|n| n.key().to_vec()),
+            model.last().map(|e| e.0.clone())
+        );
+        // Snapshot reads: the newest version at or below each snapshot.
+        for user in &users {
+            for snapshot in (0..3_010u64).step_by(13) {
+                let target = InternalKey::seek(user, SeqNo(snapshot)).into_vec();
+                let expected = model
+                    .iter()
+                    .find(|(k, _)| compare_internal_keys(k, &target).is_ge())
+                    .map(|e| e.0.clone());
+                let found = list
+                    .seek_ge(&SearchKey::new(&target))
+                    .map(|n| n.key().to_vec());
+                assert_eq!(found, expected, "snapshot {snapshot}");
+                let before = model
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| compare_internal_keys(k, &target).is_lt())
+                    .map(|e| e.0.clone());
+                let found = list
+                    .seek_lt(&SearchKey::new(&target), false)
+                    .map(|n| n.key().to_vec());
+                assert_eq!(found, before, "snapshot {snapshot}");
+            }
+        }
+        // seek_lt with or_equal lands on an exact key; without, before it.
+        let (middle, _) = &model[model.len() / 2];
+        let at = list
+            .seek_lt(&SearchKey::new(middle), true)
+            .map(|n| n.key().to_vec());
+        assert_eq!(at.as_ref(), Some(middle));
+        let before = list
+            .seek_lt(&SearchKey::new(middle), false)
+            .map(|n| n.key().to_vec());
+        assert_eq!(before.as_ref(), Some(&model[model.len() / 2 - 1].0));
+    }
+
+    #[test]
+    fn empty_list() {
+        let list = SkipList::new();
+        let key = ik(b"k", 1);
+        assert!(list.first().is_none());
+        assert!(list.last().is_none());
+        assert!(list.seek_ge(&SearchKey::new(&key)).is_none());
+        assert!(list.seek_lt(&SearchKey::new(&key), true).is_none());
+        assert_eq!(list.allocated_bytes(), 0);
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_width() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut buf = [0u8; 10];
+            // SAFETY: 10 bytes hold any u64 varint.
+            let end = unsafe { write_varint(buf.as_mut_ptr(), v) };
+            let written = end as usize - buf.as_ptr() as usize;
+            assert_eq!(written, varint_len(v));
+            // SAFETY: `buf` holds the complete varint just written.
+            let (read, after) = unsafe { read_varint(buf.as_ptr()) };
+            assert_eq!(read, v);
+            assert_eq!(after as usize - buf.as_ptr() as usize, written);
+        }
+    }
+
+    #[test]
+    fn heights_follow_branching() {
+        let list = SkipList::new();
+        let mut counts = [0usize; MAX_HEIGHT + 1];
+        for _ in 0..100_000 {
+            counts[list.random_height()] += 1;
+        }
+        // P(height >= h) = 4^-(h-1): about 25 000 reach 2, 6 250 reach 3.
+        let at_least = |h: usize| counts[h..].iter().sum::<usize>();
+        assert_eq!(at_least(1), 100_000);
+        assert!((23_000..27_000).contains(&at_least(2)), "{counts:?}");
+        assert!((5_500..7_000).contains(&at_least(3)), "{counts:?}");
+        assert!((1_200..1_950).contains(&at_least(4)), "{counts:?}");
+        assert_eq!(counts[0], 0);
     }
 }
