@@ -9,7 +9,7 @@ pub mod arena;
 pub mod error;
 mod filter;
 pub mod memtable;
-pub mod skiplist;
+mod skiplist;
 
 pub use arena::Arena;
 pub use error::{Error, Result};

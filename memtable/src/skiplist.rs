@@ -317,6 +317,7 @@ impl SkipList {
     }
 
     /// Bytes the arena took from the allocator (block sizes).
+    #[cfg(test)]
     pub fn arena_reserved_bytes(&self) -> usize {
         self.arena.reserved_bytes()
     }
