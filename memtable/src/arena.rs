@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-/// Size of a regular arena block: 1 MiB.
-pub const BLOCK_SIZE_BYTES: usize = 1 << 20;
+/// Size of a regular arena block: 2 MiB, one transparent huge page on
+/// x86-64 and aarch64 Linux.
+pub const BLOCK_SIZE_BYTES: usize = 2 << 20;
 
 /// Requests larger than this (a quarter block) get a block of their own, so a
 /// large value never wastes the tail of the current block.
@@ -37,6 +38,35 @@ struct Block {
 }
 
 impl Block {
+    /// A regular block: [`BLOCK_SIZE_BYTES`], aligned to its size and, on
+    /// Linux, marked for transparent huge pages. The skiplist's searches
+    /// jump between nodes all over the arena; one TLB entry per 2 MiB
+    /// instead of per 4 KiB makes most of those jumps miss only the cache.
+    fn regular() -> Block {
+        let layout = match Layout::from_size_align(BLOCK_SIZE_BYTES, BLOCK_SIZE_BYTES) {
+            Ok(layout) => layout,
+            Err(_) => unreachable!("a power-of-two block size is a valid alignment"),
+        };
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { std::alloc::alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        #[cfg(all(target_os = "linux", not(miri)))]
+        // SAFETY: the range is exactly the block just allocated; the advice
+        // only changes how the kernel backs it (a failure leaves 4 KiB pages,
+        // which is fine, so the result is ignored).
+        unsafe {
+            libc::madvise(ptr.as_ptr().cast(), BLOCK_SIZE_BYTES, libc::MADV_HUGEPAGE);
+        }
+        // Zeroed after the advice (`alloc_zeroed` would touch every page
+        // first), so the block is initialised memory.
+        // SAFETY: the block is `BLOCK_SIZE_BYTES` writable bytes.
+        unsafe { ptr.as_ptr().write_bytes(0, BLOCK_SIZE_BYTES) };
+        Block { ptr, layout }
+    }
+
+    /// A block of its own for one large request.
     fn new(len: usize) -> Block {
         debug_assert!(len > 0);
         let layout = match Layout::from_size_align(len, BLOCK_ALIGN) {
@@ -175,7 +205,7 @@ impl Arena {
             // The old tail is lost to allocation; count it so memory
             // accounting does not undercount a fragmented arena.
             let wasted = inner.remaining;
-            let block = Block::new(BLOCK_SIZE_BYTES);
+            let block = Block::regular();
             inner.cursor = block.ptr.as_ptr();
             inner.remaining = BLOCK_SIZE_BYTES;
             inner.blocks.push(block);

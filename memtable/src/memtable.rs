@@ -825,7 +825,10 @@ mod tests {
         // The estimate is what the arena took from the allocator, give or
         // take the unused part of the current block.
         assert!(m.list.arena_reserved_bytes() >= m.approximate_memory_bytes());
-        assert!(m.list.arena_reserved_bytes() <= m.approximate_memory_bytes() + (1 << 20));
+        assert!(
+            m.list.arena_reserved_bytes()
+                <= m.approximate_memory_bytes() + crate::arena::BLOCK_SIZE_BYTES
+        );
     }
 
     /// One step of the iterator model test.

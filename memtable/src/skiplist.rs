@@ -615,7 +615,7 @@ mod tests {
         // Mostly small, some spanning blocks: every 997th value is larger
         // than a quarter block and gets a dedicated one.
         let len = if i.is_multiple_of(997) {
-            300 << 10
+            crate::arena::DEDICATED_BLOCK_MIN_BYTES + 1_000
         } else {
             (i * 31 % 700) as usize
         };
@@ -681,7 +681,7 @@ mod tests {
             .sum();
         let allocated = list.allocated_bytes();
         assert!(allocated >= payload + N as usize * NODE_OVERHEAD_BYTES_MIN);
-        // Abandoned block tails: at most one small value per 1 MiB block.
+        // Abandoned block tails: at most one small value per block.
         assert!(
             allocated <= payload + N as usize * 48 + 64 * 1024,
             "{allocated}"
