@@ -1,7 +1,7 @@
 //! The memtable: recent writes, sorted by internal key, in memory.
 //!
-//! What it owns: an index (a lock-free crossbeam skiplist) whose keys and
-//! values are handles to bytes in an [`Arena`], plus counters for the engine
+//! What it owns: an index (the arena skiplist of [`crate::skiplist`], whose
+//! nodes live in an arena next to their key and value), plus counters for the engine
 //! (entry count, sequence range, memory estimate), and the range tombstones
 //! written to it (a [`RangeTombstoneSet`] rebuilt on the first read after an
 //! insert). What it leaves to others:
@@ -11,144 +11,28 @@
 //!
 //! Threads: one thread inserts at a time (the engine's write leader); any
 //! number of threads read concurrently through [`Memtable::get`] and
-//! [`MemtableIter`]. A reader never sees a torn entry: the bytes are written
-//! into the arena before the skiplist publishes the node that points to them,
-//! and the skiplist's publication is a release store that readers acquire.
+//! [`MemtableIter`]. A reader never sees a torn entry: a node, key and value
+//! included, is written into the arena before the skiplist publishes it with
+//! a release store that readers acquire.
 
-use std::cmp::Ordering as CmpOrdering;
-use std::ops::Bound;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::map::Entry;
-use crossbeam_skiplist::SkipMap;
 
 use crate::filter::KeyFilter;
-use jkv_format::key::{compare_internal_keys, pack_trailer, parse_internal_key, TRAILER_LEN};
+use crate::skiplist::{NodeRef, SearchKey, SkipList};
+use jkv_format::key::{pack_trailer, parse_internal_key, TRAILER_LEN};
 use jkv_format::{InternalIterator, Result, SeqNo, ValueKind};
 use jkv_format::{RangeTombstone, RangeTombstoneSet};
 use parking_lot::Mutex;
 
-use crate::arena::Arena;
-
-/// Estimated heap bytes of one skiplist node beyond the arena bytes: the
-/// key handle (16-byte key prefix + 16), the value handle (16), the
-/// reference count and height (8), a tower of one or two pointers, rounded
-/// up to the allocator's 80-byte size class.
-pub const NODE_OVERHEAD_BYTES: usize = 80;
-
-/// A read-only byte range inside the memtable's arena.
-///
-/// Only this module creates or dereferences one, and only for slices that
-/// [`Arena`] handed out for the memtable that owns the handle — or, inside a
-/// search key ([`KeyHandle::search`]), for the caller's slice, which
-/// outlives the search call the handle is made for and dropped after.
-#[derive(Clone, Copy)]
-struct ArenaSlice {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: an `ArenaSlice` points at immutable bytes in an arena; reading them
-// from any thread is fine, and nothing about it is tied to a thread.
-unsafe impl Send for ArenaSlice {}
-// SAFETY: as for `Send`: the bytes are never written after the handle exists.
-unsafe impl Sync for ArenaSlice {}
-
-impl ArenaSlice {
-    fn new(bytes: &[u8]) -> ArenaSlice {
-        ArenaSlice {
-            // A slice pointer is never null (empty slices use a dangling,
-            // non-null pointer), so this cannot fail.
-            ptr: NonNull::from(bytes).cast::<u8>(),
-            len: bytes.len(),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: a search key's slice is borrowed for the whole search (see
-        // the type's docs). Otherwise the handle was made from a slice the
-        // memtable's arena handed out. Handles live only inside that memtable's skiplist (and
-        // in entries of it held by iterators that also hold an
-        // `Arc<Memtable>`), and the arena is dropped after the skiplist
-        // (field order in `Memtable`), so the block is alive; arena bytes
-        // never move and are never written after allocation.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-/// Skiplist key: an internal key in the arena, ordered by
-/// [`compare_internal_keys`], with the first 16 bytes of its user key copied
-/// into the node.
-///
-/// The copy makes most comparisons of a skiplist search one load from the
-/// node the search already touched, instead of a second cache miss into the
-/// arena: prefixes compare (as big-endian integers, zero-padded) in the same
-/// order as the user keys they start, and only equal prefixes fall back to
-/// the full key. A search key is the same type built over the caller's bytes
-/// ([`KeyHandle::search`]), so lookups take the fast path too.
-#[derive(Clone, Copy)]
-struct KeyHandle {
-    prefix: u128,
-    key: ArenaSlice,
-}
-
-/// Bytes of the user key kept in a [`KeyHandle`].
-const PREFIX_LEN: usize = 16;
-
-impl KeyHandle {
-    fn new(ikey: &[u8]) -> KeyHandle {
-        let user = &ikey[..ikey.len().saturating_sub(TRAILER_LEN)];
-        let mut prefix = [0u8; PREFIX_LEN];
-        let n = user.len().min(PREFIX_LEN);
-        prefix[..n].copy_from_slice(&user[..n]);
-        KeyHandle {
-            prefix: u128::from_be_bytes(prefix),
-            key: ArenaSlice::new(ikey),
-        }
-    }
-
-    /// A key to search the skiplist with, borrowing `ikey` (which must
-    /// outlive the search; the handle is never stored).
-    fn search(ikey: &[u8]) -> KeyHandle {
-        KeyHandle::new(ikey)
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.key.bytes()
-    }
-}
-
-/// Skiplist value: the value bytes in the arena.
-#[derive(Clone, Copy)]
-struct ValueHandle(ArenaSlice);
-
-impl PartialEq for KeyHandle {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
-}
-impl Eq for KeyHandle {}
-impl PartialOrd for KeyHandle {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for KeyHandle {
-    #[inline]
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        // Zero padding keeps prefix order equal to user-key order: at the
-        // first differing byte either both keys have a byte there, or the
-        // shorter key ended (padding 0) while the longer one goes on, and a
-        // key is ordered before its extensions.
-        match self.prefix.cmp(&other.prefix) {
-            CmpOrdering::Equal => compare_internal_keys(self.bytes(), other.bytes()),
-            unequal => unequal,
-        }
-    }
-}
+/// Smallest number of memory bytes an entry takes beyond its internal key
+/// and value: its skiplist node's one-link tower, 16-byte key prefix and
+/// two one-byte lengths, all in the arena (so already inside
+/// [`Memtable::approximate_memory_bytes`]). Taller towers, longer lengths
+/// and alignment padding add to it: about 8 bytes more on average.
+pub const NODE_OVERHEAD_BYTES: usize = crate::skiplist::NODE_OVERHEAD_BYTES_MIN;
 
 /// The range tombstones of a memtable.
 #[derive(Default)]
@@ -161,14 +45,11 @@ struct RangeDels {
 
 /// Recent writes, sorted by internal key; see the module docs.
 pub struct Memtable {
-    // Field order matters: `map` drops before `arena`, so no node outlives
-    // the bytes its handles point to. (`KeyHandle` and `ValueHandle` have no
-    // drop glue, so even freeing a node never reads arena bytes.)
-    map: SkipMap<KeyHandle, ValueHandle>,
-    arena: Arena,
+    /// The entries; nodes, keys and values all live in its arena.
+    list: SkipList,
     /// User keys inserted, so lookups of other keys skip the skiplist.
     filter: Option<KeyFilter>,
-    /// Entries inserted; bumped after the entry is visible in `map`.
+    /// Entries inserted; bumped after the entry is visible in `list`.
     entries: AtomicUsize,
     /// Smallest sequence number inserted, `u64::MAX` while empty.
     seq_min: AtomicU64,
@@ -220,8 +101,7 @@ impl Memtable {
 
     fn build(filter: Option<KeyFilter>) -> Memtable {
         Memtable {
-            map: SkipMap::new(),
-            arena: Arena::new(),
+            list: SkipList::new(),
             filter,
             entries: AtomicUsize::new(0),
             seq_min: AtomicU64::new(u64::MAX),
@@ -262,7 +142,7 @@ impl Memtable {
         self.user_bytes
             .fetch_add((start.len() + end.len()) as u64, Ordering::Relaxed);
         self.range_del_bytes.fetch_add(
-            start.len() + end.len() + NODE_OVERHEAD_BYTES,
+            start.len() + end.len() + std::mem::size_of::<RangeTombstone>(),
             Ordering::Relaxed,
         );
         self.range_del_count.fetch_add(1, Ordering::Release);
@@ -301,10 +181,11 @@ impl Memtable {
         // Reading the successor costs a cache miss, which is why plain
         // `insert` does not.
         let older = inserted.next();
-        let shadowed = older.as_ref().and_then(|e| {
-            let parsed = parse_internal_key(e.key().bytes())
+        let shadowed = older.and_then(|node| {
+            let (key, value) = node.entry();
+            let parsed = parse_internal_key(key)
                 .expect("memtable keys are encoded by insert with a known kind");
-            (parsed.user_key == user_key).then(|| (parsed.kind, e.value().0.bytes()))
+            (parsed.user_key == user_key).then_some((parsed.kind, value))
         });
         previous(shadowed)
     }
@@ -316,21 +197,11 @@ impl Memtable {
         seq: SeqNo,
         kind: ValueKind,
         value: &[u8],
-    ) -> Entry<'_, KeyHandle, ValueHandle> {
+    ) -> NodeRef<'_> {
         debug_assert!(
             seq <= SeqNo::MAX,
             "sequence number {seq} wider than 56 bits"
         );
-        let key_len = user_key.len() + TRAILER_LEN;
-        // One allocation holds `user_key ++ trailer ++ value`, so an entry
-        // costs one bump of the arena cursor.
-        let bytes = self.arena.alloc_with(key_len + value.len(), |buf| {
-            let (key, val) = buf.split_at_mut(key_len);
-            key[..user_key.len()].copy_from_slice(user_key);
-            key[user_key.len()..].copy_from_slice(&pack_trailer(seq, kind as u8).to_le_bytes());
-            val.copy_from_slice(value);
-        });
-        let (key, val) = bytes.split_at(key_len);
         if let Some(filter) = &self.filter {
             filter.insert(user_key);
         }
@@ -340,9 +211,11 @@ impl Memtable {
         self.seq_max.fetch_max(seq.0, Ordering::Relaxed);
         self.user_bytes
             .fetch_add((user_key.len() + value.len()) as u64, Ordering::Relaxed);
+        // One arena allocation holds the node, `user_key ++ trailer` and the
+        // value, so an entry costs one bump of the arena cursor.
         let inserted = self
-            .map
-            .insert(KeyHandle::new(key), ValueHandle(ArenaSlice::new(val)));
+            .list
+            .insert(user_key, pack_trailer(seq, kind as u8), value);
         self.entries.fetch_add(1, Ordering::Release);
         inserted
     }
@@ -371,27 +244,23 @@ impl Memtable {
         target[..user_key.len()].copy_from_slice(user_key);
         target[user_key.len()..].copy_from_slice(&trailer);
         let target: &[u8] = target;
-        let entry = self
-            .map
-            .lower_bound(Bound::Included(&KeyHandle::search(target)))?;
-        let parsed = parse_internal_key(entry.key().bytes())
-            .expect("memtable keys are encoded by insert with a known kind");
+        let node = self.list.seek_ge(&SearchKey::new(target))?;
+        let (key, value) = node.entry();
+        let parsed =
+            parse_internal_key(key).expect("memtable keys are encoded by insert with a known kind");
         if parsed.user_key != user_key {
             return None;
         }
-        Some((
-            parsed.kind,
-            parsed.seq,
-            Bytes::copy_from_slice(entry.value().0.bytes()),
-        ))
+        Some((parsed.kind, parsed.seq, Bytes::copy_from_slice(value)))
     }
 
-    /// Estimated memory held: arena bytes used plus
-    /// [`NODE_OVERHEAD_BYTES`] per entry. The engine freezes the memtable
-    /// when this reaches `write_buffer_size`.
+    /// Memory held, in bytes: the arena bytes used (every skiplist node
+    /// with its key and value, alignment padding and abandoned block
+    /// tails), the range tombstones (their keys and list entries) and the
+    /// key filter. The engine freezes the memtable when this reaches
+    /// `write_buffer_size`.
     pub fn approximate_memory_bytes(&self) -> usize {
-        self.arena.allocated_bytes()
-            + self.len() * NODE_OVERHEAD_BYTES
+        self.list.allocated_bytes()
             + self.range_del_bytes.load(Ordering::Relaxed)
             + self.filter.as_ref().map_or(0, KeyFilter::memory_bytes)
     }
@@ -435,12 +304,12 @@ impl Memtable {
 /// `next` follows the skiplist's bottom-level link from the current node (no
 /// search); `prev` searches from the top, O(log n).
 pub struct MemtableIter {
-    // SAFETY: `current` borrows from `memtable.map`; the lifetime is erased to
-    // `'static` because the owner sits in the same struct. It is declared
-    // before `memtable` so it drops first, it is never handed out (only
-    // slices borrowed from `&self` are), and the `Arc` keeps the memtable and
-    // its arena at a fixed address while the entry lives.
-    current: Option<Entry<'static, KeyHandle, ValueHandle>>,
+    // SAFETY: `current` points into `memtable.list`; the lifetime is erased
+    // to `'static` because the owner sits in the same struct. It is never
+    // handed out (only slices borrowed from `&self` are), and the `Arc`
+    // keeps the memtable and its arena alive, and nodes never move, while
+    // the cursor lives.
+    current: Option<NodeRef<'static>>,
     memtable: Arc<Memtable>,
 }
 
@@ -450,31 +319,23 @@ impl MemtableIter {
         &self.memtable
     }
 
-    fn entry(&self) -> &Entry<'static, KeyHandle, ValueHandle> {
+    fn node(&self) -> NodeRef<'_> {
         self.current
-            .as_ref()
             .expect("key()/value()/next()/prev() require a valid cursor")
     }
 }
 
-/// Erases the lifetime of an entry so a cursor can keep it next to the
-/// `Arc<Memtable>` that owns its map.
+/// Erases the lifetime of a node so a cursor can keep it next to the
+/// `Arc<Memtable>` that owns its list.
 ///
 /// # Safety
-/// The entry must belong to the map of a memtable that outlives the
-/// returned entry: in practice, it comes from `self.memtable.map` and goes
-/// into `self.current` of the same [`MemtableIter`].
-unsafe fn erase(
-    entry: Option<Entry<'_, KeyHandle, ValueHandle>>,
-) -> Option<Entry<'static, KeyHandle, ValueHandle>> {
-    // SAFETY: the caller guarantees the map outlives the entry; only the
-    // lifetime parameter changes, not the layout.
-    entry.map(|e| unsafe {
-        std::mem::transmute::<
-            Entry<'_, KeyHandle, ValueHandle>,
-            Entry<'static, KeyHandle, ValueHandle>,
-        >(e)
-    })
+/// The node must belong to the list of a memtable that outlives the returned
+/// reference: in practice, it comes from `self.memtable.list` and goes into
+/// `self.current` of the same [`MemtableIter`].
+unsafe fn erase(node: Option<NodeRef<'_>>) -> Option<NodeRef<'static>> {
+    // SAFETY: the caller guarantees the list outlives the node reference;
+    // only the lifetime parameter changes, not the layout.
+    node.map(|n| unsafe { std::mem::transmute::<NodeRef<'_>, NodeRef<'static>>(n) })
 }
 
 impl InternalIterator for MemtableIter {
@@ -483,53 +344,49 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek_to_first(&mut self) {
-        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe { erase(self.memtable.map.front()) };
+        // SAFETY: a node of `self.memtable.list`, kept in `self.current`.
+        self.current = unsafe { erase(self.memtable.list.first()) };
     }
 
     fn seek_to_last(&mut self) {
-        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe { erase(self.memtable.map.back()) };
+        // SAFETY: a node of `self.memtable.list`, kept in `self.current`.
+        self.current = unsafe { erase(self.memtable.list.last()) };
     }
 
     fn seek(&mut self, target: &[u8]) {
-        let target = KeyHandle::search(target);
-        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe { erase(self.memtable.map.lower_bound(Bound::Included(&target))) };
+        let node = self.memtable.list.seek_ge(&SearchKey::new(target));
+        // SAFETY: a node of `self.memtable.list`, kept in `self.current`.
+        self.current = unsafe { erase(node) };
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) {
-        let target = KeyHandle::search(target);
-        // SAFETY: an entry of `self.memtable.map`, kept in `self.current`.
-        self.current = unsafe { erase(self.memtable.map.upper_bound(Bound::Included(&target))) };
+        let node = self.memtable.list.seek_lt(&SearchKey::new(target), true);
+        // SAFETY: a node of `self.memtable.list`, kept in `self.current`.
+        self.current = unsafe { erase(node) };
     }
 
     fn next(&mut self) {
-        let entry = self
-            .current
-            .as_mut()
-            .expect("next() requires a valid cursor");
-        if !entry.move_next() {
-            self.current = None;
-        }
+        // `NodeRef::next` is the level-0 link: no search.
+        let next = self.node().next();
+        // SAFETY: the successor is in the same list as the current node.
+        self.current = unsafe { erase(next) };
     }
 
     fn prev(&mut self) {
-        let entry = self
-            .current
-            .as_mut()
-            .expect("prev() requires a valid cursor");
-        if !entry.move_prev() {
-            self.current = None;
-        }
+        // The list has no back links: search from the top for the last node
+        // before the current key, O(log n).
+        let key = self.node().key();
+        let node = self.memtable.list.seek_lt(&SearchKey::new(key), false);
+        // SAFETY: a node of `self.memtable.list`, kept in `self.current`.
+        self.current = unsafe { erase(node) };
     }
 
     fn key(&self) -> &[u8] {
-        self.entry().key().bytes()
+        self.node().key()
     }
 
     fn value(&self) -> &[u8] {
-        self.entry().value().0.bytes()
+        self.node().value()
     }
 
     fn status(&self) -> Result<()> {
@@ -541,8 +398,10 @@ impl InternalIterator for MemtableIter {
 mod tests {
     use super::*;
     use jkv_format::iter::VecIter;
+    use jkv_format::key::compare_internal_keys;
     use jkv_format::InternalKey;
     use proptest::prelude::*;
+    use std::cmp::Ordering as CmpOrdering;
 
     fn ik(k: &[u8], s: u64, kind: ValueKind) -> Vec<u8> {
         InternalKey::new(k, SeqNo(s), kind).into_vec()
@@ -809,6 +668,167 @@ mod tests {
         }
         assert_eq!(m.len(), ENTRIES as usize);
         assert_eq!(m.seq_range(), Some((SeqNo(0), SeqNo(ENTRIES - 1))));
+    }
+
+    #[test]
+    fn readers_walk_both_ways_while_the_writer_inserts() {
+        // Values are derived from key and sequence number, so readers check
+        // every entry they meet on their own.
+        fn value_for(key: &[u8], seq: u64) -> Vec<u8> {
+            let mut v = seq.to_le_bytes().to_vec();
+            v.extend_from_slice(key);
+            v.resize(v.len() + (seq % 200) as usize, (seq % 251) as u8);
+            v
+        }
+        fn check(it: &MemtableIter) -> Vec<u8> {
+            let key = it.key().to_vec();
+            let p = parse_internal_key(&key).expect("complete internal key");
+            assert_eq!(it.value(), &value_for(p.user_key, p.seq.0)[..]);
+            key
+        }
+        const ENTRIES: u64 = 30_000;
+        const USERS: u64 = 3_000;
+        let user = |seq: u64| format!("u{:05}", (seq * 7_919) % USERS);
+        let m = Arc::new(Memtable::new());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for role in 0..3u64 {
+            let m = Arc::clone(&m);
+            let done = Arc::clone(&done);
+            readers.push(std::thread::spawn(move || {
+                let mut rounds = 0u64;
+                let mut last_count = 0usize;
+                while !done.load(Ordering::Acquire) || rounds < 2 {
+                    rounds += 1;
+                    let mut it = m.iter();
+                    let mut seen: Vec<Vec<u8>> = Vec::new();
+                    match role {
+                        0 => {
+                            it.seek_to_first();
+                            while it.valid() {
+                                seen.push(check(&it));
+                                it.next();
+                            }
+                        }
+                        1 => {
+                            it.seek_to_last();
+                            while it.valid() {
+                                seen.push(check(&it));
+                                it.prev();
+                            }
+                            seen.reverse();
+                        }
+                        _ => {
+                            // Point reads, then a short walk each way from
+                            // a seek.
+                            let probe = user(rounds * 31);
+                            if let Some((kind, seq, value)) = m.get(probe.as_bytes(), SeqNo::MAX) {
+                                assert_eq!(kind, ValueKind::Value);
+                                assert_eq!(&value[..], &value_for(probe.as_bytes(), seq.0)[..]);
+                            }
+                            it.seek(&InternalKey::seek(probe.as_bytes(), SeqNo::MAX).into_vec());
+                            for _ in 0..20 {
+                                if !it.valid() {
+                                    break;
+                                }
+                                seen.push(check(&it));
+                                it.next();
+                            }
+                            if it.valid() {
+                                let mut back = Vec::new();
+                                for _ in 0..20 {
+                                    if !it.valid() {
+                                        break;
+                                    }
+                                    back.push(check(&it));
+                                    it.prev();
+                                }
+                                back.reverse();
+                                for pair in back.windows(2) {
+                                    assert_eq!(
+                                        compare_internal_keys(&pair[0], &pair[1]),
+                                        CmpOrdering::Less
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    for pair in seen.windows(2) {
+                        assert_eq!(compare_internal_keys(&pair[0], &pair[1]), CmpOrdering::Less);
+                    }
+                    if role < 2 {
+                        // Entries only arrive: a full walk never sees fewer
+                        // than the one before it.
+                        assert!(
+                            seen.len() >= last_count,
+                            "{} after {last_count}",
+                            seen.len()
+                        );
+                        assert!(seen.len() <= ENTRIES as usize);
+                        last_count = seen.len();
+                    }
+                }
+                rounds
+            }));
+        }
+        for seq in 0..ENTRIES {
+            let key = user(seq);
+            m.insert(
+                key.as_bytes(),
+                SeqNo(seq),
+                ValueKind::Value,
+                &value_for(key.as_bytes(), seq),
+            );
+        }
+        done.store(true, Ordering::Release);
+        for r in readers {
+            let rounds = r.join().expect("reader thread panicked");
+            assert!(rounds >= 2);
+        }
+        let mut it = m.iter();
+        it.seek_to_first();
+        let mut count = 0;
+        while it.valid() {
+            check(&it);
+            count += 1;
+            it.next();
+        }
+        assert_eq!(count, ENTRIES as usize);
+    }
+
+    #[test]
+    fn memory_overhead_per_entry() {
+        // db_bench's shape: 16-byte keys, 100-byte values.
+        const N: usize = 100_000;
+        let m = Memtable::new();
+        for i in 0..N {
+            let key = format!("{:016}", (i * 7_919) % N);
+            m.insert(
+                key.as_bytes(),
+                SeqNo(i as u64),
+                ValueKind::Value,
+                &[b'v'; 100],
+            );
+        }
+        let per_entry = m.approximate_memory_bytes() as f64 / m.len() as f64;
+        let entry_bytes = (16 + TRAILER_LEN + 100) as f64;
+        let overhead = per_entry - entry_bytes;
+        println!(
+            "16-byte keys, 100-byte values: {per_entry:.1} bytes per entry, \
+             {overhead:.1} beyond the internal key and value"
+        );
+        // The node is in the arena: a one-link tower, the prefix and two
+        // lengths at least; taller towers (1/3 link on average) and 8-byte
+        // alignment add about 6 bytes.
+        assert!(overhead >= NODE_OVERHEAD_BYTES as f64, "{overhead}");
+        assert!(overhead <= 36.0, "{overhead}");
+        // The estimate is what the arena took from the allocator, give or
+        // take the unused part of the current block.
+        assert!(m.list.arena_reserved_bytes() >= m.approximate_memory_bytes());
+        assert!(
+            m.list.arena_reserved_bytes()
+                <= m.approximate_memory_bytes() + crate::arena::BLOCK_SIZE_BYTES
+        );
     }
 
     /// One step of the iterator model test.
