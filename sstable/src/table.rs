@@ -402,6 +402,27 @@ impl Table {
         self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
     }
 
+    /// Drops this table's decoded blocks from the block cache (its file is
+    /// being deleted). Only zstd blocks are ever cached
+    /// ([`Self::decoded_block`]), so a table without any costs nothing.
+    pub fn forget_cached_blocks(&self) {
+        let Some(cache) = &self.block_cache else {
+            return;
+        };
+        let p = self.properties();
+        let zstd = matches!(
+            p.compression.parse::<jkv_format::Compression>(),
+            Ok(jkv_format::Compression::Zstd { .. })
+        );
+        if p.compressed_block_count == 0 || !zstd {
+            return;
+        }
+        cache.forget_blocks(
+            self.file_number,
+            self.index_entries().map(|(_, h)| h.offset),
+        );
+    }
+
     /// What the table holds, as recorded by its builder.
     pub fn properties(&self) -> &TableProperties {
         &self.properties

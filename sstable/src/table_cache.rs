@@ -123,8 +123,8 @@ impl TableCache {
         let table = tables.by_number.remove(&n);
         tables.order.retain(|&o| o != n);
         drop(tables);
-        if let (Some(cache), Some(table)) = (&self.block_cache, table) {
-            cache.forget_blocks(n, table.index_entries().map(|(_, h)| h.offset));
+        if let Some(table) = table {
+            table.forget_cached_blocks();
         }
     }
 
